@@ -1,0 +1,16 @@
+"""lowdata: make vision transformers work on small data, and measure what each remedy is worth.
+
+`import lowdata` stays light (no torch) so the CLI answers `--help` at once; `train` loads on first use.
+"""
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["train", "evaluate_run"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from lowdata import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'lowdata' has no attribute {name!r}")

@@ -1,0 +1,187 @@
+"""The Python API: what the CLI calls, and what a notebook calls with the same settings.
+
+    from lowdata import train
+    summary = train(data="cifar10:~/data/cifar10", labels=1000, model="vit-tiny", epochs=60, out="runs/vit")
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import time
+from contextlib import nullcontext
+from dataclasses import asdict
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from lowdata.config import TrainConfig, build, field_names, save_yaml
+from lowdata.errors import UsageError
+
+
+def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after_epoch: int | None = None,
+          **settings: Any) -> dict[str, Any] | None:
+    """Train and evaluate one model; returns the run's summary (also written to `OUT/summary.json`).
+
+    `settings` are TrainConfig fields and override `config`. With `resume=True` the run in `out` continues
+    from its last checkpoint under its saved config. `stop_after_epoch` ends the run early (returns None)
+    after that epoch's checkpoint, as a preemptible scheduler would.
+    """
+    import torch
+
+    from lowdata.augment import Normalize, build_policy
+    from lowdata.data import load_dataset, select_budget
+    from lowdata.models import count_params, create_model
+    from lowdata.objectives.supervised import Supervised
+    from lowdata.training.loop import LoopData, LoopSettings, NoEma, fit
+    from lowdata.training.state import checkpoint_dir, read_config
+
+    config = build(TrainConfig, {**(asdict(config) if config else {}), **settings})
+    run_dir = Path(config.out or default_out(config))
+    if resume:
+        config = resumed_config(read_config(run_dir), config, explicit=set(settings))
+    elif checkpoint_dir(run_dir) is not None:
+        raise UsageError(f"{run_dir} already holds a training run; pass --resume to continue it, or choose another --out")
+    config = config.replace(out=str(run_dir))
+
+    dataset = load_dataset(config.data, config.image_size, config.split_seed)
+    info = dataset.info
+    budget = select_budget(dataset.train_labels, info.num_classes, config.seed, total=config.labels,
+                           per_class=config.labels_per_class, val_fraction=config.val_fraction)
+    device = pick_device(config.device)
+    torch.manual_seed(config.seed)  # model initialisation and stochastic depth
+    model = create_model(config.model, num_classes=info.num_classes, in_chans=info.channels,
+                         img_size=info.image_size, drop_path=config.drop_path, **config.model_args).to(device)
+    objective = Supervised(model, label_smoothing=config.label_smoothing)
+    eval_sets = {"test": (dataset.test_images, dataset.test_labels)}
+    if len(budget.val):
+        eval_sets["val"] = (dataset.train_images[budget.val], dataset.train_labels[budget.val])
+    data = LoopData(dataset.train_images[budget.labelled], dataset.train_labels[budget.labelled], eval_sets)
+    generators = {name: torch.Generator(device=device).manual_seed(stream_seed(config.seed, name))
+                  for name in ("order", "augment")}
+    generators["order"] = torch.Generator().manual_seed(stream_seed(config.seed, "order"))  # indexes CPU data
+    ema = build_ema(model, config.ema_decay)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_yaml(config, run_dir / "config.yaml")
+    started = time.time()
+    result = fit(objective, data, loop_settings(config, LoopSettings), build_policy(config.augment, info),
+                 Normalize(info).to(device), device, autocast_for(config.precision, device), ema, generators,
+                 run_dir, asdict(config), resume=resume, stop_after_epoch=stop_after_epoch)
+    if result is None:
+        return None
+    summary = {
+        "test_acc": result["test_acc"], "test_loss": result["test_loss"], "val_acc": result.get("val_acc"),
+        "labels": len(budget.labelled), "val_labels": len(budget.val), "unlabelled_pool": len(budget.pool),
+        "dataset": info.name, "num_classes": info.num_classes, "model": config.model,
+        "params": count_params(model), "epochs": config.epochs, "seed": config.seed,
+        "train_seconds": round(result["train_seconds"], 2),
+        "images_per_second": round(result["images_per_second"], 1),
+        "wall_seconds_this_session": round(time.time() - started, 2), "device": str(device),
+        "precision": config.precision, "git_commit": git_commit(), "torch": torch.__version__,
+    }
+    from lowdata.io import atomic_write_json
+
+    atomic_write_json(run_dir / "summary.json", summary)
+    return summary
+
+
+def evaluate_run(checkpoint: str | Path, data: str | None = None) -> dict[str, Any]:
+    """Test accuracy of a finished run's weights, on its own dataset's test split or on `data`'s."""
+    import torch
+
+    from lowdata.augment import Normalize
+    from lowdata.data import load_dataset
+    from lowdata.evaluate import evaluate
+    from lowdata.models import create_model
+    from lowdata.training.state import load_weights, read_config
+
+    run_dir = Path(checkpoint)
+    config = build(TrainConfig, read_config(run_dir))
+    dataset = load_dataset(data or config.data, config.image_size, config.split_seed)
+    info = dataset.info
+    device = pick_device(config.device)
+    model = create_model(config.model, num_classes=info.num_classes, in_chans=info.channels,
+                         img_size=info.image_size, **config.model_args)
+    try:
+        load_weights(run_dir, model)
+    except RuntimeError as err:  # shapes differ: a dataset with other classes, channels or image size
+        raise UsageError(f"the weights in {run_dir} do not fit {info.name} ({info.num_classes} classes, "
+                         f"{info.channels} channels, {info.image_size[0]}x{info.image_size[1]}): "
+                         f"{str(err).splitlines()[0]}; evaluate on data like the training data") from None
+    model.to(device)
+    result = evaluate(model, dataset.test_images, dataset.test_labels, Normalize(info).to(device), device,
+                      autocast_for(config.precision, device))
+    return {"test_acc": result["acc"], "test_loss": result["loss"], "test_images": len(dataset.test_images),
+            "dataset": info.name, "model": config.model, "checkpoint": str(run_dir)}
+
+
+def resumed_config(saved: dict[str, Any], given: TrainConfig, explicit: set[str]) -> TrainConfig:
+    """The saved config wins; a setting the caller gave explicitly must agree with it."""
+    saved_config = build(TrainConfig, saved)
+    clashes = [f"{key}={getattr(given, key)!r} (run has {getattr(saved_config, key)!r})" for key in sorted(explicit)
+               if key in field_names() and key != "out" and getattr(given, key) != getattr(saved_config, key)]
+    if clashes:
+        raise UsageError(f"--resume continues a run under its saved settings, but these differ: {', '.join(clashes)}; "
+                         "drop them or start a new run with another --out")
+    return saved_config
+
+
+def loop_settings(config: TrainConfig, cls: type):
+    return cls(**{name: getattr(config, name) for name in cls.__dataclass_fields__})
+
+
+def default_out(config: TrainConfig) -> str:
+    budget = config.labels or (f"{config.labels_per_class}pc" if config.labels_per_class else "all")
+    name = config.data.split(":")[0].rstrip("/").split("/")[-1]
+    return f"runs/{config.model}-{name}-{budget}-s{config.seed}"
+
+
+def pick_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"unknown device {name!r}; use auto, cpu or cuda[:N]") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("device cuda was asked for but no GPU is visible; use device=cpu or device=auto")
+    return device
+
+
+def autocast_for(precision: str, device):
+    import torch
+
+    if precision == "fp32":
+        return nullcontext
+    if precision == "bf16":
+        return partial(torch.autocast, device_type=device.type, dtype=torch.bfloat16)
+    raise UsageError(f"unknown precision {precision!r}; use bf16 or fp32")
+
+
+def build_ema(model, decay: float):
+    from lowdata.training.loop import NoEma
+
+    if decay <= 0:
+        return NoEma(model)
+    if decay >= 1:
+        raise UsageError(f"ema_decay must be below 1 (e.g. 0.999), got {decay}")
+    from timm.utils import ModelEmaV3
+
+    return ModelEmaV3(model, decay=decay)
+
+
+def stream_seed(seed: int, stream: str) -> int:
+    """Independent, reproducible seeds for each random stream of one run."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{stream}".encode()).digest()[:8], "little") & (2**63 - 1)
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None

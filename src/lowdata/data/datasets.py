@@ -1,0 +1,184 @@
+"""Dataset sources, each decoded once into uint8 tensors (N, C, H, W) with integer labels and class names.
+
+A dataset is named `NAME[:PATH]` (`digits`, `fashion-mnist:/data/fmnist`, `cifar10:~/cifar`) or is a path to
+an image folder. File-based sources go through the decode cache, so a second load is fast.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from lowdata.data import cache, download
+from lowdata.data.imagefolder import load_image_folder, looks_like_split_folder, stratified_holdout
+from lowdata.errors import UsageError
+from lowdata.registry import Registry
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    classes: tuple[str, ...]
+    channels: int
+    image_size: tuple[int, int]  # (height, width)
+    hflip: bool  # whether a horizontal flip keeps the label (not for digits)
+    mean: tuple[float, ...]  # per channel, on the 0..1 scale, from the training split
+    std: tuple[float, ...]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    info: DatasetInfo
+    train_images: torch.Tensor  # uint8 (N, C, H, W)
+    train_labels: torch.Tensor  # int64 (N,)
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+
+
+# A source takes (path or None, options) and returns a Dataset.
+Source = Callable[[str | None, dict], Dataset]
+DATASETS: Registry[Source] = Registry("dataset")
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+def load_dataset(spec: str, image_size: int | None = None, split_seed: int = 0) -> Dataset:
+    """Load `NAME[:PATH]` or an image-folder path."""
+    name, path = parse_spec(spec)
+    return DATASETS.get(name)(path, {"image_size": image_size, "split_seed": split_seed})
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    name, sep, path = spec.partition(":")
+    if sep and name in DATASETS:
+        return name, os.path.expanduser(path) or None
+    if spec in DATASETS:
+        return spec, None
+    if os.path.isdir(os.path.expanduser(spec)):
+        return "folder", os.path.expanduser(spec)
+    if os.sep in spec or spec.startswith("."):
+        raise UsageError(f"dataset path {spec!r} does not exist; give a folder of images (PATH/<class>/* or "
+                         "PATH/train/<class>/* and PATH/test/<class>/*)")
+    raise UsageError(DATASETS.unknown_message(spec, extra=", or a path to an image folder"))
+
+
+def make_info(name: str, classes, train_images: torch.Tensor, hflip: bool) -> DatasetInfo:
+    mean, std = channel_stats(train_images)
+    return DatasetInfo(name=name, classes=tuple(classes), channels=train_images.shape[1],
+                       image_size=tuple(train_images.shape[2:]), hflip=hflip, mean=mean, std=std)
+
+
+def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std on the 0..1 scale, in chunks so CIFAR does not need a 600 MB float copy."""
+    total = torch.zeros(images.shape[1], dtype=torch.float64)
+    squares = torch.zeros_like(total)
+    for start in range(0, len(images), chunk):
+        part = images[start:start + chunk].to(torch.float64) / 255
+        total += part.sum(dim=(0, 2, 3))
+        squares += part.square().sum(dim=(0, 2, 3))
+    count = images.shape[0] * images.shape[2] * images.shape[3]
+    mean = total / count
+    std = (squares / count - mean.square()).clamp_min(1e-12).sqrt()
+    return tuple(round(v, 6) for v in mean.tolist()), tuple(round(v, 6) for v in std.tolist())
+
+
+@DATASETS.register("digits")
+def load_digits(path: str | None, options: dict) -> Dataset:
+    """scikit-learn's 8x8 digits (embedded, no download), split 80/20 by a seeded, stratified hold-out."""
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    bunch = sklearn_digits()
+    # the 17 grey levels 0..16 stretched to 0..255
+    images = torch.from_numpy(bunch.images * (255 / 16)).round().to(torch.uint8).unsqueeze(1)
+    labels = torch.from_numpy(bunch.target).long()
+    train, test = stratified_holdout(labels, test_fraction=0.2, seed=options["split_seed"])
+    info = make_info("digits", [str(d) for d in range(10)], images[train], hflip=False)
+    return Dataset(info, images[train], labels[train], images[test], labels[test])
+
+
+@DATASETS.register("folder")
+def load_folder(path: str | None, options: dict) -> Dataset:
+    if path is None:
+        raise UsageError("dataset 'folder' needs a path: folder:PATH, or give the path itself")
+    return cached_folder(Path(path), Path(path).name or "folder", options)
+
+
+def cached_folder(root: Path, name: str, options: dict, hflip: bool = True) -> Dataset:
+    def decode() -> Dataset:
+        arrays, classes = load_image_folder(root, options["image_size"], options["split_seed"])
+        return Dataset(make_info(name, classes, arrays[0], hflip), *arrays)
+
+    return cache.cached(root, {"kind": "folder", "name": name, **options}, decode)
+
+
+def load_cifar(name: str, path: str | None, options: dict) -> Dataset:
+    from torchvision import datasets as tvd
+
+    source = tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100
+    if path is not None and looks_like_split_folder(Path(path)):
+        return cached_folder(Path(path), name, options)
+    if path is None:
+        root = download.download_root()
+        if not (root / source.base_folder).is_dir():
+            download.require_network(source.url, f"{name}:DIR with a downloaded copy (torchvision's format or "
+                                                 "an image folder with train/ and test/)")
+    else:
+        root = Path(path)
+        if root.name == source.base_folder:  # the user pointed inside torchvision's folder
+            root = root.parent
+        if not (root / source.base_folder).is_dir():
+            raise UsageError(f"{path} holds neither {source.base_folder}/ (torchvision's format) nor train/ and "
+                             f"test/ image folders; point {name}:DIR at one of them")
+
+    def decode() -> Dataset:
+        parts = [source(str(root), train=split, download=path is None) for split in (True, False)]
+        images = [torch.from_numpy(p.data).permute(0, 3, 1, 2).contiguous() for p in parts]
+        labels = [torch.tensor(p.targets, dtype=torch.long) for p in parts]
+        info = make_info(name, parts[0].classes, images[0], hflip=True)
+        return Dataset(info, images[0], labels[0], images[1], labels[1])
+
+    return cache.cached(root / source.base_folder, {"kind": "torchvision", "name": name, **options}, decode)
+
+
+DATASETS.register("cifar10")(lambda path, options: load_cifar("cifar10", path, options))
+DATASETS.register("cifar100")(lambda path, options: load_cifar("cifar100", path, options))
+
+
+@DATASETS.register("fashion-mnist")
+def load_fashion_mnist(path: str | None, options: dict) -> Dataset:
+    """IDX files from PATH, else from Debian's `dataset-fashion-mnist`, else torchvision's download."""
+    from lowdata.data.idx import find_idx_files, read_idx
+
+    classes = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+               "Ankle boot"]
+    candidates = [Path(path)] if path else [DEBIAN_FASHION_MNIST, download.download_root() / "FashionMNIST" / "raw"]
+    for folder in candidates:
+        files = find_idx_files(folder)
+        if files is not None:
+            break
+    else:
+        if path:
+            raise UsageError(f"no Fashion-MNIST IDX files (train-images-idx3-ubyte[.gz], ...) in {path}; "
+                             "point fashion-mnist:DIR at the folder holding them")
+        from torchvision.datasets import FashionMNIST
+
+        how = "`apt-get install dataset-fashion-mnist`, or pass fashion-mnist:DIR with the IDX files"
+        download.require_network(FashionMNIST.mirrors[0], how)
+        FashionMNIST(str(download.download_root()), download=True)
+        folder = download.download_root() / "FashionMNIST" / "raw"
+        files = find_idx_files(folder)
+
+    def decode() -> Dataset:
+        images = {split: torch.from_numpy(read_idx(files[f"{split}_images"])).unsqueeze(1) for split in ("train", "test")}
+        labels = {split: torch.from_numpy(read_idx(files[f"{split}_labels"])).long() for split in ("train", "test")}
+        info = make_info("fashion-mnist", classes, images["train"], hflip=True)
+        return Dataset(info, images["train"], labels["train"], images["test"], labels["test"])
+
+    return cache.cached(folder, {"kind": "idx", "name": "fashion-mnist", **options}, decode)

@@ -1,0 +1,5 @@
+"""The one exception type a user sees: a problem with their input, and how to fix it."""
+
+
+class UsageError(Exception):
+    """Bad input from the user. The CLI prints its message on one line and exits with status 2."""

@@ -1,0 +1,61 @@
+"""`create_model(name, ...)`: a registered preset, or any timm model, sized to the dataset.
+
+Input channels, image size and the number of classes always come from the dataset; `overrides` are timm's
+keyword names (`patch_size`, `depth`, `embed_dim`, ...) and win over a preset's defaults.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from torch import nn
+
+from lowdata.errors import UsageError
+from lowdata.registry import Registry
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    build: Callable[..., nn.Module]  # (num_classes, in_chans, img_size, drop_path, **overrides) -> module
+    family: str  # "cnn" or "transformer"
+    summary: str
+
+
+MODELS: Registry[ModelSpec] = Registry("model")
+
+
+def create_model(name: str, num_classes: int, in_chans: int, img_size: tuple[int, int], drop_path: float = 0.0,
+                 **overrides: Any) -> nn.Module:
+    if name in MODELS:
+        return MODELS.get(name).build(num_classes=num_classes, in_chans=in_chans, img_size=img_size,
+                                      drop_path=drop_path, **overrides)
+    import timm
+
+    if not timm.is_model(name):
+        raise UsageError(MODELS.unknown_message(name, extra=", or any timm model name (see `lowdata models --timm`)"))
+    kwargs = {"num_classes": num_classes, "in_chans": in_chans, "img_size": img_size, "drop_path_rate": drop_path,
+              **overrides}
+    # timm's CNNs take no img_size (and a few models no drop_path_rate); timm has no public way to ask a model's
+    # entry point which keywords it takes, so drop the ones it rejects, but never ones the user asked for
+    for optional in ("img_size", "drop_path_rate"):
+        try:
+            return timm.create_model(name, pretrained=False, **kwargs)
+        except TypeError as err:
+            if optional not in str(err) or optional in overrides:
+                raise UsageError(f"model {name!r} rejected its settings: {err}; check model_args") from None
+            kwargs.pop(optional)
+    try:
+        return timm.create_model(name, pretrained=False, **kwargs)
+    except TypeError as err:
+        raise UsageError(f"model {name!r} rejected its settings: {err}; check model_args") from None
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _load_presets() -> None:
+    from lowdata.models import cnn, vit  # noqa: F401  (registers the presets)
+
+
+_load_presets()

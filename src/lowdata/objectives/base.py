@@ -1,0 +1,30 @@
+"""The contract between the training loop and a method.
+
+`objective(images, labels) -> StepOutput`; `objective.model` is what is optimised, saved and evaluated. The
+loop never asks which method it runs: a new method is a new file here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from lowdata.registry import Registry
+
+
+@dataclass
+class StepOutput:
+    loss: torch.Tensor
+    logits: torch.Tensor | None = None
+    logs: dict[str, float] = field(default_factory=dict)
+
+
+class Objective(nn.Module):
+    model: nn.Module
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> StepOutput:  # pragma: no cover
+        raise NotImplementedError
+
+
+OBJECTIVES: Registry[type] = Registry("objective")

@@ -1,0 +1,144 @@
+"""The one training loop. It knows nothing of the method: the objective turns a batch into a loss.
+
+Data are uint8 tensors in memory; each epoch walks a seeded permutation, augments the batch on the device,
+normalises it and hands it to the objective. Optional parts (EMA, autocast) are chosen once, as objects.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from lowdata.evaluate import evaluate
+from lowdata.objectives.base import Objective
+from lowdata.training.optim import build_optimizer, build_schedule
+from lowdata.training.state import TrainingState, load_checkpoint, save_checkpoint
+
+
+@dataclass
+class LoopData:
+    train_images: torch.Tensor  # uint8 (N, C, H, W), on the CPU
+    train_labels: torch.Tensor
+    eval_sets: dict[str, tuple[torch.Tensor, torch.Tensor]]  # name -> (images, labels), e.g. "test", "val"
+
+
+@dataclass
+class LoopSettings:
+    epochs: int
+    batch_size: int
+    lr: float
+    min_lr: float
+    weight_decay: float
+    warmup_epochs: float
+    clip_grad: float | None
+    eval_every: int
+
+
+class NoEma(nn.Module):
+    """Stands in for timm's ModelEmaV3 when EMA is off: evaluation then sees the trained model itself."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.module = model
+
+    def update(self, model: nn.Module, step: int | None = None) -> None:
+        pass
+
+
+def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: Callable, normalize: nn.Module,
+        device: torch.device, autocast: Callable[[], AbstractContextManager], ema: nn.Module,
+        generators: dict[str, torch.Generator], run_dir: Path, config: dict[str, Any], resume: bool,
+        stop_after_epoch: int | None = None) -> dict[str, Any] | None:
+    """Train to `settings.epochs`, checkpointing each epoch. Returns the final metrics, or None when stopped
+    early by `stop_after_epoch` (as a preemptible scheduler would)."""
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm import tqdm
+
+    model = objective.model
+    n = len(data.train_images)
+    batch_size = min(settings.batch_size, n)
+    steps_per_epoch = math.ceil(n / batch_size)
+    optimizer = build_optimizer(model, settings.lr, settings.weight_decay)
+    schedule = build_schedule(optimizer, settings.epochs * steps_per_epoch,
+                              round(settings.warmup_epochs * steps_per_epoch), settings.min_lr)
+    saved_ema = None if isinstance(ema, NoEma) else ema
+    state = TrainingState(epoch=0, step=0, generators=generators, extra={"train_seconds": 0.0, "images_seen": 0})
+    if resume:
+        state = load_checkpoint(run_dir, model, optimizer, saved_ema, generators)
+    metrics_log = MetricsLog(run_dir, after_epoch=state.epoch)
+    writer = SummaryWriter(str(run_dir / "tensorboard"))
+    last: dict[str, Any] = {}
+    try:
+        for epoch in range(state.epoch, settings.epochs):
+            model.train()
+            started, loss_sum, correct = time.perf_counter(), 0.0, 0
+            order = torch.randperm(n, generator=generators["order"])
+            bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{settings.epochs}", disable=None, leave=False)
+            for i in bar:
+                index = order[i * batch_size:(i + 1) * batch_size]
+                images = normalize(augment(data.train_images[index].to(device), generators["augment"]))
+                labels = data.train_labels[index].to(device)
+                schedule.step_update(num_updates=state.step)
+                with autocast():
+                    out = objective(images, labels)
+                optimizer.zero_grad(set_to_none=True)
+                out.loss.backward()
+                if settings.clip_grad:
+                    nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad)
+                optimizer.step()
+                state.step += 1
+                ema.update(model, step=state.step)
+                loss_sum += out.loss.item() * len(index)
+                if out.logits is not None and labels.ndim == 1:
+                    correct += (out.logits.argmax(dim=1) == labels).sum().item()
+                seen = min((i + 1) * batch_size, n)
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}",
+                                img_s=f"{seen / (time.perf_counter() - started):.0f}")
+            seconds = time.perf_counter() - started
+            state.epoch = epoch + 1
+            state.extra["train_seconds"] += seconds
+            state.extra["images_seen"] += n
+            last = {"epoch": state.epoch, "step": state.step, "lr": optimizer.param_groups[0]["lr"],
+                    "train_loss": loss_sum / n, "train_acc": correct / n, "epoch_seconds": seconds,
+                    "images_per_second": n / seconds}
+            if state.epoch % settings.eval_every == 0 or state.epoch == settings.epochs:
+                for name, (images, labels) in data.eval_sets.items():
+                    result = evaluate(ema.module, images, labels, normalize, device, autocast)
+                    last.update({f"{name}_acc": result["acc"], f"{name}_loss": result["loss"]})
+            metrics_log.append(last, writer)
+            save_checkpoint(run_dir, model, optimizer, saved_ema, state, config)
+            if stop_after_epoch is not None and state.epoch >= stop_after_epoch and state.epoch < settings.epochs:
+                return None
+    finally:
+        writer.close()
+    return {**last, "train_seconds": state.extra["train_seconds"],
+            "images_per_second": state.extra["images_seen"] / max(state.extra["train_seconds"], 1e-9)}
+
+
+class MetricsLog:
+    """`metrics.jsonl` (the source of truth, one line per epoch) mirrored to TensorBoard. On resume, lines from
+    epochs after the checkpoint are dropped, since those epochs are trained again."""
+
+    def __init__(self, run_dir: Path, after_epoch: int) -> None:
+        from lowdata.io import atomic_write_text
+
+        self.path = run_dir / "metrics.jsonl"
+        if self.path.exists():
+            kept = [line for line in self.path.read_text().splitlines()
+                    if line.strip() and json.loads(line)["epoch"] <= after_epoch]
+            atomic_write_text(self.path, "".join(line + "\n" for line in kept))
+
+    def append(self, record: dict[str, Any], writer) -> None:
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps(record, sort_keys=True) + "\n")
+        for key, value in record.items():
+            if key not in ("epoch", "step"):
+                writer.add_scalar(key, value, record["epoch"])
+        writer.flush()

@@ -1,0 +1,23 @@
+"""AdamW with weight decay only on weight matrices, and a per-step cosine schedule with linear warm-up."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def build_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """timm's AdamW groups: no decay for norms, biases (ndim <= 1) and the model's `no_weight_decay()` set
+    (position embeddings, class token)."""
+    from timm.optim import create_optimizer_v2
+
+    return create_optimizer_v2(model, opt="adamw", lr=lr, weight_decay=weight_decay, filter_bias_and_bn=True)
+
+
+def build_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, min_lr: float):
+    """timm's cosine schedule, stepped per update. It is a pure function of the step number, so resuming
+    needs only the step, not the scheduler's state."""
+    from timm.scheduler import CosineLRScheduler
+
+    warmup_steps = min(warmup_steps, max(total_steps - 1, 0))
+    return CosineLRScheduler(optimizer, t_initial=max(total_steps - warmup_steps, 1), lr_min=min_lr,
+                             warmup_t=warmup_steps, warmup_lr_init=min_lr, warmup_prefix=True, t_in_epochs=False)

@@ -1,0 +1,131 @@
+"""Atomic checkpoints: safetensors for every tensor (weights, optimiser moments, RNG states), JSON for the rest.
+
+`RUN/checkpoint/` holds `model.safetensors` (the trained model's weights alone, loadable into timm),
+`state.safetensors` and `state.json`. A new checkpoint is written into a temporary folder and swapped in with
+renames; if the process dies between the two renames, `RUN/.checkpoint.old` is still whole and is used.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lowdata.errors import UsageError
+from lowdata.io import fsync_dir
+
+CHECKPOINT = "checkpoint"
+OLD = ".checkpoint.old"
+
+
+@dataclass
+class TrainingState:
+    """Everything besides the model that a resumed run needs to continue bit for bit."""
+    epoch: int  # epochs finished
+    step: int
+    generators: dict[str, torch.Generator]
+    extra: dict[str, Any]  # JSON-able bookkeeping (train_seconds, images_seen, ...)
+
+
+def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, ema: nn.Module | None,
+                    state: TrainingState, config: dict[str, Any]) -> None:
+    from safetensors.torch import save_file
+
+    tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=".checkpoint.tmp-"))
+    try:
+        save_file(contiguous(model.state_dict()), str(tmp / "model.safetensors"))
+        tensors, optimizer_json = split_optimizer_state(optimizer.state_dict())
+        if ema is not None:
+            tensors.update({f"ema.{k}": v for k, v in contiguous(ema.state_dict()).items()})
+        tensors.update({f"rng.{name}": g.get_state() for name, g in state.generators.items()})
+        tensors["rng.torch"] = torch.get_rng_state()
+        save_file(tensors, str(tmp / "state.safetensors"))
+        meta = {"epoch": state.epoch, "step": state.step, "optimizer": optimizer_json, "extra": state.extra,
+                "config": config}
+        (tmp / "state.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+        for file in tmp.iterdir():
+            with open(file, "rb") as handle:
+                os.fsync(handle.fileno())
+        current, old = run_dir / CHECKPOINT, run_dir / OLD
+        shutil.rmtree(old, ignore_errors=True)
+        if current.exists():
+            os.rename(current, old)
+        os.rename(tmp, current)
+        fsync_dir(run_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def checkpoint_dir(run_dir: Path) -> Path | None:
+    for name in (CHECKPOINT, OLD):
+        if (run_dir / name / "state.json").is_file():
+            return run_dir / name
+    return None
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    found = checkpoint_dir(run_dir)
+    if found is None:
+        raise UsageError(f"no checkpoint in {run_dir}; give the --out folder of a lowdata training run")
+    return json.loads((found / "state.json").read_text())["config"]
+
+
+def load_weights(run_dir: Path, model: nn.Module) -> None:
+    from safetensors.torch import load_file
+
+    found = checkpoint_dir(run_dir)
+    if found is None:
+        raise UsageError(f"no checkpoint in {run_dir}; give the --out folder of a lowdata training run")
+    model.load_state_dict(load_file(str(found / "model.safetensors")))
+
+
+def load_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, ema: nn.Module | None,
+                    generators: dict[str, torch.Generator]) -> TrainingState:
+    from safetensors.torch import load_file
+
+    found = checkpoint_dir(run_dir)
+    if found is None:
+        raise UsageError(f"nothing to resume in {run_dir}: it has no checkpoint; drop --resume to start afresh")
+    meta = json.loads((found / "state.json").read_text())
+    tensors = load_file(str(found / "state.safetensors"))
+    model.load_state_dict(load_file(str(found / "model.safetensors")))
+    optimizer.load_state_dict(join_optimizer_state(meta["optimizer"], tensors))
+    if ema is not None:
+        ema.load_state_dict({k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")})
+    for name, generator in generators.items():
+        generator.set_state(tensors[f"rng.{name}"])
+    torch.set_rng_state(tensors["rng.torch"])
+    return TrainingState(epoch=meta["epoch"], step=meta["step"], generators=generators, extra=meta["extra"])
+
+
+def contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().contiguous() for k, v in state.items()}
+
+
+def split_optimizer_state(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """Optimizer state_dict -> (tensors for safetensors, the JSON-able rest)."""
+    tensors, per_param = {}, {}
+    for index, entries in state_dict["state"].items():
+        per_param[str(index)] = {}
+        for key, value in entries.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer.{index}.{key}"] = value.detach().contiguous()
+            else:
+                per_param[str(index)][key] = value
+    return tensors, {"state": per_param, "param_groups": state_dict["param_groups"]}
+
+
+def join_optimizer_state(saved: dict, tensors: dict[str, torch.Tensor]) -> dict:
+    state: dict[int, dict[str, Any]] = {int(i): dict(entries) for i, entries in saved["state"].items()}
+    for name, value in tensors.items():
+        if name.startswith("optimizer."):
+            _, index, key = name.split(".", 2)
+            state.setdefault(int(index), {})[key] = value
+    return {"state": state, "param_groups": saved["param_groups"]}
