@@ -126,6 +126,8 @@ def coerce(key: str, value: Any, hint: Any) -> Any:
         if type(None) in options:
             return None
         raise UsageError(f"setting {key!r} needs a value")
+    if isinstance(value, str):  # YAML 1.1 reads "5e-4" as a string
+        value = number_or_text(value)
     for option in options:
         if option is type(None):
             continue
@@ -141,6 +143,15 @@ def coerce(key: str, value: Any, hint: Any) -> Any:
             return dict(value)
     wanted = " or ".join(getattr(o, "__name__", str(o)) for o in options)
     raise UsageError(f"setting {key!r} must be {wanted}, got {value!r}")
+
+
+def number_or_text(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -82,33 +82,26 @@ def decode_all(files: list[Path], image_size: int | None) -> torch.Tensor:
 
 
 def decode_one(path: Path, image_size: int | None) -> torch.Tensor:
-    """uint8 (C, H, W) with C = 1 (grey) or 3 (RGB); alpha dropped."""
-    from torchvision.io import ImageReadMode, decode_image, read_file
+    """uint8 (C, H, W) with C = 1 (grey) or 3 (RGB); palettes expanded, alpha dropped.
+
+    Pillow rather than torchvision.io, whose image decoding is deprecated since torchvision 0.29.
+    """
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
     from torchvision.transforms.v2 import functional as F
 
     try:
-        image = decode_image(read_file(str(path)), mode=ImageReadMode.UNCHANGED)
-    except (RuntimeError, ValueError):
-        image = decode_with_pil(path)  # formats torchvision.io does not read (BMP, TIFF)
-    if image.shape[0] in (2, 4):
-        image = image[:-1]
+        with Image.open(path) as pil:
+            if pil.mode not in ("L", "RGB"):
+                pil = pil.convert("L" if pil.mode in ("1", "LA", "I", "I;16", "F") else "RGB")
+            array = np.array(pil)
+    except (OSError, UnidentifiedImageError, ValueError) as err:
+        raise UsageError(f"cannot decode image {path} ({err.__class__.__name__}); remove or replace the file") from None
+    image = torch.from_numpy(array)
+    image = image.unsqueeze(0) if image.ndim == 2 else image.permute(2, 0, 1).contiguous()
     if image_size is not None and tuple(image.shape[1:]) != (image_size, image_size):
         image = F.resize(image, [image_size, image_size], antialias=True)
     return image
-
-
-def decode_with_pil(path: Path) -> torch.Tensor:
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as pil:
-            pil = pil.convert("L" if pil.mode in ("1", "L", "I;16", "I") else "RGB")
-            array = np.asarray(pil)
-    except (OSError, UnidentifiedImageError) as err:
-        raise UsageError(f"cannot decode image {path} ({err.__class__.__name__}); remove or replace the file") from None
-    tensor = torch.from_numpy(array.copy())
-    return tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
 
 
 def stratified_holdout(labels: torch.Tensor, test_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

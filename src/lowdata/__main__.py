@@ -1,0 +1,5 @@
+import sys
+
+from lowdata.cli import main
+
+sys.exit(main())

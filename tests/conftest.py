@@ -1,0 +1,39 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory, monkeypatch):
+    """Every test gets a decode cache no other test or user run touches."""
+    monkeypatch.setenv("LOWDATA_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+def write_image_folder(root: Path, classes=("cat", "dog", "frog"), per_class=6, size=(12, 12), channels=3,
+                       split=True, seed=0) -> Path:
+    """A tiny PNG image folder: root/train/<class>/*.png and root/test/<class>/*.png (or root/<class>/*)."""
+    generator = torch.Generator().manual_seed(seed)
+    parts = {"train": per_class, "test": max(per_class // 2, 1)} if split else {"": per_class}
+    for part, count in parts.items():
+        for index, name in enumerate(classes):
+            folder = root / part / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                image = torch.randint(0, 256, (channels, *size), dtype=torch.uint8, generator=generator)
+                image[:, 0, 0] = index * 50  # class-dependent pixel, to check labels survive decoding
+                save_png(image, folder / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    return write_image_folder(tmp_path / "images")
+
+
+def save_png(image: torch.Tensor, path: Path) -> None:
+    from PIL import Image
+
+    array = image.permute(1, 2, 0).numpy()
+    Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(path)

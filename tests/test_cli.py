@@ -1,0 +1,74 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from lowdata.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--data", "imagenet-1k"], "unknown dataset 'imagenet-1k'"),
+    (["train", "--model", "vit-tinyy"], "unknown model 'vit-tinyy'"),
+    (["train", "--labels", "100000"], "larger than the training split"),
+    (["train", "--labels", "3"], "smaller than the number of classes"),
+    (["train", "--data", "/nonexistent/images"], "does not exist"),
+    (["train", "lrr=0.1"], "unknown setting 'lrr'"),
+    (["train", "epochs"], "key=value"),
+    (["eval", "--checkpoint", "/nonexistent/run"], "no checkpoint"),
+])
+def test_usage_errors_are_one_line_with_status_2(capsys, tmp_path, argv, message):
+    code, out, err = run_cli(capsys, *argv, *(["--out", str(tmp_path / "run")] if argv[0] == "train" else []))
+    assert code == 2
+    assert message in err
+    assert err.startswith("lowdata: error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "run").exists()  # nothing half-made
+
+
+def test_unreadable_config_and_empty_image_folder(capsys, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochs: [1, 2\n")
+    code, _, err = run_cli(capsys, "train", "--config", str(bad))
+    assert code == 2 and "not valid YAML" in err
+    (tmp_path / "images" / "cat").mkdir(parents=True)
+    code, _, err = run_cli(capsys, "train", "--data", str(tmp_path / "images"))
+    assert code == 2 and "no images" in err
+
+
+def test_train_then_eval(capsys, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("epochs: 3\nbatch_size: 64\nlabels: 300\n")
+    run = tmp_path / "run"
+    code, out, _ = run_cli(capsys, "train", "--config", str(config), "--epochs", "2", "--model", "resnet20",
+                           "--out", str(run), "lr=2e-3")
+    assert code == 0
+    summary = json.loads(out)
+    assert summary["epochs"] == 2 and summary["labels"] == 300  # flag over YAML, YAML over default
+    saved = (run / "config.yaml").read_text()
+    assert "lr: 0.002" in saved and "epochs: 2" in saved
+    code, out, _ = run_cli(capsys, "eval", "--checkpoint", str(run))
+    assert code == 0
+    assert json.loads(out)["test_acc"] == pytest.approx(summary["test_acc"])
+    code, _, err = run_cli(capsys, "eval", "--checkpoint", str(run), "--data", "fashion-mnist:" + str(tmp_path))
+    assert code == 2
+
+
+def test_models_lists_presets_with_sizes(capsys):
+    code, out, _ = run_cli(capsys, "models")
+    assert code == 0
+    assert "vit-tiny" in out and "2.70M" in out and "resnet20" in out and "0.27M" in out
+
+
+def test_help_does_not_import_torch():
+    script = "import sys; from lowdata.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+    help_text = subprocess.run([sys.executable, "-m", "lowdata", "train", "--help"], capture_output=True,
+                               text=True, check=True).stdout
+    assert "--labels-per-class" in help_text and "key=value" in help_text

@@ -1,0 +1,98 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lowdata import train
+from lowdata.errors import UsageError
+from lowdata.training import state as state_module
+
+QUICK = dict(data="digits", labels=200, epochs=4, batch_size=32, eval_every=2)
+
+
+def weights(run_dir):
+    return load_file(str(run_dir / "checkpoint" / "model.safetensors"))
+
+
+def test_resnet20_learns_digits(tmp_path):
+    summary = train(data="digits", model="resnet20", epochs=15, out=str(tmp_path / "run"))
+    assert summary["test_acc"] >= 0.90
+    for key in ("test_acc", "labels", "model", "params", "epochs", "train_seconds", "images_per_second"):
+        assert key in summary
+    assert summary["labels"] == 1438 and summary["params"] == 272_186
+    on_disk = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert on_disk["test_acc"] == summary["test_acc"]
+
+
+def test_run_directory_describes_itself(tmp_path):
+    run = tmp_path / "run"
+    train(model="resnet20", out=str(run), val_fraction=0.2, **QUICK)
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in lines] == [1, 2, 3, 4]
+    assert "test_acc" in lines[1] and "val_acc" in lines[1] and "test_acc" not in lines[0]  # eval_every=2
+    assert lines[0]["lr"] < lines[1]["lr"]  # warm-up
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert "model: resnet20" in (run / "config.yaml").read_text()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["labels"] == 160 and summary["val_labels"] == 40
+    assert set(weights(run)) == set(torch_model_keys("resnet20"))
+
+
+def torch_model_keys(name):
+    from lowdata.models import create_model
+
+    return create_model(name, 10, 1, (8, 8)).state_dict().keys()
+
+
+@pytest.mark.parametrize("model, extra", [("resnet20", {}),
+                                          ("vit-tiny", {"model_args": {"depth": 2}, "drop_path": 0.2,
+                                                        "ema_decay": 0.9})])
+def test_resume_gives_the_same_weights(tmp_path, model, extra):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train(model=model, out=str(straight), **QUICK, **extra)
+    assert train(model=model, out=str(resumed), stop_after_epoch=2, **QUICK, **extra) is None
+    assert json.loads((resumed / "checkpoint" / "state.json").read_text())["epoch"] == 2
+    summary = train(out=str(resumed), resume=True)
+    a, b = weights(straight), weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert summary["test_acc"] == json.loads((straight / "summary.json").read_text())["test_acc"]
+    assert len((resumed / "metrics.jsonl").read_text().splitlines()) == 4
+
+
+def test_existing_run_is_never_overwritten(tmp_path):
+    run = tmp_path / "run"
+    train(model="resnet20", out=str(run), **{**QUICK, "epochs": 1})
+    before = weights(run)
+    with pytest.raises(UsageError, match="already holds a training run"):
+        train(model="resnet20", out=str(run), **{**QUICK, "epochs": 1})
+    with pytest.raises(UsageError, match="differ: lr="):
+        train(out=str(run), resume=True, lr=0.5)
+    assert all(torch.equal(before[k], v) for k, v in weights(run).items())
+
+
+def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    train(model="resnet20", out=str(run), stop_after_epoch=1, **QUICK)
+    before = weights(run)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    import safetensors.torch
+
+    monkeypatch.setattr(safetensors.torch, "save_file", disk_full)
+    with pytest.raises(OSError):
+        train(out=str(run), resume=True)
+    assert json.loads((run / "checkpoint" / "state.json").read_text())["epoch"] == 1
+    assert all(torch.equal(before[k], v) for k, v in weights(run).items())
+    assert not list(run.glob(".checkpoint.tmp-*"))
+
+
+def test_half_swapped_checkpoint_is_still_found(tmp_path):
+    run = tmp_path / "run"
+    train(model="resnet20", out=str(run), stop_after_epoch=1, **QUICK)
+    (run / "checkpoint").rename(run / state_module.OLD)  # died between the two renames
+    assert state_module.checkpoint_dir(run) == run / state_module.OLD
+    summary = train(out=str(run), resume=True)
+    assert summary["epochs"] == 4 and (run / "checkpoint").is_dir()

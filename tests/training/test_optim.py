@@ -1,0 +1,32 @@
+import pytest
+import torch
+
+from lowdata.models import create_model
+from lowdata.training.optim import build_optimizer, build_schedule
+
+
+def test_no_weight_decay_on_norms_biases_and_position_embeddings():
+    model = create_model("vit-tiny", 10, 3, (32, 32), depth=2)
+    optimizer = build_optimizer(model, lr=1e-3, weight_decay=0.05)
+    assert isinstance(optimizer, torch.optim.AdamW)
+    names = {id(p): n for n, p in model.named_parameters()}
+    decayed = {names[id(p)] for g in optimizer.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    plain = {names[id(p)] for g in optimizer.param_groups if g["weight_decay"] == 0 for p in g["params"]}
+    assert {"pos_embed", "cls_token", "blocks.0.norm1.weight", "blocks.0.attn.qkv.bias"} <= plain
+    assert {"blocks.0.attn.qkv.weight", "patch_embed.proj.weight", "head.weight"} <= decayed
+    assert decayed | plain == set(names.values())
+
+
+def test_cosine_schedule_with_linear_warmup():
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    schedule = build_schedule(optimizer, total_steps=100, warmup_steps=10, min_lr=1e-5)
+    lrs = []
+    for step in range(100):
+        schedule.step_update(num_updates=step)
+        lrs.append(optimizer.param_groups[0]["lr"])
+    assert lrs[0] == pytest.approx(1e-5)
+    assert lrs[:10] == sorted(lrs[:10])  # rising
+    assert lrs[10] == pytest.approx(1e-3)
+    assert lrs[10:] == sorted(lrs[10:], reverse=True)  # falling
+    assert lrs[55] == pytest.approx((1e-3 + 1e-5) / 2, rel=0.05)  # halfway down the cosine
+    assert lrs[-1] < 2e-5
