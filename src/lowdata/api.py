@@ -57,9 +57,8 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
     if len(budget.val):
         eval_sets["val"] = (dataset.train_images[budget.val], dataset.train_labels[budget.val])
     data = LoopData(dataset.train_images[budget.labelled], dataset.train_labels[budget.labelled], eval_sets)
-    generators = {name: torch.Generator(device=device).manual_seed(stream_seed(config.seed, name))
-                  for name in ("order", "augment")}
-    generators["order"] = torch.Generator().manual_seed(stream_seed(config.seed, "order"))  # indexes CPU data
+    generators = {"order": torch.Generator().manual_seed(stream_seed(config.seed, "order")),  # indexes CPU data
+                  "augment": torch.Generator(device=device).manual_seed(stream_seed(config.seed, "augment"))}
     ema = build_ema(model, config.ema_decay)
 
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ class TrainConfig:
     # model
     model: str = "resnet20"
     model_args: dict = field(default_factory=dict)  # forwarded to the model constructor (timm keyword names)
-    drop_path: float = 0.1  # stochastic depth, for models that have it
+    drop_path: float | None = None  # stochastic depth; None = the model's default (0.1 for ViT presets, 0 for CNNs)
     # objective
     label_smoothing: float = 0.1
     # augmentation

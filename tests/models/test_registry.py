@@ -53,3 +53,12 @@ def test_unknown_model_and_bad_override():
         create_model("vit-tinyy", 10, 3, (32, 32))
     with pytest.raises(UsageError, match="rejected its settings"):
         create_model("vit-tiny", 10, 3, (32, 32), no_such_setting=3)
+
+
+def test_stochastic_depth_defaults_per_model_and_overrides():
+    vit = create_model("vit-tiny", 10, 3, (32, 32))
+    assert vit.blocks[-1].drop_path1.drop_prob == pytest.approx(0.1)  # DeiT's default, linearly to the last block
+    assert create_model("vit-tiny", 10, 3, (32, 32), drop_path=0.0).blocks[-1].drop_path1.__class__.__name__ == "Identity"
+    resnet = create_model("resnet20", 10, 3, (32, 32))
+    assert resnet.layer3[-1].drop_path is None
+    assert create_model("resnet20", 10, 3, (32, 32), drop_path=0.2).layer3[-1].drop_path.drop_prob > 0

@@ -96,3 +96,14 @@ def test_half_swapped_checkpoint_is_still_found(tmp_path):
     assert state_module.checkpoint_dir(run) == run / state_module.OLD
     summary = train(out=str(run), resume=True)
     assert summary["epochs"] == 4 and (run / "checkpoint").is_dir()
+
+
+def test_ema_weights_are_what_the_run_reports_and_eval_uses(tmp_path):
+    from lowdata import evaluate_run
+
+    run = tmp_path / "run"
+    summary = train(model="resnet20", out=str(run), ema_decay=0.5, **QUICK)
+    raw = weights(run)
+    ema = load_file(str(run / "checkpoint" / "model_ema.safetensors"))
+    assert set(raw) == set(ema) and any(not torch.equal(raw[k], ema[k]) for k in raw)
+    assert evaluate_run(run)["test_acc"] == pytest.approx(summary["test_acc"])

@@ -32,7 +32,7 @@ def build_cifar_resnet(layers: tuple[int, ...], channels: tuple[int, ...], num_c
 
 
 def cifar_resnet(layers: tuple[int, ...], channels: tuple[int, ...]):
-    def build(num_classes: int, in_chans: int, img_size: tuple[int, int], drop_path: float = 0.0, **overrides):
+    def build(num_classes: int, in_chans: int, img_size: tuple[int, int], drop_path: float, **overrides):
         return build_cifar_resnet(layers, channels, num_classes, in_chans, drop_path, **overrides)
 
     return build

@@ -19,29 +19,33 @@ class ModelSpec:
     build: Callable[..., nn.Module]  # (num_classes, in_chans, img_size, drop_path, **overrides) -> module
     family: str  # "cnn" or "transformer"
     summary: str
+    drop_path: float = 0.0  # stochastic depth when the user sets none: DeiT's 0.1 for ViTs, 0 for small CNNs
 
 
 MODELS: Registry[ModelSpec] = Registry("model")
 
 
-def create_model(name: str, num_classes: int, in_chans: int, img_size: tuple[int, int], drop_path: float = 0.0,
-                 **overrides: Any) -> nn.Module:
+def create_model(name: str, num_classes: int, in_chans: int, img_size: tuple[int, int],
+                 drop_path: float | None = None, **overrides: Any) -> nn.Module:
+    """`drop_path=None` keeps the model's own default stochastic depth."""
     if name in MODELS:
-        return MODELS.get(name).build(num_classes=num_classes, in_chans=in_chans, img_size=img_size,
-                                      drop_path=drop_path, **overrides)
+        spec = MODELS.get(name)
+        return spec.build(num_classes=num_classes, in_chans=in_chans, img_size=img_size,
+                          drop_path=spec.drop_path if drop_path is None else drop_path, **overrides)
     import timm
 
     if not timm.is_model(name):
         raise UsageError(MODELS.unknown_message(name, extra=", or any timm model name (see `lowdata models --timm`)"))
-    kwargs = {"num_classes": num_classes, "in_chans": in_chans, "img_size": img_size, "drop_path_rate": drop_path,
-              **overrides}
+    kwargs = {"num_classes": num_classes, "in_chans": in_chans, "img_size": img_size, **overrides}
+    if drop_path is not None:
+        kwargs["drop_path_rate"] = drop_path
     # timm's CNNs take no img_size (and a few models no drop_path_rate); timm has no public way to ask a model's
     # entry point which keywords it takes, so drop the ones it rejects, but never ones the user asked for
     for optional in ("img_size", "drop_path_rate"):
         try:
             return timm.create_model(name, pretrained=False, **kwargs)
         except TypeError as err:
-            if optional not in str(err) or optional in overrides:
+            if optional not in str(err) or optional in overrides or optional not in kwargs:
                 raise UsageError(f"model {name!r} rejected its settings: {err}; check model_args") from None
             kwargs.pop(optional)
     try:

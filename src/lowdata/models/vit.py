@@ -38,7 +38,7 @@ def build_vit(num_classes: int, in_chans: int, img_size: tuple[int, int], drop_p
 
 
 def vit_preset(**defaults: Any):
-    def build(num_classes: int, in_chans: int, img_size: tuple[int, int], drop_path: float = 0.0, **overrides):
+    def build(num_classes: int, in_chans: int, img_size: tuple[int, int], drop_path: float, **overrides):
         return build_vit(num_classes, in_chans, img_size, drop_path, **{**defaults, **overrides})
 
     return build
@@ -46,7 +46,8 @@ def vit_preset(**defaults: Any):
 
 # depth 9, width 192, MLP ratio 2: the 2.7M-parameter ViT of the SPT/LSA small-dataset paper (3 heads of 64)
 MODELS.register("vit-tiny")(ModelSpec(vit_preset(embed_dim=192, depth=9, num_heads=3, mlp_ratio=2.0),
-                                      "transformer", "ViT, width 192, depth 9, patch 4 at 32 px"))
+                                      "transformer", "ViT, width 192, depth 9, patch 4 at 32 px", drop_path=0.1))
 # DeiT-S widths at patch 4
 MODELS.register("vit-small")(ModelSpec(vit_preset(embed_dim=384, depth=12, num_heads=6, mlp_ratio=4.0),
-                                       "transformer", "ViT, width 384, depth 12, patch 4 at 32 px (DeiT-S size)"))
+                                       "transformer", "ViT, width 384, depth 12, patch 4 at 32 px (DeiT-S size)",
+                                       drop_path=0.1))

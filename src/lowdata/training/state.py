@@ -1,7 +1,8 @@
 """Atomic checkpoints: safetensors for every tensor (weights, optimiser moments, RNG states), JSON for the rest.
 
 `RUN/checkpoint/` holds `model.safetensors` (the trained model's weights alone, loadable into timm),
-`state.safetensors` and `state.json`. A new checkpoint is written into a temporary folder and swapped in with
+`model_ema.safetensors` when an EMA of weights is kept (what evaluation uses), `state.safetensors` and
+`state.json`. A new checkpoint is written into a temporary folder and swapped in with
 renames; if the process dies between the two renames, `RUN/.checkpoint.old` is still whole and is used.
 """
 from __future__ import annotations
@@ -42,7 +43,7 @@ def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
         save_file(contiguous(model.state_dict()), str(tmp / "model.safetensors"))
         tensors, optimizer_json = split_optimizer_state(optimizer.state_dict())
         if ema is not None:
-            tensors.update({f"ema.{k}": v for k, v in contiguous(ema.state_dict()).items()})
+            save_file(contiguous(ema.module.state_dict()), str(tmp / "model_ema.safetensors"))
         tensors.update({f"rng.{name}": g.get_state() for name, g in state.generators.items()})
         tensors["rng.torch"] = torch.get_rng_state()
         save_file(tensors, str(tmp / "state.safetensors"))
@@ -78,12 +79,14 @@ def read_config(run_dir: Path) -> dict[str, Any]:
 
 
 def load_weights(run_dir: Path, model: nn.Module) -> None:
+    """The weights a run is evaluated with: its EMA when it kept one, else the trained weights."""
     from safetensors.torch import load_file
 
     found = checkpoint_dir(run_dir)
     if found is None:
         raise UsageError(f"no checkpoint in {run_dir}; give the --out folder of a lowdata training run")
-    model.load_state_dict(load_file(str(found / "model.safetensors")))
+    ema = found / "model_ema.safetensors"
+    model.load_state_dict(load_file(str(ema if ema.is_file() else found / "model.safetensors")))
 
 
 def load_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, ema: nn.Module | None,
@@ -98,7 +101,7 @@ def load_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
     model.load_state_dict(load_file(str(found / "model.safetensors")))
     optimizer.load_state_dict(join_optimizer_state(meta["optimizer"], tensors))
     if ema is not None:
-        ema.load_state_dict({k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")})
+        ema.module.load_state_dict(load_file(str(found / "model_ema.safetensors")))
     for name, generator in generators.items():
         generator.set_state(tensors[f"rng.{name}"])
     torch.set_rng_state(tensors["rng.torch"])
