@@ -31,7 +31,7 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
 
     from lowdata.augment import Normalize, build_policy
     from lowdata.data import load_dataset, select_budget
-    from lowdata.models import count_params, create_model
+    from lowdata.models import count_params, create_model, default_lr
     from lowdata.objectives.supervised import Supervised
     from lowdata.training.loop import LoopData, LoopSettings, NoEma, fit
     from lowdata.training.state import checkpoint_dir, read_config
@@ -48,6 +48,8 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
     info = dataset.info
     budget = select_budget(dataset.train_labels, info.num_classes, config.seed, total=config.labels,
                            per_class=config.labels_per_class, val_fraction=config.val_fraction)
+    if config.lr is None:
+        config = config.replace(lr=default_lr(config.model))  # saved resolved, so the run describes itself
     device = pick_device(config.device)
     torch.manual_seed(config.seed)  # model initialisation and stochastic depth
     model = create_model(config.model, num_classes=info.num_classes, in_chans=info.channels,

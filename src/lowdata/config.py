@@ -36,7 +36,7 @@ class TrainConfig:
     # optimisation
     epochs: int = 30
     batch_size: int = 128
-    lr: float = 1e-3
+    lr: float | None = None  # AdamW peak; None = the model's default (1e-3 for ViTs, 4e-3 for CIFAR ResNets)
     min_lr: float = 1e-5
     weight_decay: float = 0.05
     warmup_epochs: float = 3.0

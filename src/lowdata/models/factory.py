@@ -20,6 +20,7 @@ class ModelSpec:
     family: str  # "cnn" or "transformer"
     summary: str
     drop_path: float = 0.0  # stochastic depth when the user sets none: DeiT's 0.1 for ViTs, 0 for small CNNs
+    lr: float = 1e-3  # AdamW peak learning rate at batch 128 when the user sets none
 
 
 MODELS: Registry[ModelSpec] = Registry("model")
@@ -52,6 +53,10 @@ def create_model(name: str, num_classes: int, in_chans: int, img_size: tuple[int
         return timm.create_model(name, pretrained=False, **kwargs)
     except TypeError as err:
         raise UsageError(f"model {name!r} rejected its settings: {err}; check model_args") from None
+
+
+def default_lr(name: str) -> float:
+    return MODELS.get(name).lr if name in MODELS else ModelSpec.lr
 
 
 def count_params(model: nn.Module) -> int:
