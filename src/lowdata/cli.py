@@ -56,21 +56,53 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     train.add_argument("settings", nargs="*", metavar="key=value",
                        help="any other setting, e.g. lr=5e-4 ema_decay=0.999 model_args.patch_size=2")
-    train.set_defaults(command=run_train)
+    train.set_defaults(command=train_command)
 
     evaluate = commands.add_parser("eval", help="evaluate a finished run's weights on a test split")
     evaluate.add_argument("--checkpoint", required=True, help="a run directory written by `lowdata train`")
     evaluate.add_argument("--data", default=None, help="dataset to test on (default: the run's own)")
-    evaluate.set_defaults(command=run_eval)
+    evaluate.set_defaults(command=eval_command)
+
+    study = commands.add_parser(
+        "study", help="learning curves: a grid of recipes x label budgets x seeds, fitted and reported",
+        description="Train every recipe at every label budget and seed, fit error(n) = a + b*n^-c per recipe, "
+                    "and report where the ViT recipes overtake the CNN and how many labels each is worth. "
+                    "Finished cells are kept: rerun the same command to resume.")
+    study.add_argument("--data", help="NAME[:PATH] or an image-folder path, as for `train`")
+    study.add_argument("--sizes", type=int_list, help="total label budgets, e.g. 250,500,1000,2500,5000")
+    study.add_argument("--sizes-per-class", type=int_list, help="label budgets per class, e.g. 10,25,50,100")
+    study.add_argument("--recipes", type=name_list, help="recipe names (see `lowdata recipes`), e.g. cnn,vit")
+    study.add_argument("--seeds", type=int_list, help="seeds, e.g. 0,1,2")
+    budget = study.add_mutually_exclusive_group()
+    budget.add_argument("--budget-epochs", type=int, help="epochs for every cell")
+    budget.add_argument("--budget-steps", type=int, help="optimiser steps for every cell (epochs follow the size)")
+    study.add_argument("--config", help="YAML file of training settings applied to every cell")
+    study.add_argument("--recipes-file", help="YAML file of your own recipes (same form as the built-in ones)")
+    study.add_argument("--preset", help="quick (digits, a few minutes) or cifar10-cpu (overnight on 2 cores)")
+    study.add_argument("--out", required=True, help="study directory (plan, cells, results, report)")
+    study.add_argument("--worker", action="store_true",
+                       help="join the study in --out (plan arguments optional); run as many as you like")
+    study.add_argument("--claim-timeout", type=float, default=900.0,
+                       help="seconds after which another host's silent claim on a cell is taken over")
+    study.add_argument("settings", nargs="*", metavar="key=value", help="training settings for every cell")
+    study.set_defaults(command=study_command)
+
+    report = commands.add_parser("report", help="rebuild a study's CSV, fits, plot and report from its cells")
+    report.add_argument("study_dir", help="a directory written by `lowdata study`")
+    report.set_defaults(command=report_command)
+
+    recipes = commands.add_parser("recipes", help="list the study recipes")
+    recipes.add_argument("--recipes-file", help="also list the recipes in this YAML file")
+    recipes.set_defaults(command=recipes_command)
 
     models = commands.add_parser("models", help="list model presets with their parameter counts")
     models.add_argument("--timm", metavar="PATTERN", nargs="?", const="*",
                         help="list timm model names matching PATTERN instead (e.g. 'vit_*')")
-    models.set_defaults(command=run_models)
+    models.set_defaults(command=models_command)
     return parser
 
 
-def run_train(args: argparse.Namespace) -> int:
+def train_command(args: argparse.Namespace) -> int:
     from lowdata.config import TrainConfig, resolve
 
     flags = {dest: getattr(args, dest) for dest, *_ in TRAIN_FLAGS.values()}
@@ -87,14 +119,68 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_eval(args: argparse.Namespace) -> int:
+def int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
+
+
+def name_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def study_command(args: argparse.Namespace) -> int:
+    from lowdata.api import run_study
+    from lowdata.config import TrainConfig, resolve
+
+    settings = None
+    if args.config or args.settings:
+        from lowdata.config import load_yaml, parse_assignment
+
+        resolve(TrainConfig, file=args.config, assignments=args.settings)  # validates names and types
+        settings = dict(load_yaml(args.config)) if args.config else {}
+        for text in args.settings:
+            key, value = parse_assignment(text)
+            settings[key] = value
+    fits = run_study(args.out, data=args.data, sizes=args.sizes, sizes_per_class=args.sizes_per_class,
+                 recipes=args.recipes, seeds=args.seeds, budget_epochs=args.budget_epochs,
+                 budget_steps=args.budget_steps, settings=settings, recipes_file=args.recipes_file,
+                 preset=args.preset, worker=args.worker, claim_timeout=args.claim_timeout)
+    if fits is None:
+        print(f"study: this worker is done; other workers still hold cells in {args.out}", file=sys.stderr)
+    else:
+        print(f"study: report written to {args.out}/report.md and report.html", file=sys.stderr)
+    return 0
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lowdata.study.report import build_report
+
+    build_report(Path(args.study_dir))
+    print(f"report written to {args.study_dir}/report.md and report.html")
+    return 0
+
+
+def recipes_command(args: argparse.Namespace) -> int:
+    from lowdata.study.recipes import load_recipes
+
+    for recipe in load_recipes(args.recipes_file).values():
+        settings = " ".join(f"{k}={v}" for k, v in recipe.settings.items())
+        print(f"{recipe.name:<16}[{recipe.family}] {recipe.description}\n{'':<16}{settings}")
+    return 0
+
+
+def eval_command(args: argparse.Namespace) -> int:
     from lowdata.api import evaluate_run
 
     print(json.dumps(evaluate_run(args.checkpoint, args.data), indent=2))
     return 0
 
 
-def run_models(args: argparse.Namespace) -> int:
+def models_command(args: argparse.Namespace) -> int:
     if args.timm:
         import timm
 

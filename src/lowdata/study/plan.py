@@ -1,0 +1,110 @@
+"""The study's grid: recipes x label budgets x seeds, each cell an ordinary training run.
+
+The plan is saved as `DIR/plan.json`; a later command on the same directory must ask for the same plan (or
+join it with --worker), so results from different settings never mix.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from lowdata.config import TrainConfig, build
+from lowdata.errors import UsageError
+from lowdata.study.recipes import Recipe
+
+MIN_SIZES = 3  # a curve a + b * n^-c has three parameters
+
+
+@dataclass(frozen=True)
+class Cell:
+    id: str
+    recipe: str
+    size: int
+    seed: int
+    settings: dict[str, Any]  # the cell's TrainConfig fields
+
+
+@dataclass(frozen=True)
+class Plan:
+    data: str
+    sizes: list[int]
+    seeds: list[int]
+    recipes: dict[str, dict[str, Any]]  # name -> {family, description, settings}
+    budget: dict[str, int | None]  # {"epochs": E} or {"steps": S}
+    base: dict[str, Any]  # settings for every cell (from --config and key=value)
+    cells: list[Cell]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> "Plan":
+        return cls(**{**raw, "cells": [Cell(**cell) for cell in raw["cells"]]})
+
+    def family(self, recipe: str) -> str:
+        return self.recipes[recipe]["family"]
+
+
+def make_plan(data: str, sizes: list[int], recipes: list[Recipe], seeds: list[int], train_size: int,
+              budget_epochs: int | None = None, budget_steps: int | None = None,
+              base: dict[str, Any] | None = None) -> Plan:
+    base = dict(base or {})
+    sizes = sorted(set(sizes))
+    if len(sizes) < MIN_SIZES:
+        raise UsageError(f"a learning-curve fit needs at least {MIN_SIZES} different sizes, got {len(sizes)}; "
+                         "add sizes to --sizes")
+    if sizes[-1] > train_size:
+        raise UsageError(f"size {sizes[-1]} is larger than the training split ({train_size} images); "
+                         f"use sizes up to {train_size}")
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise UsageError("--seeds needs distinct seeds, e.g. 0,1,2")
+    if budget_epochs is not None and budget_steps is not None:
+        raise UsageError("give --budget-epochs or --budget-steps, not both")
+    if (budget_epochs is not None and budget_epochs < 1) or (budget_steps is not None and budget_steps < 1):
+        raise UsageError("the training budget must be at least 1")
+    cells = []
+    for recipe in recipes:
+        for size in sizes:
+            for seed in seeds:
+                settings = {**base, **recipe.settings, "data": data, "labels": size, "seed": seed}
+                config = build(TrainConfig, settings)
+                epochs = budget_epochs or (epochs_for_steps(budget_steps, size, config) if budget_steps
+                                           else config.epochs)
+                # evaluate once, at the end: per-epoch test passes would cost more than training at small sizes
+                settings.update(epochs=epochs, eval_every=epochs)
+                cells.append(Cell(f"{recipe.name}-n{size}-s{seed}", recipe.name, size, seed, settings))
+    recipe_table = {r.name: {"family": r.family, "description": r.description, "settings": r.settings}
+                    for r in recipes}
+    return Plan(data, sizes, list(seeds), recipe_table, {"epochs": budget_epochs, "steps": budget_steps}, base, cells)
+
+
+def epochs_for_steps(steps: int, size: int, config: TrainConfig) -> int:
+    """Epochs that give about `steps` optimiser updates on `size` labelled images (less the validation part)."""
+    train_images = size - int(round(size * config.val_fraction))
+    batch = min(config.batch_size, train_images)
+    return max(1, round(steps / math.ceil(train_images / batch)))
+
+
+def save_or_check_plan(plan: Plan, out_dir: Path) -> None:
+    from lowdata.io import atomic_write_json
+
+    path = out_dir / "plan.json"
+    if path.is_file():
+        existing = json.loads(path.read_text())
+        if existing != json.loads(json.dumps(plan.to_json())):
+            changed = sorted(k for k in existing if existing.get(k) != json.loads(json.dumps(plan.to_json())).get(k))
+            raise UsageError(f"{out_dir} holds a study with a different plan (differs in: {', '.join(changed)}); "
+                             "repeat its settings, join it with --worker, or choose another --out")
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, plan.to_json())
+
+
+def load_plan(out_dir: Path) -> Plan:
+    path = out_dir / "plan.json"
+    if not path.is_file():
+        raise UsageError(f"{out_dir} holds no study (no plan.json); start one with `lowdata study --data ... --out {out_dir}`")
+    return Plan.from_json(json.loads(path.read_text()))

@@ -1,0 +1,59 @@
+"""Recipes: named, documented bundles of training settings, read from YAML (built-in file + the user's)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lowdata.config import TrainConfig, build, load_yaml
+from lowdata.errors import UsageError
+
+BUILTIN = Path(__file__).with_name("recipes.yaml")
+STUDY_OWNED = ("data", "labels", "labels_per_class", "seed", "out", "epochs")  # set per cell by the study
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    family: str  # "cnn" or "vit"
+    description: str
+    settings: dict[str, Any]
+
+
+def load_recipes(extra_file: str | Path | None = None) -> dict[str, Recipe]:
+    """Built-in recipes, then the user's file (whose recipes may replace built-in ones of the same name)."""
+    recipes = parse_recipes(load_yaml(BUILTIN), BUILTIN)
+    if extra_file is not None:
+        recipes.update(parse_recipes(load_yaml(extra_file), Path(extra_file)))
+    return recipes
+
+
+def parse_recipes(raw: dict[str, Any], source: Path) -> dict[str, Recipe]:
+    recipes = {}
+    for name, entry in raw.items():
+        where = f"recipe {name!r} in {source}"
+        if not isinstance(entry, dict) or not isinstance(entry.get("settings", {}), dict):
+            raise UsageError(f"{where} must be a mapping with description, family and settings; see `lowdata recipes`")
+        unknown = set(entry) - {"family", "description", "settings"}
+        if unknown:
+            raise UsageError(f"{where} has unknown keys {sorted(unknown)}; use description, family and settings")
+        family = entry.get("family", "vit")
+        if family not in ("cnn", "vit"):
+            raise UsageError(f"{where}: family must be cnn or vit, got {family!r}")
+        settings = dict(entry.get("settings") or {})
+        owned = sorted(set(settings) & set(STUDY_OWNED))
+        if owned:
+            raise UsageError(f"{where} sets {owned}, which the study sets per cell; remove them from the recipe")
+        build(TrainConfig, settings)  # unknown or mistyped settings fail here, naming the key
+        recipes[name] = Recipe(name, family, str(entry.get("description", "")).strip(), settings)
+    return recipes
+
+
+def pick(recipes: dict[str, Recipe], names: list[str]) -> list[Recipe]:
+    missing = [name for name in names if name not in recipes]
+    if missing:
+        raise UsageError(f"unknown recipe {missing[0]!r}; choose from {', '.join(recipes)} (`lowdata recipes` "
+                         "describes them), or add it to a file given with --recipes-file")
+    if len(set(names)) != len(names):
+        raise UsageError("a recipe is named twice in --recipes; name each once")
+    return [recipes[name] for name in names]

@@ -1,0 +1,293 @@
+"""Study results from the cells' summaries alone: results.csv, fits.json, curves.png, report.md, report.html.
+
+Everything is written deterministically (sorted rows, fixed bootstrap seed, no timestamps in the PNG), so
+rebuilding from unchanged cells gives byte-identical files.
+"""
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lowdata.errors import UsageError
+from lowdata.io import atomic_path, atomic_write_json, atomic_write_text
+from lowdata.study import fit
+from lowdata.study.plan import Plan, load_plan
+from lowdata.study.run import cell_dir, is_done
+
+CSV_COLUMNS = ["cell", "recipe", "family", "labels", "seed", "test_acc", "test_error", "epochs", "params",
+               "train_seconds", "images_per_second"]
+
+
+def build_report(out_dir: Path) -> dict[str, Any]:
+    """Rebuild every report file of the study in `out_dir`; returns the fits."""
+    plan = load_plan(out_dir)
+    rows = collect_rows(plan, out_dir)
+    if not rows:
+        raise UsageError(f"no finished cells in {out_dir} yet; run `lowdata study` first")
+    write_csv(rows, out_dir / "results.csv")
+    fits = fit_all(plan, rows)
+    atomic_write_json(out_dir / "fits.json", fits)
+    png = plot_curves(plan, rows, fits)
+    with atomic_path(out_dir / "curves.png") as tmp:
+        tmp.write_bytes(png)
+    markdown = render_markdown(plan, rows, fits, image="curves.png")
+    atomic_write_text(out_dir / "report.md", markdown)
+    atomic_write_text(out_dir / "report.html", render_html(markdown, png))
+    return fits
+
+
+def collect_rows(plan: Plan, out_dir: Path) -> list[dict[str, Any]]:
+    rows = []
+    for cell in plan.cells:
+        if not is_done(out_dir, cell):
+            continue
+        summary = json.loads((cell_dir(out_dir, cell) / "summary.json").read_text())
+        rows.append({"cell": cell.id, "recipe": cell.recipe, "family": plan.family(cell.recipe),
+                     "labels": cell.size, "seed": cell.seed, "test_acc": summary["test_acc"],
+                     "test_error": 1.0 - summary["test_acc"], "epochs": summary["epochs"],
+                     "params": summary["params"], "train_seconds": summary["train_seconds"],
+                     "images_per_second": summary["images_per_second"]})
+    return sorted(rows, key=lambda r: (list(plan.recipes).index(r["recipe"]), r["labels"], r["seed"]))
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def grouped(rows: list[dict[str, Any]], recipe: str) -> tuple[np.ndarray, list[np.ndarray]]:
+    sizes = sorted({r["labels"] for r in rows if r["recipe"] == recipe})
+    errors = [np.array([r["test_error"] for r in rows if r["recipe"] == recipe and r["labels"] == n]) for n in sizes]
+    return np.array(sizes, dtype=float), errors
+
+
+def fit_all(plan: Plan, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    curves, boots, result = {}, {}, {"recipes": {}, "crossovers": {}, "multipliers": {}}
+    for recipe in plan.recipes:
+        sizes, errors = grouped(rows, recipe)
+        measured = [{"labels": int(n), "error_mean": round(float(e.mean()), 6),
+                     "error_std": round(float(e.std(ddof=1)) if len(e) > 1 else 0.0, 6), "seeds": len(e)}
+                    for n, e in zip(sizes, errors)]
+        entry: dict[str, Any] = {"family": plan.family(recipe), "measured": measured}
+        if len(sizes) >= 3:
+            curve = fit.fit_curve(sizes, errors)
+            curves[recipe] = curve
+            boots[recipe] = fit.bootstrap_curves(sizes, errors, seed=0)
+            top = float(sizes[-1])
+            entry["fit"] = {"a": r6(curve.a), "b": r6(curve.b), "c": r6(curve.c),
+                            "a_interval": r6(fit.interval([b.a for b in boots[recipe]])),
+                            "c_interval": r6(fit.interval([b.c for b in boots[recipe]]))}
+            entry["predicted"] = {f"{k}x": {"labels": int(k * top), "error": r6(float(curve.error(k * top))),
+                                            "interval": r6(fit.interval([float(b.error(k * top)) for b in boots[recipe]]))}
+                                  for k in (2, 10)}
+        else:
+            entry["fit"] = None  # fewer than three finished sizes
+        result["recipes"][recipe] = entry
+    lowest, highest = min(plan.sizes), max(plan.sizes)
+    if "cnn" in curves:
+        for recipe, curve in curves.items():
+            if plan.family(recipe) == "vit":
+                result["crossovers"][recipe] = describe_crossover(curve, curves["cnn"], boots[recipe],
+                                                                  boots["cnn"], lowest, highest)
+    if "vit" in curves:
+        for recipe, curve in curves.items():
+            if recipe != "vit":
+                result["multipliers"][recipe] = [
+                    describe_multiplier(curve, curves["vit"], boots[recipe], boots["vit"], n, highest)
+                    for n in plan.sizes]
+    return result
+
+
+def describe_crossover(challenger, reference, challenger_boots, reference_boots, lowest, highest) -> dict[str, Any]:
+    n = fit.crossover(challenger, reference)
+    samples = [fit.crossover(c, r) for c, r in zip(challenger_boots, reference_boots)]
+    finite = [s for s in samples if s is not None]
+    if n is None:
+        text = "never under the fit (the ViT curve stays above the CNN's up to 10^9 labels)"
+    elif n <= lowest:
+        text = "below the measured range: the ViT recipe is already better at the smallest size"
+    elif n <= highest:
+        text = f"at about {n:,.0f} labels, inside the measured range"
+    else:
+        text = f"beyond the measured range, extrapolated to about {n:,.0f} labels"
+    return {"labels": None if n is None else round(n), "text": text,
+            "interval": r6(fit.interval(finite)) if finite else None,
+            "share_never": round(1 - len(finite) / len(samples), 3)}
+
+
+def describe_multiplier(remedy, baseline, remedy_boots, baseline_boots, n, highest) -> dict[str, Any]:
+    value = fit.multiplier(remedy, baseline, n)
+    samples = [fit.multiplier(r, b, n) for r, b in zip(remedy_boots, baseline_boots)]
+    return {"labels": n, "multiplier": None if math.isinf(value) else round(value, 3),
+            "interval": [None if math.isinf(v) else round(v, 3) for v in fit.interval(samples)],
+            "extrapolated": math.isinf(value) or value * n > highest}
+
+
+def r6(value):
+    if isinstance(value, tuple):
+        return [r6(v) for v in value]
+    return None if value is None or math.isinf(value) else round(float(value), 6)
+
+
+def plot_curves(plan: Plan, rows: list[dict[str, Any]], fits: dict[str, Any]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.5), dpi=110)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, recipe in enumerate(plan.recipes):
+        sizes, errors = grouped(rows, recipe)
+        if not len(sizes):
+            continue
+        colour = colours[index % len(colours)]
+        accuracy = np.array([1 - e.mean() for e in errors])
+        spread = np.array([e.std(ddof=1) if len(e) > 1 else 0.0 for e in errors])
+        axis.plot(sizes, accuracy, "o-", color=colour, label=recipe)
+        axis.fill_between(sizes, accuracy - spread, accuracy + spread, color=colour, alpha=0.2, linewidth=0)
+        curve = fits["recipes"][recipe]["fit"]
+        if curve:
+            grid = np.logspace(np.log10(sizes[0]), np.log10(sizes[-1] * 10), 100)
+            axis.plot(grid, 1 - (curve["a"] + curve["b"] * grid ** -curve["c"]), "--", color=colour, alpha=0.8)
+    axis.set_xscale("log")
+    axis.set_xlabel("labelled training examples")
+    axis.set_ylabel("test accuracy")
+    axis.set_title(f"{plan.data.split(':')[0]}: mean ± std over seeds; dashed: fitted power law")
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def render_markdown(plan: Plan, rows: list[dict[str, Any]], fits: dict[str, Any], image: str) -> str:
+    lines = [f"# Data-hunger study: {plan.data.split(':')[0]}", "",
+             f"Recipes {', '.join(plan.recipes)} at {', '.join(f'{n:,}' for n in plan.sizes)} labels, seeds "
+             f"{', '.join(map(str, plan.seeds))}; {len(rows)} of {len(plan.cells)} cells finished.", "",
+             f"![learning curves]({image})", "", "## Test accuracy (mean ± std over seeds)", ""]
+    lines += ["| recipe | " + " | ".join(f"{n:,}" for n in plan.sizes) + " |",
+              "|---|" + "---:|" * len(plan.sizes)]
+    for recipe, entry in fits["recipes"].items():
+        by_size = {m["labels"]: m for m in entry["measured"]}
+        cells = [f"{1 - by_size[n]['error_mean']:.1%} ± {by_size[n]['error_std']:.1%}" if n in by_size else "–"
+                 for n in plan.sizes]
+        lines.append(f"| {recipe} | " + " | ".join(cells) + " |")
+    lines += ["", "## Fitted learning curves: error(n) = a + b·n^(−c)", "",
+              "| recipe | a (error floor) | b | c | error at 2× | error at 10× |", "|---|---:|---:|---:|---:|---:|"]
+    for recipe, entry in fits["recipes"].items():
+        if entry["fit"]:
+            f, p = entry["fit"], entry["predicted"]
+            lines.append(f"| {recipe} | {f['a']:.3f} [{f['a_interval'][0]:.3f}, {f['a_interval'][1]:.3f}] | "
+                         f"{f['b']:.3g} | {f['c']:.3f} [{f['c_interval'][0]:.3f}, {f['c_interval'][1]:.3f}] | "
+                         f"{p['2x']['error']:.1%} at {p['2x']['labels']:,} | {p['10x']['error']:.1%} at {p['10x']['labels']:,} |")
+        else:
+            lines.append(f"| {recipe} | fewer than 3 sizes finished: no fit | | | | |")
+    if fits["crossovers"]:
+        lines += ["", "## Where a ViT recipe overtakes the CNN", ""]
+        for recipe, c in fits["crossovers"].items():
+            spread = f" (90 % bootstrap interval {c['interval'][0]:,.0f} to {c['interval'][1]:,.0f}" \
+                     f"; never in {c['share_never']:.0%} of resamples)" if c["interval"] else ""
+            lines.append(f"- **{recipe}**: {c['text']}{spread}.")
+    if fits["multipliers"]:
+        lines += ["", "## Effective data multiplier against the plain ViT", "",
+                  "Labels the plain `vit` recipe would need, read from its fitted curve, to match each recipe's "
+                  "fitted error, as a multiple of the recipe's own labels (* = beyond the measured range).", "",
+                  "| recipe | " + " | ".join(f"{n:,}" for n in plan.sizes) + " |", "|---|" + "---:|" * len(plan.sizes)]
+        for recipe, values in fits["multipliers"].items():
+            lines.append(f"| {recipe} | " + " | ".join(format_multiplier(v) for v in values) + " |")
+    lines += ["", "## Conclusion", ""] + conclusion(plan, fits)
+    return "\n".join(lines) + "\n"
+
+
+def format_multiplier(value: dict[str, Any]) -> str:
+    main, low, high = (format_times(v) for v in (value["multiplier"], *value["interval"]))
+    return f"{main}{'*' if value['extrapolated'] else ''} [{low}, {high}]"
+
+
+def format_times(value: float | None) -> str:
+    """Multipliers past 1000x say only that: the fit is far outside anything measured."""
+    if value is None:
+        return "∞"
+    return ">1000×" if value > 1000 else f"{value:.2f}×"
+
+
+def conclusion(plan: Plan, fits: dict[str, Any]) -> list[str]:
+    lines = []
+    for n in plan.sizes:
+        results = [(recipe, m) for recipe, entry in fits["recipes"].items() for m in entry["measured"] if m["labels"] == n]
+        if len(results) < 2:
+            continue
+        results.sort(key=lambda item: item[1]["error_mean"])
+        (best, first), (runner, second) = results[0], results[1]
+        gap = second["error_mean"] - first["error_mean"]
+        noise = math.hypot(first["error_std"], second["error_std"])
+        sure = "clearly" if gap > 2 * noise and min(first["seeds"], second["seeds"]) > 1 else "narrowly, within the seed spread,"
+        lines.append(f"- With {n:,} labels, use **{best}**: it {sure} beats {runner} "
+                     f"({1 - first['error_mean']:.1%} vs {1 - second['error_mean']:.1%}).")
+    for recipe, c in fits["crossovers"].items():
+        lines.append(f"- Where {recipe} overtakes the CNN: {c['text']}.")
+    seeds = len(plan.seeds)
+    lines.append(f"- How sure: {seeds} seed{'s' if seeds > 1 else ''} per cell; intervals are 90 % bootstrap "
+                 "intervals over seeds. Figures marked * extrapolate the fitted curves past the largest measured size.")
+    return lines
+
+
+def render_html(markdown: str, png: bytes) -> str:
+    """A self-contained page: the Markdown's tables and lists as HTML, the plot embedded."""
+    import html
+
+    image = "data:image/png;base64," + base64.b64encode(png).decode()
+    body, in_table, in_list = [], False, False
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
+            if set(line) <= set("|-:"):
+                continue
+            tag = "th" if not in_table else "td"
+            if not in_table:
+                body.append("<table>")
+                in_table = True
+            body.append("<tr>" + "".join(f"<{tag}>{bold(c)}</{tag}>" for c in cells) + "</tr>")
+            continue
+        if in_table:
+            body.append("</table>")
+            in_table = False
+        if line.startswith("- "):
+            if not in_list:
+                body.append("<ul>")
+                in_list = True
+            body.append(f"<li>{bold(html.escape(line[2:]))}</li>")
+            continue
+        if in_list:
+            body.append("</ul>")
+            in_list = False
+        if line.startswith("!["):
+            body.append(f'<img alt="learning curves" src="{image}">')
+        elif line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{html.escape(line[level:].strip())}</h{level}>")
+        elif line:
+            body.append(f"<p>{bold(html.escape(line))}</p>")
+    style = ("body{font-family:sans-serif;max-width:60rem;margin:2rem auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}img{max-width:100%}")
+    return ("<!doctype html><html><head><meta charset=\"utf-8\"><title>lowdata study</title>"
+            f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def bold(text: str) -> str:
+    import re
+
+    return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", re.sub(r"`(.+?)`", r"<code>\1</code>", text))

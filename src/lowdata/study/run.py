@@ -1,0 +1,146 @@
+"""Run a study's cells: each exactly once, resumable, and safe with several workers on one directory.
+
+A worker claims a cell by creating `cells/<id>.claim` with O_EXCL (atomic on local and NFS-v3+ file
+systems) and touches it while it trains. A claim is taken over when its worker is gone: on the same host when
+its process no longer exists, elsewhere when it has not been touched for `claim_timeout` seconds.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from lowdata.study.plan import Cell, Plan
+
+HEARTBEAT_S = 20.0
+POLL_S = 5.0
+
+
+def cell_dir(out_dir: Path, cell: Cell) -> Path:
+    return out_dir / "cells" / cell.id
+
+
+def is_done(out_dir: Path, cell: Cell) -> bool:
+    return (cell_dir(out_dir, cell) / "summary.json").is_file()
+
+
+def run_cells(plan: Plan, out_dir: Path, claim_timeout: float = 900.0, max_cells: int | None = None) -> int:
+    """Work through the plan until every cell is done (waiting on cells other workers hold). Returns the
+    number of cells this process trained. `max_cells` stops after that many (for tests and short slots)."""
+    (out_dir / "cells").mkdir(parents=True, exist_ok=True)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    trained, seconds = 0, 0.0
+    while True:
+        pending = [cell for cell in plan.cells if not is_done(out_dir, cell)]
+        if not pending or (max_cells is not None and trained >= max_cells):
+            return trained
+        claimed = next((cell for cell in pending if try_claim(out_dir, cell, worker, claim_timeout)), None)
+        if claimed is None:
+            time.sleep(POLL_S)  # every pending cell is held by a live worker
+            continue
+        started = time.perf_counter()
+        with heartbeat(claim_path(out_dir, claimed)):
+            log_event(out_dir, claimed, worker, "start")
+            run_cell(claimed, out_dir)
+            log_event(out_dir, claimed, worker, "done")
+        claim_path(out_dir, claimed).unlink(missing_ok=True)
+        trained += 1
+        seconds += time.perf_counter() - started
+        done = len(plan.cells) - len(pending) + 1
+        left = (len(pending) - 1) * seconds / trained
+        print(f"study: {done}/{len(plan.cells)} cells done, about {format_duration(left)} left "
+              f"(this worker's pace)", file=sys.stderr, flush=True)
+
+
+def run_cell(cell: Cell, out_dir: Path) -> None:
+    from lowdata.api import train
+    from lowdata.config import TrainConfig, build
+    from lowdata.training.state import checkpoint_dir
+
+    target = cell_dir(out_dir, cell)
+    config = build(TrainConfig, {**cell.settings, "out": str(target)})
+    train(config, resume=checkpoint_dir(target) is not None)  # an interrupted cell continues from its epoch
+
+
+def claim_path(out_dir: Path, cell: Cell) -> Path:
+    return out_dir / "cells" / f"{cell.id}.claim"
+
+
+def try_claim(out_dir: Path, cell: Cell, worker: str, claim_timeout: float) -> bool:
+    path = claim_path(out_dir, cell)
+    if path.exists() and claim_is_stale(path, claim_timeout):
+        grave = path.with_name(f"{path.name}.stale-{worker.replace(':', '-')}")
+        try:
+            os.rename(path, grave)  # only one of several workers can move it away
+        except FileNotFoundError:
+            return False
+        grave.unlink(missing_ok=True)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"worker": worker, "host": socket.gethostname(), "pid": os.getpid()}, handle)
+    if is_done(out_dir, cell):  # finished between our look and our claim
+        path.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def claim_is_stale(path: Path, claim_timeout: float) -> bool:
+    try:
+        owner = json.loads(path.read_text() or "{}")
+        age = time.time() - path.stat().st_mtime
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False  # being written or just released: look again later
+    if owner.get("host") == socket.gethostname() and not process_alive(owner.get("pid", -1)):
+        return True
+    return age > claim_timeout
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
+
+
+@contextmanager
+def heartbeat(path: Path) -> Iterator[None]:
+    """Touch the claim every HEARTBEAT_S seconds while the cell trains."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_S):
+            try:
+                os.utime(path)
+            except FileNotFoundError:
+                return
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def log_event(out_dir: Path, cell: Cell, worker: str, event: str) -> None:
+    # one short line per write in append mode: whole lines, even with several workers
+    with open(out_dir / "events.jsonl", "a") as handle:
+        handle.write(json.dumps({"cell": cell.id, "worker": worker, "event": event, "time": round(time.time(), 1)}) + "\n")
+
+
+def format_duration(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min {int(seconds % 60):02d} s"
