@@ -11,12 +11,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# CNN vs ViT on scikit-learn's digits (embedded, no download), 500 labels, same epochs.
+# The quick study: CNN vs ViT learning curves on scikit-learn's digits (embedded, no download).
 demo: $(STAMP)
 	rm -rf runs/demo
-	$(BIN)/lowdata train --data digits --labels 500 --model resnet20 --epochs 30 --out runs/demo/resnet20
-	$(BIN)/lowdata train --data digits --labels 500 --model vit-tiny --epochs 30 --out runs/demo/vit-tiny
-	@$(BIN)/python -c "import json; [print(f\"{m:>9}: test accuracy {json.load(open(f'runs/demo/{m}/summary.json'))['test_acc']:.1%}\") for m in ('resnet20', 'vit-tiny')]"
+	$(BIN)/lowdata study --preset quick --out runs/demo
+	@cat runs/demo/report.md
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
