@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import subprocess
 import time
 from contextlib import nullcontext
@@ -33,7 +32,7 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
     from lowdata.data import load_dataset, select_budget
     from lowdata.models import count_params, create_model, default_lr
     from lowdata.objectives.supervised import Supervised
-    from lowdata.training.loop import LoopData, LoopSettings, NoEma, fit
+    from lowdata.training.loop import LoopData, LoopSettings, fit
     from lowdata.training.state import checkpoint_dir, read_config
 
     config = build(TrainConfig, {**(asdict(config) if config else {}), **settings})
@@ -88,10 +87,11 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
 
 
 def run_study(out: str | Path, data: str | None = None, sizes: list[int] | None = None,
-          sizes_per_class: list[int] | None = None, recipes: list[str] | None = None, seeds: list[int] | None = None,
-          budget_epochs: int | None = None, budget_steps: int | None = None, settings: dict[str, Any] | None = None,
-          recipes_file: str | None = None, preset: str | None = None, worker: bool = False,
-          claim_timeout: float = 900.0, max_cells: int | None = None) -> dict[str, Any] | None:
+              sizes_per_class: list[int] | None = None, recipes: list[str] | None = None,
+              seeds: list[int] | None = None, budget_epochs: int | None = None, budget_steps: int | None = None,
+              settings: dict[str, Any] | None = None, recipes_file: str | None = None, preset: str | None = None,
+              worker: bool = False, claim_timeout: float = 900.0,
+              max_cells: int | None = None) -> dict[str, Any] | None:
     """Run (or join, or resume) a data-hunger study in `out`; returns the fits once every cell is done.
 
     `settings` are TrainConfig fields applied to every cell, under each recipe's own settings. With
@@ -137,8 +137,6 @@ def run_study(out: str | Path, data: str | None = None, sizes: list[int] | None 
 
 def evaluate_run(checkpoint: str | Path, data: str | None = None) -> dict[str, Any]:
     """Test accuracy of a finished run's weights, on its own dataset's test split or on `data`'s."""
-    import torch
-
     from lowdata.augment import Normalize
     from lowdata.data import load_dataset
     from lowdata.evaluate import evaluate
