@@ -112,6 +112,13 @@ def test_download_without_network_fails_at_once_with_the_offline_fix(monkeypatch
         load_dataset("cifar10")
 
 
+def test_corrupt_torchvision_cifar_folder_is_reported(tmp_path):
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    (tmp_path / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"not a pickle")
+    with pytest.raises(UsageError, match="incomplete or corrupted"):
+        load_dataset(f"cifar10:{tmp_path}")
+
+
 def test_cifar_dir_in_neither_format(tmp_path):
     with pytest.raises(UsageError, match="neither cifar-10-batches-py"):
         load_dataset(f"cifar10:{tmp_path}")

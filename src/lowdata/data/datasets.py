@@ -138,7 +138,11 @@ def load_cifar(name: str, path: str | None, options: dict) -> Dataset:
                              f"test/ image folders; point {name}:DIR at one of them")
 
     def decode() -> Dataset:
-        parts = [source(str(root), train=split, download=path is None) for split in (True, False)]
+        try:
+            parts = [source(str(root), train=split, download=path is None) for split in (True, False)]
+        except RuntimeError as err:  # torchvision's checksum test failed
+            raise UsageError(f"{root / source.base_folder} is incomplete or corrupted ({err}); download it again "
+                             "or point at an image folder with train/ and test/") from None
         images = [torch.from_numpy(p.data).permute(0, 3, 1, 2).contiguous() for p in parts]
         labels = [torch.tensor(p.targets, dtype=torch.long) for p in parts]
         info = make_info(name, parts[0].classes, images[0], hflip=True)
