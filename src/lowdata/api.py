@@ -217,7 +217,8 @@ def build_ema(model, decay: float):
         raise UsageError(f"ema_decay must be below 1 (e.g. 0.999), got {decay}")
     from timm.utils import ModelEmaV3
 
-    return ModelEmaV3(model, decay=decay)
+    # warm-up: small-data runs are short, and a fixed 0.999 average over a few hundred steps is mostly init
+    return ModelEmaV3(model, decay=decay, use_warmup=True)
 
 
 def stream_seed(seed: int, stream: str) -> int:
