@@ -39,7 +39,7 @@ def build_report(out_dir: Path) -> dict[str, Any]:
         tmp.write_bytes(png)
     markdown = render_markdown(plan, rows, fits, image="curves.png")
     atomic_write_text(out_dir / "report.md", markdown)
-    atomic_write_text(out_dir / "report.html", render_html(markdown, png))
+    atomic_write_text(out_dir / "report.html", render_html(plan, rows, fits, png))
     return fits
 
 
@@ -245,49 +245,13 @@ def conclusion(plan: Plan, fits: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_html(markdown: str, png: bytes) -> str:
-    """A self-contained page: the Markdown's tables and lists as HTML, the plot embedded."""
-    import html
+def render_html(plan: Plan, rows: list[dict[str, Any]], fits: dict[str, Any], png: bytes) -> str:
+    """A self-contained page: the same Markdown rendered by Python-Markdown, with the plot embedded."""
+    import markdown
 
     image = "data:image/png;base64," + base64.b64encode(png).decode()
-    body, in_table, in_list = [], False, False
-    for line in markdown.splitlines():
-        if line.startswith("|"):
-            cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
-            if set(line) <= set("|-:"):
-                continue
-            tag = "th" if not in_table else "td"
-            if not in_table:
-                body.append("<table>")
-                in_table = True
-            body.append("<tr>" + "".join(f"<{tag}>{bold(c)}</{tag}>" for c in cells) + "</tr>")
-            continue
-        if in_table:
-            body.append("</table>")
-            in_table = False
-        if line.startswith("- "):
-            if not in_list:
-                body.append("<ul>")
-                in_list = True
-            body.append(f"<li>{bold(html.escape(line[2:]))}</li>")
-            continue
-        if in_list:
-            body.append("</ul>")
-            in_list = False
-        if line.startswith("!["):
-            body.append(f'<img alt="learning curves" src="{image}">')
-        elif line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{level}>{html.escape(line[level:].strip())}</h{level}>")
-        elif line:
-            body.append(f"<p>{bold(html.escape(line))}</p>")
+    body = markdown.markdown(render_markdown(plan, rows, fits, image=image), extensions=["tables"])
     style = ("body{font-family:sans-serif;max-width:60rem;margin:2rem auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}img{max-width:100%}")
     return ("<!doctype html><html><head><meta charset=\"utf-8\"><title>lowdata study</title>"
-            f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
-
-
-def bold(text: str) -> str:
-    import re
-
-    return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", re.sub(r"`(.+?)`", r"<code>\1</code>", text))
+            f"<style>{style}</style></head><body>\n{body}\n</body></html>\n")
