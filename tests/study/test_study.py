@@ -132,3 +132,18 @@ def test_quick_preset_on_a_reduced_grid(tmp_path):
     assert all(name in fits["recipes"] for name in ("cnn", "vit"))
     for name in REPORT_FILES:
         assert (out / name).stat().st_size > 0
+
+
+def test_every_preset_makes_a_valid_plan():
+    from lowdata.study.plan import make_plan
+    from lowdata.study.presets import PRESETS
+    from lowdata.study.recipes import load_recipes, pick
+
+    train_sizes = {"digits": 1438, "cifar10": 50000}
+    for name, preset in PRESETS.items():
+        plan = make_plan(preset["data"], preset["sizes"], pick(load_recipes(), preset["recipes"]), preset["seeds"],
+                         train_sizes[preset["data"]], budget_steps=preset["budget_steps"], base=preset["settings"])
+        assert len(plan.cells) == len(preset["sizes"]) * len(preset["recipes"]) * len(preset["seeds"])
+    cifar = make_plan("cifar10", PRESETS["cifar10-cpu"]["sizes"], pick(load_recipes(), ["cnn"]), [0], 50000,
+                      budget_steps=3000)
+    assert {c.size: c.settings["epochs"] for c in cifar.cells} == {1000: 375, 2500: 150, 5000: 75, 10000: 38}
