@@ -101,7 +101,7 @@ def run_study(out: str | Path, data: str | None = None, sizes: list[int] | None 
     from lowdata.study.presets import preset as preset_defaults
     from lowdata.study.recipes import load_recipes, pick
     from lowdata.study.report import build_report
-    from lowdata.study.run import run_cells
+    from lowdata.study.run import is_done, run_cells
 
     out_dir = Path(out)
     defaults = preset_defaults(preset)
@@ -128,8 +128,6 @@ def run_study(out: str | Path, data: str | None = None, sizes: list[int] | None 
                          len(dataset.train_images), budget_epochs, budget_steps, base)
         save_or_check_plan(plan, out_dir)
     run_cells(plan, out_dir, claim_timeout=claim_timeout, max_cells=max_cells)
-    from lowdata.study.run import is_done
-
     if not all(is_done(out_dir, cell) for cell in plan.cells):
         return None
     return build_report(out_dir)

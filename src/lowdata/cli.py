@@ -103,18 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def train_command(args: argparse.Namespace) -> int:
-    from lowdata.config import TrainConfig, resolve
+    from lowdata.api import train
+    from lowdata.config import given_values
 
     flags = {dest: getattr(args, dest) for dest, *_ in TRAIN_FLAGS.values()}
-    config = resolve(TrainConfig, file=args.config, overrides=flags, assignments=args.settings)
-    explicit = {k for k, v in flags.items() if v is not None} | {s.split("=", 1)[0].split(".")[0] for s in args.settings}
-    if args.config:
-        from lowdata.config import load_yaml
-
-        explicit |= set(load_yaml(args.config))
-    from lowdata.api import train
-
-    summary = train(config, resume=args.resume, **{k: getattr(config, k) for k in explicit})
+    # only what the user gave: with --resume these must agree with the run's saved settings
+    summary = train(resume=args.resume, **given_values(args.config, flags, args.settings))
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -132,17 +126,9 @@ def name_list(text: str) -> list[str]:
 
 def study_command(args: argparse.Namespace) -> int:
     from lowdata.api import run_study
-    from lowdata.config import TrainConfig, resolve
+    from lowdata.config import given_values
 
-    settings = None
-    if args.config or args.settings:
-        from lowdata.config import load_yaml, parse_assignment
-
-        resolve(TrainConfig, file=args.config, assignments=args.settings)  # validates names and types
-        settings = dict(load_yaml(args.config)) if args.config else {}
-        for text in args.settings:
-            key, value = parse_assignment(text)
-            settings[key] = value
+    settings = given_values(args.config, assignments=args.settings) if args.config or args.settings else None
     fits = run_study(args.out, data=args.data, sizes=args.sizes, sizes_per_class=args.sizes_per_class,
                  recipes=args.recipes, seeds=args.seeds, budget_epochs=args.budget_epochs,
                  budget_steps=args.budget_steps, settings=settings, recipes_file=args.recipes_file,

@@ -60,6 +60,12 @@ def field_names(cls: type = TrainConfig) -> list[str]:
 def resolve(cls: type = TrainConfig, file: str | Path | None = None,
             overrides: dict[str, Any] | None = None, assignments: list[str] | None = None):
     """Defaults, then the YAML file, then `overrides` (flags), then `key=value` strings; later wins."""
+    return build(cls, given_values(file, overrides, assignments))
+
+
+def given_values(file: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                 assignments: list[str] | None = None) -> dict[str, Any]:
+    """Only the settings the user gave (YAML file < flags < key=value), not yet checked against a config."""
     values: dict[str, Any] = {}
     if file is not None:
         values.update(load_yaml(file))
@@ -73,7 +79,7 @@ def resolve(cls: type = TrainConfig, file: str | Path | None = None,
             values["model_args"] = {**values.get("model_args", {}), sub: value}
         else:
             values[key] = value
-    return build(cls, values)
+    return values
 
 
 def build(cls: type, values: dict[str, Any]):

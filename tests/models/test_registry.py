@@ -53,6 +53,8 @@ def test_unknown_model_and_bad_override():
         create_model("vit-tinyy", 10, 3, (32, 32))
     with pytest.raises(UsageError, match="rejected its settings"):
         create_model("vit-tiny", 10, 3, (32, 32), no_such_setting=3)
+    with pytest.raises(UsageError, match="'resnet20' rejected its settings"):
+        create_model("resnet20", 10, 3, (32, 32), depth=2)
 
 
 def test_stochastic_depth_defaults_per_model_and_overrides():

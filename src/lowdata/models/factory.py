@@ -31,8 +31,11 @@ def create_model(name: str, num_classes: int, in_chans: int, img_size: tuple[int
     """`drop_path=None` keeps the model's own default stochastic depth."""
     if name in MODELS:
         spec = MODELS.get(name)
-        return spec.build(num_classes=num_classes, in_chans=in_chans, img_size=img_size,
-                          drop_path=spec.drop_path if drop_path is None else drop_path, **overrides)
+        try:
+            return spec.build(num_classes=num_classes, in_chans=in_chans, img_size=img_size,
+                              drop_path=spec.drop_path if drop_path is None else drop_path, **overrides)
+        except TypeError as err:
+            raise UsageError(f"model {name!r} rejected its settings: {err}; check model_args") from None
     import timm
 
     if not timm.is_model(name):

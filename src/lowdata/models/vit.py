@@ -30,11 +30,8 @@ def build_vit(num_classes: int, in_chans: int, img_size: tuple[int, int], drop_p
     if any(side % patch for side in img_size):
         raise UsageError(f"image size {img_size[0]}x{img_size[1]} is not divisible by patch_size {patch}; "
                          "set model_args.patch_size to a divisor of the image size")
-    try:
-        return VisionTransformer(img_size=img_size, in_chans=in_chans, num_classes=num_classes,
-                                 drop_path_rate=drop_path, **settings)
-    except TypeError as err:
-        raise UsageError(f"ViT rejected its settings: {err}; check model_args") from None
+    return VisionTransformer(img_size=img_size, in_chans=in_chans, num_classes=num_classes,
+                             drop_path_rate=drop_path, **settings)
 
 
 def vit_preset(**defaults: Any):

@@ -94,8 +94,9 @@ def save_or_check_plan(plan: Plan, out_dir: Path) -> None:
     path = out_dir / "plan.json"
     if path.is_file():
         existing = json.loads(path.read_text())
-        if existing != json.loads(json.dumps(plan.to_json())):
-            changed = sorted(k for k in existing if existing.get(k) != json.loads(json.dumps(plan.to_json())).get(k))
+        wanted = json.loads(json.dumps(plan.to_json()))  # tuples become lists, as on disk
+        if existing != wanted:
+            changed = sorted(k for k in existing if existing.get(k) != wanted.get(k))
             raise UsageError(f"{out_dir} holds a study with a different plan (differs in: {', '.join(changed)}); "
                              "repeat its settings, join it with --worker, or choose another --out")
         return
