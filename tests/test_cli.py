@@ -21,6 +21,9 @@ def run_cli(capsys, *argv):
     (["train", "--data", "/nonexistent/images"], "does not exist"),
     (["train", "lrr=0.1"], "unknown setting 'lrr'"),
     (["train", "epochs"], "key=value"),
+    (["train", "--augment", "strong", "augment_args.mixupp=0.1"], "has no setting mixupp"),
+    (["train", "--augment", "heavy"], "unknown augmentation policy 'heavy'"),
+    (["train", "optim_args.lr=1"], "only model_args and augment_args take a dotted key"),
     (["eval", "--checkpoint", "/nonexistent/run"], "no checkpoint"),
 ])
 def test_usage_errors_are_one_line_with_status_2(capsys, tmp_path, argv, message):
@@ -72,3 +75,16 @@ def test_help_does_not_import_torch():
     help_text = subprocess.run([sys.executable, "-m", "lowdata", "train", "--help"], capture_output=True,
                                text=True, check=True).stdout
     assert "--labels-per-class" in help_text and "key=value" in help_text
+
+
+def test_augment_preview_writes_a_grid(capsys, tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "grid.png"
+    code, printed, err = run_cli(capsys, "augment-preview", "--data", "digits", "--policy", "3aug", "--out", str(out),
+                                 "--images", "6", "--views", "2", "mixup=0")
+    assert code == 0 and "wrote" in printed and "solarize and blur only" in err
+    width, height = Image.open(out).size
+    assert width > height > 100  # 6 columns, 3 rows
+    code, _, err = run_cli(capsys, "augment-preview", "--data", "digits", "--out", str(tmp_path / "x.png"), "mix=1")
+    assert code == 2 and "has no setting mix" in err and not (tmp_path / "x.png").exists()

@@ -8,11 +8,12 @@ def test_defaults_then_yaml_then_flags_then_assignments(tmp_path):
     file = tmp_path / "run.yaml"
     file.write_text("lr: 0.002\nepochs: 7\nmodel: vit-tiny\nmodel_args: {depth: 4}\n")
     config = resolve(TrainConfig, file=file, overrides={"epochs": 9, "labels": None},
-                     assignments=["lr=5e-4", "model_args.patch_size=2", "clip_grad=null"])
+                     assignments=["lr=5e-4", "model_args.patch_size=2", "clip_grad=null", "augment_args.mixup=0.2"])
     assert config.model == "vit-tiny"  # from YAML
     assert config.epochs == 9  # flag beats YAML
     assert config.lr == 5e-4  # key=value beats YAML
     assert config.model_args == {"depth": 4, "patch_size": 2}
+    assert config.augment_args == {"mixup": 0.2}
     assert config.clip_grad is None
     assert config.batch_size == TrainConfig().batch_size  # untouched default
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict
@@ -47,6 +48,7 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
     info = dataset.info
     budget = select_budget(dataset.train_labels, info.num_classes, config.seed, total=config.labels,
                            per_class=config.labels_per_class, val_fraction=config.val_fraction)
+    policy = build_policy(config.augment, info, **config.augment_args)
     if config.lr is None:
         config = config.replace(lr=default_lr(config.model))  # saved resolved, so the run describes itself
     device = pick_device(config.device)
@@ -64,10 +66,12 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
 
     run_dir.mkdir(parents=True, exist_ok=True)
     save_yaml(config, run_dir / "config.yaml")
+    for note in policy.notes:
+        print(f"lowdata: augment: {note}", file=sys.stderr)
     started = time.time()
-    result = fit(objective, data, loop_settings(config, LoopSettings), build_policy(config.augment, info),
-                 Normalize(info).to(device), device, autocast_for(config.precision, device), ema, generators,
-                 run_dir, asdict(config), resume=resume, stop_after_epoch=stop_after_epoch)
+    result = fit(objective, data, loop_settings(config, LoopSettings), policy.to(device), Normalize(info).to(device),
+                 device, autocast_for(config.precision, device), ema, generators, run_dir, asdict(config),
+                 resume=resume, stop_after_epoch=stop_after_epoch)
     if result is None:
         return None
     summary = {
@@ -75,6 +79,7 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
         "labels": len(budget.labelled), "val_labels": len(budget.val), "unlabelled_pool": len(budget.pool),
         "dataset": info.name, "num_classes": info.num_classes, "model": config.model,
         "params": count_params(model), "epochs": config.epochs, "seed": config.seed,
+        "augment": policy.describe(), "augment_notes": policy.notes, "repeated_aug": config.repeated_aug,
         "train_seconds": round(result["train_seconds"], 2),
         "images_per_second": round(result["images_per_second"], 1),
         "wall_seconds_this_session": round(time.time() - started, 2), "device": str(device),

@@ -19,7 +19,8 @@ TRAIN_FLAGS = {  # flag -> (setting, type, help)
     "--epochs": ("epochs", int, "training epochs"),
     "--batch-size": ("batch_size", int, "images per step"),
     "--lr": ("lr", float, "peak learning rate (AdamW, cosine schedule with warm-up)"),
-    "--augment": ("augment", str, "augmentation policy: basic or none"),
+    "--augment": ("augment", str, "augmentation policy: none, basic, strong or 3aug (see augment-preview)"),
+    "--repeated-aug": ("repeated_aug", int, "repeated augmentation: views of each drawn image per epoch (DeiT: 3)"),
     "--seed": ("seed", int, "seed for the label subset, initialisation and augmentation"),
     "--device": ("device", str, "auto, cpu or cuda[:N]"),
     "--out": ("out", str, "run directory (config, metrics, checkpoint, summary)"),
@@ -95,6 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
     recipes.add_argument("--recipes-file", help="also list the recipes in this YAML file")
     recipes.set_defaults(command=recipes_command)
 
+    preview = commands.add_parser("augment-preview", help="write a grid of augmented training images",
+                                  description="Show what the model sees: training images as stored, then "
+                                              "augmented views with their (mixed) labels.")
+    preview.add_argument("--data", default="digits", help="NAME[:PATH] or an image-folder path, as for `train`")
+    preview.add_argument("--policy", default="strong", help="none, basic, strong or 3aug")
+    preview.add_argument("--out", required=True, help="PNG file to write")
+    preview.add_argument("--images", type=int, default=8, help="images per row")
+    preview.add_argument("--views", type=int, default=3, help="augmented rows")
+    preview.add_argument("--seed", type=int, default=0)
+    preview.add_argument("--image-size", type=int, default=None, help="resize image folders of mixed sizes")
+    preview.add_argument("settings", nargs="*", metavar="key=value",
+                         help="the policy's own settings, e.g. mixup=0.2 erasing=0")
+    preview.set_defaults(command=preview_command)
+
     models = commands.add_parser("models", help="list model presets with their parameter counts")
     models.add_argument("--timm", metavar="PATTERN", nargs="?", const="*",
                         help="list timm model names matching PATTERN instead (e.g. 'vit_*')")
@@ -110,6 +125,19 @@ def train_command(args: argparse.Namespace) -> int:
     # only what the user gave: with --resume these must agree with the run's saved settings
     summary = train(resume=args.resume, **given_values(args.config, flags, args.settings))
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def preview_command(args: argparse.Namespace) -> int:
+    from lowdata.augment.preview import write_preview
+    from lowdata.config import parse_assignment
+
+    policy_args = dict(parse_assignment(text) for text in args.settings)
+    result = write_preview(args.data, args.policy, args.out, args.images, args.views, args.seed, args.image_size,
+                           policy_args)
+    for note in result["notes"]:
+        print(f"lowdata: augment: {note}", file=sys.stderr)
+    print(f"wrote {result['out']} ({result['policy']})")
     return 0
 
 

@@ -32,7 +32,9 @@ class TrainConfig:
     # objective
     label_smoothing: float = 0.1
     # augmentation
-    augment: str = "basic"
+    augment: str = "basic"  # none, basic, strong (DeiT's recipe), 3aug (DeiT III's); see `lowdata augment-preview`
+    augment_args: dict = field(default_factory=dict)  # the policy's own settings, e.g. augment_args.mixup=0.2
+    repeated_aug: int = 1  # DeiT's repeated augmentation: each drawn image this many times per epoch
     # optimisation
     epochs: int = 30
     batch_size: int = 128
@@ -51,6 +53,9 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
+
+
+DICT_SETTINGS = ("model_args", "augment_args")
 
 
 def field_names(cls: type = TrainConfig) -> list[str]:
@@ -72,11 +77,12 @@ def given_values(file: str | Path | None = None, overrides: dict[str, Any] | Non
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     for text in assignments or []:
         key, value = parse_assignment(text)
-        if "." in key:  # model_args.patch_size=2
+        if "." in key:  # model_args.patch_size=2, augment_args.mixup=0.2
             top, sub = key.split(".", 1)
-            if top != "model_args":
-                raise UsageError(f"only model_args takes a dotted key, got {key!r}; write e.g. model_args.patch_size=2")
-            values["model_args"] = {**values.get("model_args", {}), sub: value}
+            if top not in DICT_SETTINGS:
+                raise UsageError(f"only {' and '.join(DICT_SETTINGS)} take a dotted key, got {key!r}; "
+                                 "write e.g. model_args.patch_size=2")
+            values[top] = {**values.get(top, {}), sub: value}
         else:
             values[key] = value
     return values

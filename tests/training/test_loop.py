@@ -107,3 +107,15 @@ def test_ema_weights_are_what_the_run_reports_and_eval_uses(tmp_path):
     ema = load_file(str(run / "checkpoint" / "model_ema.safetensors"))
     assert set(raw) == set(ema) and any(not torch.equal(raw[k], ema[k]) for k in raw)
     assert evaluate_run(run)["test_acc"] == pytest.approx(summary["test_acc"])
+
+
+def test_strong_augmentation_with_repeats_trains_on_soft_targets(tmp_path):
+    run = tmp_path / "run"
+    summary = train(model="resnet20", out=str(run), augment="strong", repeated_aug=3,
+                    augment_args={"magnitude": 7}, **{**QUICK, "epochs": 15})
+    assert summary["augment"].startswith("strong:") and "MixupCutmix" in summary["augment"]
+    assert summary["repeated_aug"] == 3 and any("no horizontal flip" in n for n in summary["augment_notes"])
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all(0 < line["train_loss"] < 5 for line in lines) and lines[-1]["train_loss"] < lines[0]["train_loss"]
+    assert summary["test_acc"] > 0.45  # chance is 0.1; mixed, heavily augmented 8-px digits learn slowly
+    assert "augment_args:\n  magnitude: 7" in (run / "config.yaml").read_text()

@@ -1,4 +1,4 @@
 """Batched, on-device augmentation with per-sample randomness from an explicit generator."""
-from lowdata.augment.policies import POLICIES, Normalize, build_policy
+from lowdata.augment.policies import POLICIES, Normalize, Policy, build_policy
 
-__all__ = ["POLICIES", "Normalize", "build_policy"]
+__all__ = ["POLICIES", "Normalize", "Policy", "build_policy"]

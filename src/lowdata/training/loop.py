@@ -16,6 +16,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from lowdata.augment import Policy
+from lowdata.data.sampling import epoch_order
 from lowdata.evaluate import evaluate
 from lowdata.objectives.base import Objective
 from lowdata.training.optim import build_optimizer, build_schedule
@@ -39,6 +41,7 @@ class LoopSettings:
     warmup_epochs: float
     clip_grad: float | None
     eval_every: int
+    repeated_aug: int = 1
 
 
 class NoEma(nn.Module):
@@ -52,11 +55,12 @@ class NoEma(nn.Module):
         pass
 
 
-def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: Callable, normalize: nn.Module,
+def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: Policy, normalize: nn.Module,
         device: torch.device, autocast: Callable[[], AbstractContextManager], ema: nn.Module,
         generators: dict[str, torch.Generator], run_dir: Path, config: dict[str, Any], resume: bool,
         stop_after_epoch: int | None = None) -> dict[str, Any] | None:
-    """Train to `settings.epochs`, checkpointing each epoch. Returns the final metrics, or None when stopped
+    """Train to `settings.epochs`, checkpointing each epoch. `augment` turns a uint8 batch and its labels into
+    normalised images and targets (soft after mixing); `normalize` prepares evaluation images. Returns the final metrics, or None when stopped
     early by `stop_after_epoch` (as a preemptible scheduler would)."""
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
@@ -79,15 +83,15 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: C
         for epoch in range(state.epoch, settings.epochs):
             model.train()
             started, loss_sum, correct = time.perf_counter(), 0.0, 0
-            order = torch.randperm(n, generator=generators["order"])
+            order = epoch_order(n, generators["order"], settings.repeated_aug)
             bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{settings.epochs}", disable=None, leave=False)
             for i in bar:
                 index = order[i * batch_size:(i + 1) * batch_size]
-                images = normalize(augment(data.train_images[index].to(device), generators["augment"]))
                 labels = data.train_labels[index].to(device)
+                images, targets = augment(data.train_images[index].to(device), labels, generators["augment"])
                 schedule.step_update(num_updates=state.step)
                 with autocast():
-                    out = objective(images, labels)
+                    out = objective(images, targets)
                 optimizer.zero_grad(set_to_none=True)
                 out.loss.backward()
                 if settings.clip_grad:
@@ -96,7 +100,7 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: C
                 state.step += 1
                 ema.update(model, step=state.step)
                 loss_sum += out.loss.item() * len(index)
-                if out.logits is not None and labels.ndim == 1:
+                if out.logits is not None:  # against the unmixed labels
                     correct += (out.logits.argmax(dim=1) == labels).sum().item()
                 seen = min((i + 1) * batch_size, n)
                 bar.set_postfix(loss=f"{loss_sum / seen:.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}",
