@@ -32,7 +32,6 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
     from lowdata.augment import Normalize, build_policy
     from lowdata.data import load_dataset, select_budget
     from lowdata.models import count_params, create_model, default_lr
-    from lowdata.objectives.supervised import Supervised
     from lowdata.training.loop import LoopData, LoopSettings, fit
     from lowdata.training.state import checkpoint_dir, read_config
 
@@ -51,11 +50,14 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
     policy = build_policy(config.augment, info, **config.augment_args)
     if config.lr is None:
         config = config.replace(lr=default_lr(config.model))  # saved resolved, so the run describes itself
+    if config.distill is None:
+        config = config.replace(distill="hard" if config.teacher else "none")
     device = pick_device(config.device)
     torch.manual_seed(config.seed)  # model initialisation and stochastic depth
     model = create_model(config.model, num_classes=info.num_classes, in_chans=info.channels,
-                         img_size=info.image_size, drop_path=config.drop_path, **config.model_args).to(device)
-    objective = Supervised(model, label_smoothing=config.label_smoothing)
+                         img_size=info.image_size, drop_path=config.drop_path, distilled=config.dist_token,
+                         **config.model_args).to(device)
+    objective, teacher_summary = build_objective(config, model, dataset, device)
     eval_sets = {"test": (dataset.test_images, dataset.test_labels)}
     if len(budget.val):
         eval_sets["val"] = (dataset.train_images[budget.val], dataset.train_labels[budget.val])
@@ -79,7 +81,8 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
         "labels": len(budget.labelled), "val_labels": len(budget.val), "unlabelled_pool": len(budget.pool),
         "dataset": info.name, "num_classes": info.num_classes, "model": config.model,
         "params": count_params(model), "epochs": config.epochs, "seed": config.seed,
-        "augment": policy.describe(), "augment_notes": policy.notes, "repeated_aug": config.repeated_aug,
+        **teacher_summary, "augment": policy.describe(), "augment_notes": policy.notes,
+        "repeated_aug": config.repeated_aug,
         "train_seconds": round(result["train_seconds"], 2),
         "images_per_second": round(result["images_per_second"], 1),
         "wall_seconds_this_session": round(time.time() - started, 2), "device": str(device),
@@ -143,27 +146,51 @@ def evaluate_run(checkpoint: str | Path, data: str | None = None) -> dict[str, A
     from lowdata.augment import Normalize
     from lowdata.data import load_dataset
     from lowdata.evaluate import evaluate
-    from lowdata.models import create_model
-    from lowdata.training.state import load_weights, read_config
+    from lowdata.models.loading import load_trained_model
+    from lowdata.training.state import read_config
 
     run_dir = Path(checkpoint)
     config = build(TrainConfig, read_config(run_dir))
     dataset = load_dataset(data or config.data, config.image_size, config.split_seed)
     info = dataset.info
     device = pick_device(config.device)
-    model = create_model(config.model, num_classes=info.num_classes, in_chans=info.channels,
-                         img_size=info.image_size, **config.model_args)
-    try:
-        load_weights(run_dir, model)
-    except RuntimeError as err:  # shapes differ: a dataset with other classes, channels or image size
-        raise UsageError(f"the weights in {run_dir} do not fit {info.name} ({info.num_classes} classes, "
-                         f"{info.channels} channels, {info.image_size[0]}x{info.image_size[1]}): "
-                         f"{str(err).splitlines()[0]}; evaluate on data like the training data") from None
+    model, _ = load_trained_model(run_dir, info.num_classes, info.channels, info.image_size, what="run")
     model.to(device)
     result = evaluate(model, dataset.test_images, dataset.test_labels, Normalize(info).to(device), device,
                       autocast_for(config.precision, device))
     return {"test_acc": result["acc"], "test_loss": result["loss"], "test_images": len(dataset.test_images),
             "dataset": info.name, "model": config.model, "checkpoint": str(run_dir)}
+
+
+def build_objective(config: TrainConfig, model, dataset, device) -> tuple[Any, dict[str, Any]]:
+    """Supervised, or distillation from the configured teacher; with what the summary should say about it."""
+    from lowdata.objectives.supervised import Supervised
+
+    if config.distill == "none":
+        if config.teacher:
+            raise UsageError("a teacher was given with distill=none; drop --teacher or choose --distill hard|soft")
+        return Supervised(model, label_smoothing=config.label_smoothing), {}
+    if not config.teacher:
+        raise UsageError(f"distill={config.distill} needs a teacher: --teacher RUN_DIR (a finished lowdata run, "
+                         "e.g. a resnet20 trained on the same labels)")
+    from lowdata.augment import Normalize
+    from lowdata.evaluate import evaluate
+    from lowdata.models.loading import load_trained_model
+    from lowdata.objectives.distill import Distill
+
+    info = dataset.info
+    teacher, name = load_trained_model(config.teacher, info.num_classes, info.channels, info.image_size,
+                                       model_name=config.teacher_model, what="teacher")
+    teacher.to(device)
+    result = evaluate(teacher, dataset.test_images, dataset.test_labels, Normalize(info).to(device), device,
+                      autocast_for(config.precision, device))
+    try:
+        objective = Distill(model, teacher, config.distill, config.distill_alpha, config.distill_tau,
+                            config.label_smoothing)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return objective, {"teacher": config.teacher, "teacher_model": name, "teacher_test_acc": result["acc"],
+                       "distill": config.distill}
 
 
 def resumed_config(saved: dict[str, Any], given: TrainConfig, explicit: set[str]) -> TrainConfig:

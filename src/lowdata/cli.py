@@ -21,6 +21,10 @@ TRAIN_FLAGS = {  # flag -> (setting, type, help)
     "--lr": ("lr", float, "peak learning rate (AdamW, cosine schedule with warm-up)"),
     "--augment": ("augment", str, "augmentation policy: none, basic, strong or 3aug (see augment-preview)"),
     "--repeated-aug": ("repeated_aug", int, "repeated augmentation: views of each drawn image per epoch (DeiT: 3)"),
+    "--teacher": ("teacher", str, "distil from this teacher: a lowdata run directory (or weights + teacher_model=)"),
+    "--distill": ("distill", str, "hard (DeiT), soft or none (default: hard when --teacher is given)"),
+    "--alpha": ("distill_alpha", float, "weight of the distillation term (default 0.5)"),
+    "--tau": ("distill_tau", float, "temperature of soft distillation (default 1)"),
     "--seed": ("seed", int, "seed for the label subset, initialisation and augmentation"),
     "--device": ("device", str, "auto, cpu or cuda[:N]"),
     "--out": ("out", str, "run directory (config, metrics, checkpoint, summary)"),
@@ -54,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, (dest, kind, text) in TRAIN_FLAGS.items():
         train.add_argument(flag, dest=dest, type=kind, default=None, help=text)
     train.add_argument("--config", help="YAML file of settings (the same names as key=value)")
+    train.add_argument("--dist-token", dest="dist_token", action="store_const", const=True, default=None,
+                       help="give the ViT DeiT's distillation token and head")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     train.add_argument("settings", nargs="*", metavar="key=value",
                        help="any other setting, e.g. lr=5e-4 ema_decay=0.999 model_args.patch_size=2")
@@ -122,6 +128,7 @@ def train_command(args: argparse.Namespace) -> int:
     from lowdata.config import given_values
 
     flags = {dest: getattr(args, dest) for dest, *_ in TRAIN_FLAGS.values()}
+    flags["dist_token"] = args.dist_token
     # only what the user gave: with --resume these must agree with the run's saved settings
     summary = train(resume=args.resume, **given_values(args.config, flags, args.settings))
     print(json.dumps(summary, indent=2))

@@ -31,6 +31,12 @@ class TrainConfig:
     drop_path: float | None = None  # stochastic depth; None = the model's default (0.1 for ViT presets, 0 for CNNs)
     # objective
     label_smoothing: float = 0.1
+    teacher: str | None = None  # distillation teacher: a lowdata run directory, or a weights file + teacher_model
+    teacher_model: str | None = None  # the teacher's architecture when `teacher` is a bare weights file
+    distill: str | None = None  # hard (DeiT), soft (KL, x tau^2) or none; None = hard with a teacher, else none
+    distill_alpha: float = 0.5  # weight of the distillation term; the label term gets 1 - alpha
+    distill_tau: float = 1.0  # temperature of the soft mode
+    dist_token: bool = False  # DeiT's distillation token and second head (ViT presets)
     # augmentation
     augment: str = "basic"  # none, basic, strong (DeiT's recipe), 3aug (DeiT III's); see `lowdata augment-preview`
     augment_args: dict = field(default_factory=dict)  # the policy's own settings, e.g. augment_args.mixup=0.2

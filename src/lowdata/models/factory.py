@@ -27,8 +27,14 @@ MODELS: Registry[ModelSpec] = Registry("model")
 
 
 def create_model(name: str, num_classes: int, in_chans: int, img_size: tuple[int, int],
-                 drop_path: float | None = None, **overrides: Any) -> nn.Module:
-    """`drop_path=None` keeps the model's own default stochastic depth."""
+                 drop_path: float | None = None, distilled: bool = False, **overrides: Any) -> nn.Module:
+    """`drop_path=None` keeps the model's own default stochastic depth. `distilled` adds DeiT's distillation
+    token (ViT presets; timm's own `deit_*_distilled` names have it already)."""
+    if distilled:
+        if name not in MODELS or MODELS.get(name).family != "transformer":
+            raise UsageError(f"a distillation token needs a ViT preset ({', '.join(transformer_presets())}), "
+                             f"not {name!r}; timm's deit_*_distilled models have one built in")
+        overrides = {**overrides, "distilled": True}
     if name in MODELS:
         spec = MODELS.get(name)
         try:
@@ -56,6 +62,10 @@ def create_model(name: str, num_classes: int, in_chans: int, img_size: tuple[int
         return timm.create_model(name, pretrained=False, **kwargs)
     except TypeError as err:
         raise UsageError(f"model {name!r} rejected its settings: {err}; check model_args") from None
+
+
+def transformer_presets() -> list[str]:
+    return [name for name in MODELS.names() if MODELS.get(name).family == "transformer"]
 
 
 def default_lr(name: str) -> float:

@@ -22,7 +22,10 @@ def default_patch_size(img_size: tuple[int, int]) -> int:
 
 
 def build_vit(num_classes: int, in_chans: int, img_size: tuple[int, int], drop_path: float,
-              **settings: Any) -> nn.Module:
+              distilled: bool = False, **settings: Any) -> nn.Module:
+    """`distilled=True` adds DeiT's distillation token and head (timm's VisionTransformerDistilled, so the state
+    dict loads into timm's `deit_*_distilled` models)."""
+    from timm.models.deit import VisionTransformerDistilled
     from timm.models.vision_transformer import VisionTransformer
 
     settings.setdefault("patch_size", default_patch_size(img_size))
@@ -30,8 +33,8 @@ def build_vit(num_classes: int, in_chans: int, img_size: tuple[int, int], drop_p
     if any(side % patch for side in img_size):
         raise UsageError(f"image size {img_size[0]}x{img_size[1]} is not divisible by patch_size {patch}; "
                          "set model_args.patch_size to a divisor of the image size")
-    return VisionTransformer(img_size=img_size, in_chans=in_chans, num_classes=num_classes,
-                             drop_path_rate=drop_path, **settings)
+    cls = VisionTransformerDistilled if distilled else VisionTransformer
+    return cls(img_size=img_size, in_chans=in_chans, num_classes=num_classes, drop_path_rate=drop_path, **settings)
 
 
 def vit_preset(**defaults: Any):
