@@ -31,6 +31,7 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
 
     from lowdata.augment import Normalize, build_policy
     from lowdata.data import load_dataset, select_budget
+    from lowdata.evaluate import classification_evaluator
     from lowdata.models import count_params, create_model, default_lr
     from lowdata.training.loop import LoopData, LoopSettings, fit
     from lowdata.training.state import checkpoint_dir, read_config
@@ -52,28 +53,33 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
         config = config.replace(lr=default_lr(config.model))  # saved resolved, so the run describes itself
     if config.distill is None:
         config = config.replace(distill="hard" if config.teacher else "none")
+    if config.linear_probe and config.drop_path is None:
+        config = config.replace(drop_path=0.0)  # frozen features take no stochastic depth
     device = pick_device(config.device)
     torch.manual_seed(config.seed)  # model initialisation and stochastic depth
     model = create_model(config.model, num_classes=info.num_classes, in_chans=info.channels,
                          img_size=info.image_size, drop_path=config.drop_path, distilled=config.dist_token,
-                         **config.model_args).to(device)
+                         **config.model_args)
+    init_report = prepare_init(config, model, load=not resume)  # a resumed run's weights are in its checkpoint
+    model.to(device)
     objective, teacher_summary = build_objective(config, model, dataset, device)
     eval_sets = {"test": (dataset.test_images, dataset.test_labels)}
     if len(budget.val):
         eval_sets["val"] = (dataset.train_images[budget.val], dataset.train_labels[budget.val])
-    data = LoopData(dataset.train_images[budget.labelled], dataset.train_labels[budget.labelled], eval_sets)
+    data = LoopData(dataset.train_images[budget.labelled], dataset.train_labels[budget.labelled])
+    autocast = autocast_for(config.precision, device)
+    evaluator = classification_evaluator(eval_sets, Normalize(info).to(device), device, autocast)
     generators = {"order": torch.Generator().manual_seed(stream_seed(config.seed, "order")),  # indexes CPU data
                   "augment": torch.Generator(device=device).manual_seed(stream_seed(config.seed, "augment"))}
     ema = build_ema(model, config.ema_decay)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     save_yaml(config, run_dir / "config.yaml")
-    for note in policy.notes:
-        print(f"lowdata: augment: {note}", file=sys.stderr)
+    for note in [f"augment: {note}" for note in policy.notes] + [f"init: {line}" for line in init_report]:
+        print(f"lowdata: {note}", file=sys.stderr)
     started = time.time()
-    result = fit(objective, data, loop_settings(config, LoopSettings), policy.to(device), Normalize(info).to(device),
-                 device, autocast_for(config.precision, device), ema, generators, run_dir, asdict(config),
-                 resume=resume, stop_after_epoch=stop_after_epoch)
+    result = fit(objective, data, loop_settings(config, LoopSettings), policy.to(device), evaluator, device,
+                 autocast, ema, generators, run_dir, asdict(config), resume=resume, stop_after_epoch=stop_after_epoch)
     if result is None:
         return None
     summary = {
@@ -81,7 +87,8 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
         "labels": len(budget.labelled), "val_labels": len(budget.val), "unlabelled_pool": len(budget.pool),
         "dataset": info.name, "num_classes": info.num_classes, "model": config.model,
         "params": count_params(model), "epochs": config.epochs, "seed": config.seed,
-        **teacher_summary, "augment": policy.describe(), "augment_notes": policy.notes,
+        **teacher_summary, "init": config.init, "init_report": init_report, "linear_probe": config.linear_probe,
+        "layer_decay": config.layer_decay, "augment": policy.describe(), "augment_notes": policy.notes,
         "repeated_aug": config.repeated_aug,
         "train_seconds": round(result["train_seconds"], 2),
         "images_per_second": round(result["images_per_second"], 1),
@@ -162,6 +169,19 @@ def evaluate_run(checkpoint: str | Path, data: str | None = None) -> dict[str, A
             "dataset": info.name, "model": config.model, "checkpoint": str(run_dir)}
 
 
+def prepare_init(config: TrainConfig, model, load: bool = True) -> list[str]:
+    """Weights from `init` and the linear-probe freeze, each reported in a line."""
+    from lowdata.models.weights import freeze_all_but_head, load_init
+
+    report = load_init(model, config.init) if config.init and load else []
+    if config.linear_probe:
+        if not config.init:
+            raise UsageError("--linear-probe trains a head on frozen features: give the features with --init RUN_DIR")
+        trainable = freeze_all_but_head(model)
+        report.append(f"linear probe: only {', '.join(trainable)} train")
+    return report
+
+
 def build_objective(config: TrainConfig, model, dataset, device) -> tuple[Any, dict[str, Any]]:
     """Supervised, or distillation from the configured teacher; with what the summary should say about it."""
     from lowdata.objectives.supervised import Supervised
@@ -205,7 +225,7 @@ def resumed_config(saved: dict[str, Any], given: TrainConfig, explicit: set[str]
 
 
 def loop_settings(config: TrainConfig, cls: type):
-    return cls(**{name: getattr(config, name) for name in cls.__dataclass_fields__})
+    return cls(**{name: getattr(config, name) for name in cls.__dataclass_fields__ if hasattr(config, name)})
 
 
 def default_out(config: TrainConfig) -> str:

@@ -25,9 +25,24 @@ TRAIN_FLAGS = {  # flag -> (setting, type, help)
     "--distill": ("distill", str, "hard (DeiT), soft or none (default: hard when --teacher is given)"),
     "--alpha": ("distill_alpha", float, "weight of the distillation term (default 0.5)"),
     "--tau": ("distill_tau", float, "temperature of soft distillation (default 1)"),
+    "--init": ("init", str, "start from these weights: a lowdata run (e.g. `lowdata pretrain`'s) or a weights file"),
+    "--layer-decay": ("layer_decay", float, "layer-wise learning-rate decay for fine-tuning (MAE: 0.65-0.75)"),
     "--seed": ("seed", int, "seed for the label subset, initialisation and augmentation"),
     "--device": ("device", str, "auto, cpu or cuda[:N]"),
     "--out": ("out", str, "run directory (config, metrics, checkpoint, summary)"),
+}
+
+PRETRAIN_FLAGS = {
+    "--method": ("method", str, "pretraining method: mae"),
+    "--data": ("data", str, "NAME[:PATH] or an image-folder path; every training image is used, labels unread"),
+    "--model": ("model", str, "the encoder: a ViT preset (default vit-tiny)"),
+    "--epochs": ("epochs", int, "pretraining epochs (default 100)"),
+    "--batch-size": ("batch_size", int, "images per step (default 256)"),
+    "--lr": ("lr", float, "peak learning rate (AdamW, betas 0.9/0.95, cosine with warm-up)"),
+    "--mask-ratio": ("mask_ratio", float, "share of patches hidden from the encoder (default 0.75)"),
+    "--seed": ("seed", int, "seed for initialisation, masking and augmentation"),
+    "--device": ("device", str, "auto, cpu or cuda[:N]"),
+    "--out": ("out", str, "run directory (config, metrics with k-NN accuracy, checkpoint, reconstructions.png)"),
 }
 
 
@@ -60,10 +75,23 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", help="YAML file of settings (the same names as key=value)")
     train.add_argument("--dist-token", dest="dist_token", action="store_const", const=True, default=None,
                        help="give the ViT DeiT's distillation token and head")
+    train.add_argument("--linear-probe", dest="linear_probe", action="store_const", const=True, default=None,
+                       help="train only a new head on the frozen features of --init")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     train.add_argument("settings", nargs="*", metavar="key=value",
                        help="any other setting, e.g. lr=5e-4 ema_decay=0.999 model_args.patch_size=2")
     train.set_defaults(command=train_command)
+
+    pretrain = commands.add_parser("pretrain", help="self-supervised pretraining on every training image (MAE)",
+                                   description="Pretrain an encoder on all training images without their labels; "
+                                               "fine-tune it with `lowdata train ... --init OUT`.")
+    for flag, (dest, kind, text) in PRETRAIN_FLAGS.items():
+        pretrain.add_argument(flag, dest=dest, type=kind, default=None, help=text)
+    pretrain.add_argument("--config", help="YAML file of settings")
+    pretrain.add_argument("--resume", action="store_true", help="continue the run in --out")
+    pretrain.add_argument("settings", nargs="*", metavar="key=value",
+                          help="any other setting, e.g. knn_memory=2000 method_args.decoder_depth=4")
+    pretrain.set_defaults(command=pretrain_command)
 
     evaluate = commands.add_parser("eval", help="evaluate a finished run's weights on a test split")
     evaluate.add_argument("--checkpoint", required=True, help="a run directory written by `lowdata train`")
@@ -128,9 +156,19 @@ def train_command(args: argparse.Namespace) -> int:
     from lowdata.config import given_values
 
     flags = {dest: getattr(args, dest) for dest, *_ in TRAIN_FLAGS.values()}
-    flags["dist_token"] = args.dist_token
+    flags["dist_token"], flags["linear_probe"] = args.dist_token, args.linear_probe
     # only what the user gave: with --resume these must agree with the run's saved settings
     summary = train(resume=args.resume, **given_values(args.config, flags, args.settings))
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def pretrain_command(args: argparse.Namespace) -> int:
+    from lowdata.config import given_values
+    from lowdata.pretraining import pretrain
+
+    flags = {dest: getattr(args, dest) for dest, *_ in PRETRAIN_FLAGS.values()}
+    summary = pretrain(resume=args.resume, **given_values(args.config, flags, args.settings))
     print(json.dumps(summary, indent=2))
     return 0
 

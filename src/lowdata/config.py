@@ -29,6 +29,9 @@ class TrainConfig:
     model: str = "resnet20"
     model_args: dict = field(default_factory=dict)  # forwarded to the model constructor (timm keyword names)
     drop_path: float | None = None  # stochastic depth; None = the model's default (0.1 for ViT presets, 0 for CNNs)
+    init: str | None = None  # start from these weights: a lowdata run (training or pretraining) or a weights file
+    linear_probe: bool = False  # train only the head on frozen features
+    layer_decay: float | None = None  # layer-wise learning-rate decay (MAE fine-tuning: 0.65-0.75)
     # objective
     label_smoothing: float = 0.1
     teacher: str | None = None  # distillation teacher: a lowdata run directory, or a weights file + teacher_model
@@ -61,7 +64,7 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
-DICT_SETTINGS = ("model_args", "augment_args")
+DICT_SETTINGS = ("model_args", "augment_args", "method_args")
 
 
 def field_names(cls: type = TrainConfig) -> list[str]:
@@ -86,7 +89,7 @@ def given_values(file: str | Path | None = None, overrides: dict[str, Any] | Non
         if "." in key:  # model_args.patch_size=2, augment_args.mixup=0.2
             top, sub = key.split(".", 1)
             if top not in DICT_SETTINGS:
-                raise UsageError(f"only {' and '.join(DICT_SETTINGS)} take a dotted key, got {key!r}; "
+                raise UsageError(f"only {', '.join(DICT_SETTINGS)} take a dotted key, got {key!r}; "
                                  "write e.g. model_args.patch_size=2")
             values[top] = {**values.get(top, {}), sub: value}
         else:

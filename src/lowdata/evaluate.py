@@ -27,3 +27,60 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, norma
     model.train(was_training)
     n = max(len(images), 1)
     return {"acc": correct / n, "loss": loss_sum / n}
+
+
+def classification_evaluator(eval_sets: dict[str, tuple[torch.Tensor, torch.Tensor]], normalize: nn.Module,
+                             device: torch.device, autocast: Callable[[], AbstractContextManager]):
+    """model -> {"test_acc", "test_loss", ...} over every named split."""
+    def run(model: nn.Module) -> dict[str, float]:
+        out = {}
+        for name, (images, labels) in eval_sets.items():
+            result = evaluate(model, images, labels, normalize, device, autocast)
+            out.update({f"{name}_acc": result["acc"], f"{name}_loss": result["loss"]})
+        return out
+    return run
+
+
+@torch.inference_mode()
+def features(model: nn.Module, images: torch.Tensor, normalize: nn.Module, device: torch.device,
+             autocast: Callable[[], AbstractContextManager], batch_size: int = 512) -> torch.Tensor:
+    """Pooled, pre-logit features (timm's `forward_head(pre_logits=True)`) of uint8 images, in float32."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        with autocast():
+            tokens = model.forward_features(normalize(images[start:start + batch_size].to(device)))
+            out.append(model.forward_head(tokens, pre_logits=True).float())
+    model.train(was_training)
+    return torch.cat(out)
+
+
+def knn_accuracy(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
+                 test_labels: torch.Tensor, k: int = 20, temperature: float = 0.07, chunk: int = 1024) -> float:
+    """Weighted k-nearest-neighbour accuracy on cosine similarity (the monitor of InstDisc and DINO): each
+    of the k neighbours votes for its class with weight exp(similarity / temperature)."""
+    train_features = F.normalize(train_features, dim=1)
+    test_features = F.normalize(test_features, dim=1)
+    classes = int(max(train_labels.max(), test_labels.max())) + 1
+    k = min(k, len(train_features))
+    correct = 0
+    for start in range(0, len(test_features), chunk):
+        similarity = test_features[start:start + chunk] @ train_features.T
+        top, index = similarity.topk(k, dim=1)
+        votes = torch.zeros(len(top), classes, device=top.device)
+        votes.scatter_add_(1, train_labels[index], (top / temperature).exp())
+        correct += (votes.argmax(1) == test_labels[start:start + chunk]).sum().item()
+    return correct / max(len(test_features), 1)
+
+
+def knn_evaluator(memory: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor],
+                  normalize: nn.Module, device: torch.device, autocast: Callable[[], AbstractContextManager],
+                  k: int = 20):
+    """encoder -> {"knn_acc"}: labelled `memory` images vote for the `test` images' classes. The labels are
+    read here only, to monitor a self-supervised run; its training never sees them."""
+    def run(encoder: nn.Module) -> dict[str, float]:
+        bank = features(encoder, memory[0], normalize, device, autocast)
+        queries = features(encoder, test[0], normalize, device, autocast)
+        return {"knn_acc": knn_accuracy(bank, memory[1].to(device), queries, test[1].to(device), k)}
+    return run

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 from lowdata.errors import UsageError
@@ -51,3 +52,29 @@ MODELS.register("vit-tiny")(ModelSpec(vit_preset(embed_dim=192, depth=9, num_hea
 MODELS.register("vit-small")(ModelSpec(vit_preset(embed_dim=384, depth=12, num_heads=6, mlp_ratio=4.0),
                                        "transformer", "ViT, width 384, depth 12, patch 4 at 32 px (DeiT-S size)",
                                        drop_path=0.1))
+
+
+# The model side of masked image modelling: what an objective needs to encode only some patches, so that
+# objectives never reach into the ViT's layers themselves. timm's VisionTransformer has no masked forward.
+def patch_tokens(vit: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, L, D) patch embeddings with their position embeddings, no prefix tokens."""
+    tokens = vit.patch_embed(images)
+    return tokens + vit.pos_embed[:, vit.num_prefix_tokens:]
+
+
+def encode_tokens(vit: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """Prepend the class token (with its position embedding) to some patch tokens (N, K, D) and run the
+    blocks and the final norm: (N, 1 + K, D)."""
+    if vit.num_prefix_tokens != 1 or getattr(vit, "no_embed_class", False):
+        raise UsageError("masked image modelling needs a ViT preset with a class token only (no distillation "
+                         "token, no register tokens)")
+    cls = (vit.cls_token + vit.pos_embed[:, :1]).expand(len(tokens), -1, -1)
+    return vit.norm(vit.blocks(vit.norm_pre(torch.cat([cls, tokens], dim=1))))
+
+
+def patch_grid(vit: nn.Module) -> tuple[int, int]:
+    return tuple(vit.patch_embed.grid_size)
+
+
+def patch_size(vit: nn.Module) -> int:
+    return vit.patch_embed.patch_size[0]

@@ -26,5 +26,8 @@ class Objective(nn.Module):
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> StepOutput:  # pragma: no cover
         raise NotImplementedError
 
+    def write_figures(self, run_dir, images: torch.Tensor, normalize: nn.Module) -> None:
+        """Figures a method draws at the end of a run (MAE: reconstructions); none by default."""
+
 
 OBJECTIVES: Registry[type] = Registry("objective")

@@ -18,7 +18,6 @@ from torch import nn
 
 from lowdata.augment import Policy
 from lowdata.data.sampling import epoch_order
-from lowdata.evaluate import evaluate
 from lowdata.objectives.base import Objective
 from lowdata.training.optim import build_optimizer, build_schedule
 from lowdata.training.state import TrainingState, load_checkpoint, save_checkpoint
@@ -27,8 +26,7 @@ from lowdata.training.state import TrainingState, load_checkpoint, save_checkpoi
 @dataclass
 class LoopData:
     train_images: torch.Tensor  # uint8 (N, C, H, W), on the CPU
-    train_labels: torch.Tensor
-    eval_sets: dict[str, tuple[torch.Tensor, torch.Tensor]]  # name -> (images, labels), e.g. "test", "val"
+    train_labels: torch.Tensor  # class indices; a self-supervised objective ignores them
 
 
 @dataclass
@@ -42,6 +40,8 @@ class LoopSettings:
     clip_grad: float | None
     eval_every: int
     repeated_aug: int = 1
+    layer_decay: float | None = None
+    betas: tuple[float, float] = (0.9, 0.999)
 
 
 class NoEma(nn.Module):
@@ -55,12 +55,13 @@ class NoEma(nn.Module):
         pass
 
 
-def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: Policy, normalize: nn.Module,
-        device: torch.device, autocast: Callable[[], AbstractContextManager], ema: nn.Module,
+def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: Policy,
+        evaluator: Callable[[nn.Module], dict[str, float]], device: torch.device, autocast: Callable[[], AbstractContextManager], ema: nn.Module,
         generators: dict[str, torch.Generator], run_dir: Path, config: dict[str, Any], resume: bool,
         stop_after_epoch: int | None = None) -> dict[str, Any] | None:
     """Train to `settings.epochs`, checkpointing each epoch. `augment` turns a uint8 batch and its labels into
-    normalised images and targets (soft after mixing); `normalize` prepares evaluation images. Returns the final metrics, or None when stopped
+    normalised images and targets (soft after mixing); `evaluator` maps the model to evaluate (the EMA when one
+    is kept) to metrics, every `eval_every` epochs and after the last. Returns the final metrics, or None when stopped
     early by `stop_after_epoch` (as a preemptible scheduler would)."""
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
@@ -69,7 +70,7 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
     n = len(data.train_images)
     batch_size = min(settings.batch_size, n)
     steps_per_epoch = math.ceil(n / batch_size)
-    optimizer = build_optimizer(model, settings.lr, settings.weight_decay)
+    optimizer = build_optimizer(model, settings.lr, settings.weight_decay, settings.layer_decay, settings.betas)
     schedule = build_schedule(optimizer, settings.epochs * steps_per_epoch,
                               round(settings.warmup_epochs * steps_per_epoch), settings.min_lr)
     saved_ema = None if isinstance(ema, NoEma) else ema
@@ -82,7 +83,7 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
     try:
         for epoch in range(state.epoch, settings.epochs):
             model.train()
-            started, loss_sum, correct = time.perf_counter(), 0.0, 0
+            started, loss_sum, correct, classified = time.perf_counter(), 0.0, 0, False
             order = epoch_order(n, generators["order"], settings.repeated_aug)
             bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{settings.epochs}", disable=None, leave=False)
             for i in bar:
@@ -102,20 +103,20 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
                 loss_sum += out.loss.item() * len(index)
                 if out.logits is not None:  # against the unmixed labels
                     correct += (out.logits.argmax(dim=1) == labels).sum().item()
+                    classified = True
                 seen = min((i + 1) * batch_size, n)
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}",
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", lr=f"{peak_lr(optimizer):.2e}",
                                 img_s=f"{seen / (time.perf_counter() - started):.0f}")
             seconds = time.perf_counter() - started
             state.epoch = epoch + 1
             state.extra["train_seconds"] += seconds
             state.extra["images_seen"] += n
-            last = {"epoch": state.epoch, "step": state.step, "lr": optimizer.param_groups[0]["lr"],
-                    "train_loss": loss_sum / n, "train_acc": correct / n, "epoch_seconds": seconds,
-                    "images_per_second": n / seconds}
+            last = {"epoch": state.epoch, "step": state.step, "lr": peak_lr(optimizer), "train_loss": loss_sum / n,
+                    "epoch_seconds": seconds, "images_per_second": n / seconds}
+            if classified:
+                last["train_acc"] = correct / n
             if state.epoch % settings.eval_every == 0 or state.epoch == settings.epochs:
-                for name, (images, labels) in data.eval_sets.items():
-                    result = evaluate(ema.module, images, labels, normalize, device, autocast)
-                    last.update({f"{name}_acc": result["acc"], f"{name}_loss": result["loss"]})
+                last.update(evaluator(ema.module))
             metrics_log.append(last, writer)
             save_checkpoint(run_dir, model, optimizer, saved_ema, state, config)
             if stop_after_epoch is not None and state.epoch >= stop_after_epoch and state.epoch < settings.epochs:
@@ -124,6 +125,11 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
         writer.close()
     return {**last, "train_seconds": state.extra["train_seconds"],
             "images_per_second": state.extra["images_seen"] / max(state.extra["train_seconds"], 1e-9)}
+
+
+def peak_lr(optimizer: torch.optim.Optimizer) -> float:
+    """The schedule's current rate (with layer decay, the groups nearest the head have it unscaled)."""
+    return max(group["lr"] for group in optimizer.param_groups)
 
 
 class MetricsLog:

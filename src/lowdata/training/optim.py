@@ -5,12 +5,16 @@ import torch
 from torch import nn
 
 
-def build_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, lr: float, weight_decay: float, layer_decay: float | None = None,
+                    betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Optimizer:
     """timm's AdamW groups: no decay for norms, biases (ndim <= 1) and the model's `no_weight_decay()` set
-    (position embeddings, class token)."""
+    (position embeddings, class token); frozen tensors left out. With `layer_decay`, timm's layer-wise
+    learning-rate scales from the model's `group_matcher` (the head gets 1, each block below it one more
+    factor); the schedule applies them through each group's `lr_scale`."""
     from timm.optim import create_optimizer_v2
 
-    return create_optimizer_v2(model, opt="adamw", lr=lr, weight_decay=weight_decay, filter_bias_and_bn=True)
+    return create_optimizer_v2(model, opt="adamw", lr=lr, weight_decay=weight_decay, filter_bias_and_bn=True,
+                               layer_decay=layer_decay, betas=betas)
 
 
 def build_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, min_lr: float):

@@ -1,0 +1,15 @@
+"""Self-supervised pretraining methods: a registry of objectives that learn from images alone.
+
+A method is a class registered here, built as `cls(encoder, in_chans, generator, **settings)`; its `model`
+holds the encoder under `.encoder` (whose state dict is the classifier's, without a head). A second method
+(e.g. DINO) is a new file that registers itself and is imported in `load_methods`; nothing else changes.
+"""
+from __future__ import annotations
+
+from lowdata.registry import Registry
+
+PRETRAIN_METHODS: Registry[type] = Registry("pretraining method")
+
+
+def load_methods() -> None:
+    from lowdata.objectives import mae  # noqa: F401  (registers "mae")

@@ -1,0 +1,161 @@
+import json
+
+import pytest
+import torch
+
+from lowdata import train
+from lowdata.errors import UsageError
+from lowdata.evaluate import knn_accuracy
+from lowdata.models import create_model
+from lowdata.models.weights import load_init
+from lowdata.objectives.mae import MAE, MaskedAutoencoder
+from lowdata.pretraining import pretrain
+from lowdata.training.optim import build_optimizer, build_schedule
+
+
+def tiny_mae(norm_pix_loss=True, depth=2, channels=3):
+    encoder = create_model("vit-tiny", num_classes=0, in_chans=channels, img_size=(16, 16), depth=depth)
+    return MaskedAutoencoder(encoder, channels, decoder_dim=32, decoder_depth=1, norm_pix_loss=norm_pix_loss)
+
+
+def test_masking_keeps_the_requested_number_per_image_differently_and_reproducibly():
+    ids_keep, mask, ids_restore = MaskedAutoencoder.random_masking(64, 16, 0.75, torch.Generator().manual_seed(0),
+                                                                   torch.device("cpu"))
+    assert ids_keep.shape == (64, 4) and (mask.sum(1) == 12).all()
+    assert all(mask[i, ids_keep[i]].sum() == 0 for i in range(64))  # kept patches are the unmasked ones
+    assert len({tuple(sorted(row.tolist())) for row in ids_keep}) > 50
+    again = MaskedAutoencoder.random_masking(64, 16, 0.75, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert torch.equal(again[0], ids_keep) and torch.equal(again[1], mask)
+    assert torch.equal(ids_restore.gather(1, ids_restore.argsort(1)), torch.arange(16).expand(64, 16))
+
+
+def test_patchify_round_trip_and_layout():
+    model = tiny_mae()
+    images = torch.randn(2, 3, 16, 16)
+    patches = model.patchify(images)
+    assert patches.shape == (2, 16, 4 * 4 * 3)
+    assert torch.equal(patches[0, 1].view(4, 4, 3).permute(2, 0, 1), images[0, :, :4, 4:8])  # row-major grid
+    assert torch.equal(model.unpatchify(patches), images)
+
+
+def test_loss_counts_masked_patches_only():
+    model = tiny_mae(norm_pix_loss=False)
+    images = torch.randn(2, 3, 16, 16)
+    target = model.patchify(images)
+    mask = torch.zeros(2, 16)
+    mask[:, :5] = 1
+    pred = torch.where(mask[..., None].bool(), target, target + 100.0)  # perfect where masked, wild elsewhere
+    assert model.forward_loss(images, pred, mask) == 0
+    pred = torch.where(mask[..., None].bool(), target + 2.0, target)  # off by 2 on every masked pixel
+    assert torch.isclose(model.forward_loss(images, pred, mask), torch.tensor(4.0))
+
+
+def test_encoder_sees_only_the_visible_tokens():
+    model = tiny_mae()
+    latent, mask, _ = model.forward_encoder(torch.randn(3, 3, 16, 16), 0.75, torch.Generator().manual_seed(1))
+    assert latent.shape == (3, 1 + 4, 192) and mask.shape == (3, 16)
+
+
+def test_loss_falls_on_a_tiny_dataset():
+    from sklearn.datasets import load_digits
+
+    images = torch.tensor(load_digits().images[:64], dtype=torch.float32)[:, None] / 16
+    images = torch.nn.functional.interpolate(images, size=16).expand(-1, 3, -1, -1)
+    torch.manual_seed(0)
+    objective = MAE(tiny_mae().encoder, 3, torch.Generator().manual_seed(0), mask_ratio=0.5, decoder_dim=32,
+                    decoder_depth=1)
+    optimizer = torch.optim.AdamW(objective.model.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(60):
+        loss = objective(images, torch.zeros(64, dtype=torch.long)).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert sum(losses[-5:]) / 5 < 0.75 * losses[0]  # measured: 0.99 -> 0.60
+
+
+def test_knn_accuracy_on_known_neighbours():
+    bank = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    labels = torch.tensor([0, 0, 1, 1])
+    queries, truth = torch.tensor([[1.0, 0.05], [0.05, 1.0], [0.2, 1.0]]), torch.tensor([0, 1, 0])
+    assert knn_accuracy(bank, labels, queries, truth, k=2) == pytest.approx(2 / 3)
+
+
+def test_layer_decay_assigns_the_expected_learning_rates():
+    model = create_model("vit-tiny", num_classes=10, in_chans=3, img_size=(16, 16), depth=3)
+    optimizer = build_optimizer(model, lr=1e-3, weight_decay=0.05, layer_decay=0.5)
+    schedule = build_schedule(optimizer, total_steps=100, warmup_steps=0, min_lr=0.0)
+    schedule.step_update(num_updates=0)
+    rates = {}
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            rates[next(n for n, p in model.named_parameters() if p is param)] = group["lr"]
+    # timm's layers: 0 = embeddings, 1..3 = blocks, 4 = final norm and head
+    assert rates["head.weight"] == pytest.approx(1e-3)
+    assert rates["blocks.2.attn.qkv.weight"] == pytest.approx(1e-3 * 0.5)
+    assert rates["blocks.0.mlp.fc1.weight"] == pytest.approx(1e-3 * 0.5 ** 3)
+    assert rates["patch_embed.proj.weight"] == pytest.approx(1e-3 * 0.5 ** 4)
+
+
+@pytest.fixture(scope="module")
+def mae_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("mae") / "run"
+    summary = pretrain(data="digits", epochs=2, batch_size=128, model_args={"depth": 2}, knn_memory=300,
+                       eval_every=1, method_args={"decoder_dim": 32, "decoder_depth": 1}, out=str(run))
+    return run, summary
+
+
+def test_pretraining_run_writes_its_record(mae_run):
+    run, summary = mae_run
+    assert summary["images"] == 1438 and 0 < summary["knn_acc"] <= 1  # every training image, no labels
+    assert 0 < summary["knn_acc_at_init"] <= 1 and (run / "knn_at_init.json").is_file()
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [("knn_acc" in line) for line in lines] == [True, True] and "train_acc" not in lines[0]
+    assert (run / "reconstructions.png").stat().st_size > 1000
+
+
+def test_encoder_weights_round_trip_into_a_classifier(mae_run, tmp_path):
+    from safetensors.torch import load_file
+
+    run, _ = mae_run
+    classifier = create_model("vit-tiny", num_classes=10, in_chans=1, img_size=(8, 8), depth=2)
+    report = load_init(classifier, run)
+    saved = load_file(str(run / "checkpoint" / "model.safetensors"))
+    assert torch.equal(classifier.state_dict()["blocks.1.mlp.fc2.weight"], saved["encoder.blocks.1.mlp.fc2.weight"])
+    assert torch.equal(classifier.state_dict()["pos_embed"], saved["encoder.pos_embed"])
+    assert report[0].startswith(f"loaded {len(classifier.state_dict()) - 2} of {len(classifier.state_dict())}")
+    assert any("decoder" in line for line in report) and any("head.weight" in line for line in report)
+    summary = train(data="digits", labels=200, model="vit-tiny", model_args={"depth": 2}, epochs=1,
+                    init=str(run), layer_decay=0.75, out=str(tmp_path / "ft"))
+    assert summary["init"] == str(run) and summary["layer_decay"] == 0.75
+
+
+def test_linear_probe_trains_the_head_only(mae_run, tmp_path):
+    from safetensors.torch import load_file
+
+    run, _ = mae_run
+    summary = train(data="digits", labels=200, model="vit-tiny", model_args={"depth": 2}, epochs=2, init=str(run),
+                    linear_probe=True, out=str(tmp_path / "probe"))
+    assert any("linear probe: only head.weight, head.bias train" in line for line in summary["init_report"])
+    before = load_file(str(run / "checkpoint" / "model.safetensors"))
+    after = load_file(str(tmp_path / "probe" / "checkpoint" / "model.safetensors"))
+    assert torch.equal(after["blocks.0.attn.qkv.weight"], before["encoder.blocks.0.attn.qkv.weight"])
+    assert not torch.equal(after["head.weight"], create_model("vit-tiny", 10, 1, (8, 8), depth=2).head.weight)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"method": "simclr"}, "unknown pretraining method 'simclr'"),
+    ({"augment": "strong"}, "pretraining reads no labels"),
+    ({"mask_ratio": 1.0}, "mask_ratio must be between 0 and 1"),
+])
+def test_pretraining_usage_errors(tmp_path, settings, message):
+    with pytest.raises(UsageError, match=message):
+        pretrain(data="digits", epochs=1, out=str(tmp_path / "run"), **settings)
+
+
+def test_fine_tuning_usage_errors(tmp_path):
+    with pytest.raises(UsageError, match="give the features with --init"):
+        train(data="digits", epochs=1, linear_probe=True, out=str(tmp_path / "a"))
+    with pytest.raises(UsageError, match="neither a lowdata run directory nor a weights file"):
+        train(data="digits", epochs=1, init=str(tmp_path / "missing"), out=str(tmp_path / "b"))
