@@ -138,9 +138,10 @@ def run_study(out: str | Path, data: str | None = None, sizes: list[int] | None 
         dataset = load_dataset(data, base.get("image_size"), base.get("split_seed", 0))
         if sizes_per_class is not None:
             sizes = [k * dataset.info.num_classes for k in sizes_per_class]
-        plan = make_plan(data, sizes or defaults.get("sizes") or [], pick(load_recipes(recipes_file),
-                         recipes or defaults.get("recipes") or ["cnn", "vit"]), seeds or defaults.get("seeds") or [0],
-                         len(dataset.train_images), budget_epochs, budget_steps, base)
+        known = load_recipes(recipes_file)
+        plan = make_plan(data, sizes or defaults.get("sizes") or [], pick(known, recipes or defaults.get("recipes")
+                         or ["cnn", "vit"]), seeds or defaults.get("seeds") or [0], len(dataset.train_images),
+                         budget_epochs, budget_steps, base, available=known)
         save_or_check_plan(plan, out_dir)
     run_cells(plan, out_dir, claim_timeout=claim_timeout, max_cells=max_cells)
     if not all(is_done(out_dir, cell) for cell in plan.cells):

@@ -147,3 +147,66 @@ def test_every_preset_makes_a_valid_plan():
     cifar = make_plan("cifar10", PRESETS["cifar10-cpu"]["sizes"], pick(load_recipes(), ["cnn"]), [0], 50000,
                       budget_steps=3000)
     assert {c.size: c.settings["epochs"] for c in cifar.cells} == {1000: 375, 2500: 150, 5000: 75, 10000: 38}
+
+
+SHARED_RECIPES = """
+vit+distill:
+  family: vit
+  description: a one-block ViT with a distillation token, taught by the cnn recipe
+  teacher: cnn
+  settings: {model: vit-tiny, model_args: {depth: 1, embed_dim: 32, num_heads: 2}, dist_token: true}
+vit+mae:
+  family: vit
+  description: the same ViT, MAE-pretrained once
+  pretrain: {epochs: 1, batch_size: 256, knn_memory: 100, method_args: {decoder_dim: 16, decoder_depth: 1}}
+  settings: {model: vit-tiny, model_args: {depth: 1, embed_dim: 32, num_heads: 2}, layer_decay: 0.75}
+"""
+
+
+def test_shared_stages_run_once_and_feed_every_cell(tmp_path, tiny_recipes):
+    recipes = tmp_path / "shared.yaml"
+    recipes.write_text(open(tiny_recipes).read() + SHARED_RECIPES)
+    out = tmp_path / "study"
+    fits = run_study(out, data="digits", sizes=[30, 60, 120], recipes=["vit+distill", "vit+mae"], seeds=[0],
+                     budget_epochs=1, settings={"batch_size": 32}, recipes_file=str(recipes))
+    assert set(fits["recipes"]) == {"vit+distill", "vit+mae"}  # teachers and pretraining are not curves
+    plan = load_plan(out)
+    assert sorted(stage.id for stage in plan.stages) == ["cnn-n120-s0", "cnn-n30-s0", "cnn-n60-s0",
+                                                         "vit+mae-pretrain"]
+    started = Counter(e["cell"] for e in events(out) if e["event"] == "start")
+    assert started["vit+mae-pretrain"] == 1 and all(count == 1 for count in started.values()) and len(started) == 10
+    for size in (30, 60, 120):
+        student = json.loads((out / "cells" / f"vit+distill-n{size}-s0" / "summary.json").read_text())
+        teacher = json.loads((out / "stages" / f"cnn-n{size}-s0" / "summary.json").read_text())
+        assert student["teacher_test_acc"] == pytest.approx(teacher["test_acc"]) and teacher["labels"] == size
+        tuned = json.loads((out / "cells" / f"vit+mae-n{size}-s0" / "summary.json").read_text())
+        assert tuned["init"] == str(out / "stages" / "vit+mae-pretrain") and tuned["layer_decay"] == 0.75
+    assert json.loads((out / "stages" / "vit+mae-pretrain" / "summary.json").read_text())["images"] == 1438
+
+
+def test_a_teacher_recipe_in_the_study_is_reused_not_retrained(tmp_path, tiny_recipes):
+    from lowdata.study.plan import make_plan
+    from lowdata.study.recipes import load_recipes, pick
+
+    recipes = tmp_path / "shared.yaml"
+    recipes.write_text(open(tiny_recipes).read() + SHARED_RECIPES)
+    known = load_recipes(str(recipes))
+    plan = make_plan("digits", [30, 60, 120], pick(known, ["cnn", "vit+distill"]), [0, 1], 1438, budget_epochs=1,
+                     available=known)
+    assert plan.stages == []
+    student = next(c for c in plan.cells if c.id == "vit+distill-n60-s1")
+    assert student.needs == {"teacher": "cells/cnn-n60-s1"}
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("x:\n  teacher: nobody\n  settings: {model: vit-tiny}\n", "names teacher 'nobody', which is not a recipe"),
+    ("x:\n  settings: {model: vit-tiny, init: runs/mae}\n", "use the recipe's `teacher:`"),
+    ("x:\n  pretrain: {epochz: 3}\n  settings: {model: vit-tiny}\n", "unknown setting 'epochz'"),
+])
+def test_bad_shared_stage_recipes(tmp_path, entry, message):
+    from lowdata.study.recipes import load_recipes
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(entry)
+    with pytest.raises(UsageError, match=message):
+        load_recipes(str(path))

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from lowdata.config import TrainConfig, build
 from lowdata.errors import UsageError
@@ -25,6 +25,19 @@ class Cell:
     size: int
     seed: int
     settings: dict[str, Any]  # the cell's TrainConfig fields
+    needs: dict[str, str] = field(default_factory=dict)  # setting -> run it takes, relative to DIR (teacher, init)
+    folder: ClassVar[str] = "cells"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A run that cells share and that is not itself a point on a curve: a pretraining once per study, or a
+    teacher at one budget when the teacher's recipe is not among the study's recipes."""
+    id: str
+    kind: str  # "pretrain" or "train"
+    settings: dict[str, Any]  # PretrainConfig or TrainConfig fields
+    needs: dict[str, str] = field(default_factory=dict)
+    folder: ClassVar[str] = "stages"
 
 
 @dataclass(frozen=True)
@@ -36,13 +49,15 @@ class Plan:
     budget: dict[str, int | None]  # {"epochs": E} or {"steps": S}
     base: dict[str, Any]  # settings for every cell (from --config and key=value)
     cells: list[Cell]
+    stages: list[Stage] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> "Plan":
-        return cls(**{**raw, "cells": [Cell(**cell) for cell in raw["cells"]]})
+        return cls(**{**raw, "cells": [Cell(**cell) for cell in raw["cells"]],
+                      "stages": [Stage(**stage) for stage in raw.get("stages", [])]})
 
     def family(self, recipe: str) -> str:
         return self.recipes[recipe]["family"]
@@ -50,7 +65,8 @@ class Plan:
 
 def make_plan(data: str, sizes: list[int], recipes: list[Recipe], seeds: list[int], train_size: int,
               budget_epochs: int | None = None, budget_steps: int | None = None,
-              base: dict[str, Any] | None = None) -> Plan:
+              base: dict[str, Any] | None = None, available: dict[str, Recipe] | None = None) -> Plan:
+    """`available` holds every known recipe, for teachers that are not among `recipes`."""
     base = dict(base or {})
     sizes = sorted(set(sizes))
     if len(sizes) < MIN_SIZES:
@@ -65,20 +81,45 @@ def make_plan(data: str, sizes: list[int], recipes: list[Recipe], seeds: list[in
         raise UsageError("give --budget-epochs or --budget-steps, not both")
     if (budget_epochs is not None and budget_epochs < 1) or (budget_steps is not None and budget_steps < 1):
         raise UsageError("the training budget must be at least 1")
-    cells = []
+    available = {**(available or {}), **{r.name: r for r in recipes}}
+    picked = {r.name for r in recipes}
+
+    def cell_settings(recipe: Recipe, size: int, seed: int) -> dict[str, Any]:
+        settings = {**base, **recipe.settings, "data": data, "labels": size, "seed": seed}
+        config = build(TrainConfig, settings)
+        epochs = budget_epochs or (epochs_for_steps(budget_steps, size, config) if budget_steps else config.epochs)
+        # evaluate once, at the end: per-epoch test passes would cost more than training at small sizes
+        settings.update(epochs=epochs, eval_every=epochs)
+        return settings
+
+    cells, stages = [], {}
     for recipe in recipes:
+        needs_for_recipe = {}
+        if recipe.pretrain is not None:  # once per study, on every training image, with the recipe's encoder
+            stage_id = f"{recipe.name}-pretrain"
+            model_settings = {k: recipe.settings[k] for k in ("model", "model_args") if k in recipe.settings}
+            stages[stage_id] = Stage(stage_id, "pretrain", {**model_settings, **recipe.pretrain, "data": data,
+                                                            "seed": seeds[0]})
+            needs_for_recipe["init"] = f"{Stage.folder}/{stage_id}"
         for size in sizes:
             for seed in seeds:
-                settings = {**base, **recipe.settings, "data": data, "labels": size, "seed": seed}
-                config = build(TrainConfig, settings)
-                epochs = budget_epochs or (epochs_for_steps(budget_steps, size, config) if budget_steps
-                                           else config.epochs)
-                # evaluate once, at the end: per-epoch test passes would cost more than training at small sizes
-                settings.update(epochs=epochs, eval_every=epochs)
-                cells.append(Cell(f"{recipe.name}-n{size}-s{seed}", recipe.name, size, seed, settings))
-    recipe_table = {r.name: {"family": r.family, "description": r.description, "settings": r.settings}
-                    for r in recipes}
-    return Plan(data, sizes, list(seeds), recipe_table, {"epochs": budget_epochs, "steps": budget_steps}, base, cells)
+                needs = dict(needs_for_recipe)
+                if recipe.teacher is not None:
+                    teacher = available[recipe.teacher]
+                    if teacher.teacher is not None or teacher.pretrain is not None:
+                        raise UsageError(f"teacher recipe {teacher.name!r} needs a run of its own; a teacher must be "
+                                         "a recipe trained from scratch (e.g. cnn)")
+                    teacher_id = f"{teacher.name}-n{size}-s{seed}"
+                    if teacher.name not in picked:  # not a curve of this study: a shared stage
+                        stages[teacher_id] = Stage(teacher_id, "train", cell_settings(teacher, size, seed))
+                    folder = Cell.folder if teacher.name in picked else Stage.folder
+                    needs["teacher"] = f"{folder}/{teacher_id}"
+                cells.append(Cell(f"{recipe.name}-n{size}-s{seed}", recipe.name, size, seed,
+                                  cell_settings(recipe, size, seed), needs))
+    recipe_table = {r.name: {"family": r.family, "description": r.description, "settings": r.settings,
+                             "teacher": r.teacher, "pretrain": r.pretrain} for r in recipes}
+    return Plan(data, sizes, list(seeds), recipe_table, {"epochs": budget_epochs, "steps": budget_steps}, base, cells,
+                list(stages.values()))
 
 
 def epochs_for_steps(steps: int, size: int, config: TrainConfig) -> int:

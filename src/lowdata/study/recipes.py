@@ -18,6 +18,8 @@ class Recipe:
     family: str  # "cnn" or "vit"
     description: str
     settings: dict[str, Any]
+    teacher: str | None = None  # recipe whose run at the same budget and seed is this one's distillation teacher
+    pretrain: dict[str, Any] | None = None  # `lowdata pretrain` settings: one run per study, fine-tuned per cell
 
 
 def load_recipes(extra_file: str | Path | None = None) -> dict[str, Recipe]:
@@ -34,9 +36,10 @@ def parse_recipes(raw: dict[str, Any], source: Path) -> dict[str, Recipe]:
         where = f"recipe {name!r} in {source}"
         if not isinstance(entry, dict) or not isinstance(entry.get("settings", {}), dict):
             raise UsageError(f"{where} must be a mapping with description, family and settings; see `lowdata recipes`")
-        unknown = set(entry) - {"family", "description", "settings"}
+        unknown = set(entry) - {"family", "description", "settings", "teacher", "pretrain"}
         if unknown:
-            raise UsageError(f"{where} has unknown keys {sorted(unknown)}; use description, family and settings")
+            raise UsageError(f"{where} has unknown keys {sorted(unknown)}; use description, family, settings, "
+                             "teacher and pretrain")
         family = entry.get("family", "vit")
         if family not in ("cnn", "vit"):
             raise UsageError(f"{where}: family must be cnn or vit, got {family!r}")
@@ -45,7 +48,23 @@ def parse_recipes(raw: dict[str, Any], source: Path) -> dict[str, Recipe]:
         if owned:
             raise UsageError(f"{where} sets {owned}, which the study sets per cell; remove them from the recipe")
         build(TrainConfig, settings)  # unknown or mistyped settings fail here, naming the key
-        recipes[name] = Recipe(name, family, str(entry.get("description", "")).strip(), settings)
+        stage_owned = sorted({"teacher", "init"} & set(settings))
+        if stage_owned:
+            raise UsageError(f"{where} sets {stage_owned} in its settings; in a study use the recipe's `teacher:` "
+                             "(a recipe name) or `pretrain:` (pretraining settings) instead")
+        pretrain = entry.get("pretrain")
+        if pretrain is not None:
+            from lowdata.pretraining import PretrainConfig
+
+            if not isinstance(pretrain, dict):
+                raise UsageError(f"{where}: pretrain must be a mapping of `lowdata pretrain` settings")
+            build(PretrainConfig, pretrain)
+        recipes[name] = Recipe(name, family, str(entry.get("description", "")).strip(), settings,
+                               entry.get("teacher"), pretrain)
+    for recipe in recipes.values():
+        if recipe.teacher is not None and recipe.teacher not in recipes:
+            raise UsageError(f"recipe {recipe.name!r} in {source} names teacher {recipe.teacher!r}, which is not a "
+                             f"recipe; choose from {', '.join(recipes)}")
     return recipes
 
 

@@ -16,33 +16,43 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from lowdata.study.plan import Cell, Plan
+from lowdata.study.plan import Cell, Plan, Stage
+
+Unit = Cell | Stage  # what a worker claims and runs: a cell of the grid or a stage cells share
 
 HEARTBEAT_S = 20.0
 POLL_S = 5.0
 
 
-def cell_dir(out_dir: Path, cell: Cell) -> Path:
-    return out_dir / "cells" / cell.id
+def cell_dir(out_dir: Path, unit: Unit) -> Path:
+    return out_dir / unit.folder / unit.id
 
 
-def is_done(out_dir: Path, cell: Cell) -> bool:
-    return (cell_dir(out_dir, cell) / "summary.json").is_file()
+def is_done(out_dir: Path, unit: Unit) -> bool:
+    return (cell_dir(out_dir, unit) / "summary.json").is_file()
+
+
+def is_ready(out_dir: Path, unit: Unit) -> bool:
+    """Every run it takes (teacher, pretrained encoder) has finished."""
+    return all((out_dir / need / "summary.json").is_file() for need in unit.needs.values())
 
 
 def run_cells(plan: Plan, out_dir: Path, claim_timeout: float = 900.0, max_cells: int | None = None) -> int:
     """Work through the plan until every cell is done (waiting on cells other workers hold). Returns the
     number of cells this process trained. `max_cells` stops after that many (for tests and short slots)."""
     (out_dir / "cells").mkdir(parents=True, exist_ok=True)
+    (out_dir / "stages").mkdir(exist_ok=True)
     worker = f"{socket.gethostname()}:{os.getpid()}"
     trained, seconds = 0, 0.0
+    units: list[Unit] = [*plan.stages, *plan.cells]  # stages first: cells wait for them
     while True:
-        pending = [cell for cell in plan.cells if not is_done(out_dir, cell)]
+        pending = [unit for unit in units if not is_done(out_dir, unit)]
         if not pending or (max_cells is not None and trained >= max_cells):
             return trained
-        claimed = next((cell for cell in pending if try_claim(out_dir, cell, worker, claim_timeout)), None)
+        ready = [unit for unit in pending if is_ready(out_dir, unit)]
+        claimed = next((unit for unit in ready if try_claim(out_dir, unit, worker, claim_timeout)), None)
         if claimed is None:
-            time.sleep(POLL_S)  # every pending cell is held by a live worker
+            time.sleep(POLL_S)  # every runnable unit is held by a live worker, or waits for one that is
             continue
         started = time.perf_counter()
         with heartbeat(claim_path(out_dir, claimed)):
@@ -52,24 +62,33 @@ def run_cells(plan: Plan, out_dir: Path, claim_timeout: float = 900.0, max_cells
         claim_path(out_dir, claimed).unlink(missing_ok=True)
         trained += 1
         seconds += time.perf_counter() - started
-        done = len(plan.cells) - len(pending) + 1
+        done = len(units) - len(pending) + 1
         left = (len(pending) - 1) * seconds / trained
-        print(f"study: {done}/{len(plan.cells)} cells done, about {format_duration(left)} left "
+        what = "cells and shared stages" if plan.stages else "cells"
+        print(f"study: {done}/{len(units)} {what} done, about {format_duration(left)} left "
               f"(this worker's pace)", file=sys.stderr, flush=True)
 
 
-def run_cell(cell: Cell, out_dir: Path) -> None:
-    from lowdata.api import train
+def run_cell(unit: Unit, out_dir: Path) -> None:
     from lowdata.config import TrainConfig, build
     from lowdata.training.state import checkpoint_dir
 
-    target = cell_dir(out_dir, cell)
-    config = build(TrainConfig, {**cell.settings, "out": str(target)})
-    train(config, resume=checkpoint_dir(target) is not None)  # an interrupted cell continues from its epoch
+    target = cell_dir(out_dir, unit)
+    settings = {**unit.settings, **{key: str(out_dir / need) for key, need in unit.needs.items()},
+                "out": str(target)}
+    resume = checkpoint_dir(target) is not None  # an interrupted run continues from its epoch
+    if isinstance(unit, Stage) and unit.kind == "pretrain":
+        from lowdata.pretraining import PretrainConfig, pretrain
+
+        pretrain(build(PretrainConfig, settings), resume=resume)
+    else:
+        from lowdata.api import train
+
+        train(build(TrainConfig, settings), resume=resume)
 
 
-def claim_path(out_dir: Path, cell: Cell) -> Path:
-    return out_dir / "cells" / f"{cell.id}.claim"
+def claim_path(out_dir: Path, unit: Unit) -> Path:
+    return out_dir / unit.folder / f"{unit.id}.claim"
 
 
 def try_claim(out_dir: Path, cell: Cell, worker: str, claim_timeout: float) -> bool:
