@@ -159,3 +159,20 @@ def test_fine_tuning_usage_errors(tmp_path):
         train(data="digits", epochs=1, linear_probe=True, out=str(tmp_path / "a"))
     with pytest.raises(UsageError, match="neither a lowdata run directory nor a weights file"):
         train(data="digits", epochs=1, init=str(tmp_path / "missing"), out=str(tmp_path / "b"))
+
+
+def test_methods_are_found_by_registration_alone():
+    from lowdata.objectives.pretrain import PRETRAIN_METHODS, load_methods
+
+    load_methods()
+    assert "mae" in PRETRAIN_METHODS.names()
+
+
+def test_distillation_from_a_teacher_into_an_mae_initialised_student(mae_run, tmp_path):
+    run, _ = mae_run
+    teacher = tmp_path / "teacher"
+    train(data="digits", labels=200, model="resnet20", epochs=2, out=str(teacher))
+    summary = train(data="digits", labels=200, model="vit-tiny", model_args={"depth": 2}, epochs=1, init=str(run),
+                    teacher=str(teacher), augment="strong", out=str(tmp_path / "student"))
+    assert summary["distill"] == "hard" and summary["init"] == str(run)
+    assert summary["init_report"][0].startswith("loaded 30 of 32 tensors")

@@ -2,7 +2,8 @@
 
 A method is a class registered here, built as `cls(encoder, in_chans, generator, **settings)`; its `model`
 holds the encoder under `.encoder` (whose state dict is the classifier's, without a head). A second method
-(e.g. DINO) is a new file that registers itself and is imported in `load_methods`; nothing else changes.
+(e.g. DINO) is a new file in this package that registers itself; `load_methods` imports every module here,
+so nothing else changes.
 """
 from __future__ import annotations
 
@@ -12,4 +13,10 @@ PRETRAIN_METHODS: Registry[type] = Registry("pretraining method")
 
 
 def load_methods() -> None:
-    from lowdata.objectives import mae  # noqa: F401  (registers "mae")
+    import importlib
+    import pkgutil
+
+    import lowdata.objectives as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
