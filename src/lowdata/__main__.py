@@ -1,5 +1,4 @@
-import sys
-
+"""`python -m lowdata ...` (and `torchrun --nproc_per_node N -m lowdata train ...`) run the CLI."""
 from lowdata.cli import main
 
-sys.exit(main())
+raise SystemExit(main())

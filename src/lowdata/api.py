@@ -33,6 +33,7 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
     from lowdata.data import load_dataset, select_budget
     from lowdata.evaluate import classification_evaluator
     from lowdata.models import count_params, create_model, default_lr
+    from lowdata.training.distributed import current_process, process_device
     from lowdata.training.loop import LoopData, LoopSettings, fit
     from lowdata.training.state import checkpoint_dir, read_config
 
@@ -55,8 +56,9 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
         config = config.replace(distill="hard" if config.teacher else "none")
     if config.linear_probe and config.drop_path is None:
         config = config.replace(drop_path=0.0)  # frozen features take no stochastic depth
-    device = pick_device(config.device)
-    torch.manual_seed(config.seed)  # model initialisation and stochastic depth
+    process = current_process()  # one process, or this one's place under torchrun
+    device = process_device(process, pick_device(config.device))
+    torch.manual_seed(config.seed)  # model initialisation (the same on every rank) and stochastic depth
     model = create_model(config.model, num_classes=info.num_classes, in_chans=info.channels,
                          img_size=info.image_size, drop_path=config.drop_path, distilled=config.dist_token,
                          **config.model_args)
@@ -74,12 +76,14 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
     ema = build_ema(model, config.ema_decay)
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_yaml(config, run_dir / "config.yaml")
-    for note in [f"augment: {note}" for note in policy.notes] + [f"init: {line}" for line in init_report]:
-        print(f"lowdata: {note}", file=sys.stderr)
+    if process.is_main:
+        save_yaml(config, run_dir / "config.yaml")
+        for note in [f"augment: {note}" for note in policy.notes] + [f"init: {line}" for line in init_report]:
+            print(f"lowdata: {note}", file=sys.stderr)
     started = time.time()
     result = fit(objective, data, loop_settings(config, LoopSettings), policy.to(device), evaluator, device,
-                 autocast, ema, generators, run_dir, asdict(config), resume=resume, stop_after_epoch=stop_after_epoch)
+                 autocast, ema, generators, run_dir, asdict(config), resume=resume, stop_after_epoch=stop_after_epoch,
+                 process=process)
     if result is None:
         return None
     summary = {
@@ -94,10 +98,12 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
         "images_per_second": round(result["images_per_second"], 1),
         "wall_seconds_this_session": round(time.time() - started, 2), "device": str(device),
         "precision": config.precision, "git_commit": git_commit(), "torch": torch.__version__,
+        "processes": process.world_size,
     }
     from lowdata.io import atomic_write_json
 
-    atomic_write_json(run_dir / "summary.json", summary)
+    if process.is_main:
+        atomic_write_json(run_dir / "summary.json", summary)
     return summary
 
 

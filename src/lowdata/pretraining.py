@@ -80,7 +80,10 @@ def pretrain(config: PretrainConfig | None = None, *, resume: bool = False, stop
     policy = build_policy(config.augment, info, **config.augment_args)
     if policy.describe().count("Mixup"):
         raise UsageError(f"augmentation {config.augment!r} mixes labels; pretraining reads no labels: use basic")
-    device = pick_device(config.device)
+    from lowdata.training.distributed import current_process, process_device
+
+    process = current_process()
+    device = process_device(process, pick_device(config.device))
     torch.manual_seed(config.seed)
     encoder = create_model(config.model, num_classes=0, in_chans=info.channels, img_size=info.image_size,
                            drop_path=config.drop_path, **config.model_args)
@@ -104,19 +107,21 @@ def pretrain(config: PretrainConfig | None = None, *, resume: bool = False, stop
                              weight_decay=config.weight_decay, warmup_epochs=config.warmup_epochs,
                              clip_grad=config.clip_grad, eval_every=config.eval_every, betas=(0.9, 0.95))
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_yaml(config, run_dir / "config.yaml")
-    for note in policy.notes:
-        print(f"lowdata: augment: {note}", file=sys.stderr)
+    if process.is_main:
+        save_yaml(config, run_dir / "config.yaml")
+        for note in policy.notes:
+            print(f"lowdata: augment: {note}", file=sys.stderr)
     started = time.time()
     at_init = read_json(run_dir / "knn_at_init.json") if resume else None
     if at_init is None:  # the reference the k-NN curve should rise from: the same encoder, untrained
         at_init = monitor(objective.encoder)
-        atomic_write_json(run_dir / "knn_at_init.json", at_init)
+        if process.is_main:
+            atomic_write_json(run_dir / "knn_at_init.json", at_init)
     result = fit(objective, data, settings_, policy.to(device), lambda model: monitor(model.encoder), device,
                  autocast, NoEma(objective.model), generators, run_dir, asdict(config), resume=resume,
-                 stop_after_epoch=stop_after_epoch)
-    if result is None:
-        return None
+                 stop_after_epoch=stop_after_epoch, process=process)
+    if result is None or not process.is_main:
+        return None if result is None else result
     objective.write_figures(run_dir, dataset.test_images[:8].to(device), normalize)
     summary = {
         "method": config.method, "knn_acc": result.get("knn_acc"), "knn_acc_at_init": at_init["knn_acc"],

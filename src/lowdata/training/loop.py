@@ -18,6 +18,7 @@ from torch import nn
 
 from lowdata.augment import Policy
 from lowdata.data.sampling import epoch_order
+from lowdata.training.distributed import SINGLE, Process
 from lowdata.objectives.base import Objective
 from lowdata.training.optim import build_optimizer, build_schedule
 from lowdata.training.state import TrainingState, load_checkpoint, save_checkpoint
@@ -58,18 +59,20 @@ class NoEma(nn.Module):
 def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: Policy,
         evaluator: Callable[[nn.Module], dict[str, float]], device: torch.device, autocast: Callable[[], AbstractContextManager], ema: nn.Module,
         generators: dict[str, torch.Generator], run_dir: Path, config: dict[str, Any], resume: bool,
-        stop_after_epoch: int | None = None) -> dict[str, Any] | None:
+        stop_after_epoch: int | None = None, process: Process = SINGLE) -> dict[str, Any] | None:
     """Train to `settings.epochs`, checkpointing each epoch. `augment` turns a uint8 batch and its labels into
     normalised images and targets (soft after mixing); `evaluator` maps the model to evaluate (the EMA when one
     is kept) to metrics, every `eval_every` epochs and after the last. Returns the final metrics, or None when stopped
-    early by `stop_after_epoch` (as a preemptible scheduler would)."""
+    early by `stop_after_epoch` (as a preemptible scheduler would). Under torchrun (`process`), `batch_size` is
+    the global batch: each rank trains on its share of the epoch with batch_size / world_size images a step."""
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
 
     model = objective.model
     n = len(data.train_images)
-    batch_size = min(settings.batch_size, n)
-    steps_per_epoch = math.ceil(n / batch_size)
+    share = math.ceil(n / process.world_size)  # images per rank and epoch
+    batch_size = max(1, min(settings.batch_size, n) // process.world_size)
+    steps_per_epoch = math.ceil(share / batch_size)
     optimizer = build_optimizer(model, settings.lr, settings.weight_decay, settings.layer_decay, settings.betas)
     schedule = build_schedule(optimizer, settings.epochs * steps_per_epoch,
                               round(settings.warmup_epochs * steps_per_epoch), settings.min_lr)
@@ -77,19 +80,22 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
     state = TrainingState(epoch=0, step=0, generators=generators, extra={"train_seconds": 0.0, "images_seen": 0})
     if resume:
         state = load_checkpoint(run_dir, model, optimizer, saved_ema, generators)
-    metrics_log = MetricsLog(run_dir, after_epoch=state.epoch)
-    writer = SummaryWriter(str(run_dir / "tensorboard"))
+    metrics_log = MetricsLog(run_dir, after_epoch=state.epoch) if process.is_main else None
+    writer = SummaryWriter(str(run_dir / "tensorboard")) if process.is_main else None
+    objective.model = process.wrap(model, device)  # the forward pass goes through DDP; `model` is saved
     last: dict[str, Any] = {}
     try:
         for epoch in range(state.epoch, settings.epochs):
             model.train()
             started, loss_sum, correct, classified = time.perf_counter(), 0.0, 0, False
-            order = epoch_order(n, generators["order"], settings.repeated_aug)
-            bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{settings.epochs}", disable=None, leave=False)
+            order = epoch_order(n, generators["order"], settings.repeated_aug, process.rank, process.world_size)
+            augment_stream = process.rank_generator(generators["augment"])
+            bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{settings.epochs}",
+                       disable=None if process.is_main else True, leave=False)
             for i in bar:
                 index = order[i * batch_size:(i + 1) * batch_size]
                 labels = data.train_labels[index].to(device)
-                images, targets = augment(data.train_images[index].to(device), labels, generators["augment"])
+                images, targets = augment(data.train_images[index].to(device), labels, augment_stream)
                 schedule.step_update(num_updates=state.step)
                 with autocast():
                     out = objective(images, targets)
@@ -104,25 +110,31 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
                 if out.logits is not None:  # against the unmixed labels
                     correct += (out.logits.argmax(dim=1) == labels).sum().item()
                     classified = True
-                seen = min((i + 1) * batch_size, n)
+                seen = min((i + 1) * batch_size, share)
                 bar.set_postfix(loss=f"{loss_sum / seen:.3f}", lr=f"{peak_lr(optimizer):.2e}",
                                 img_s=f"{seen / (time.perf_counter() - started):.0f}")
             seconds = time.perf_counter() - started
+            process.check_in_sync(model)
             state.epoch = epoch + 1
             state.extra["train_seconds"] += seconds
             state.extra["images_seen"] += n
-            last = {"epoch": state.epoch, "step": state.step, "lr": peak_lr(optimizer), "train_loss": loss_sum / n,
+            # loss and accuracy are this rank's (rank 0's under torchrun): a sample of the epoch
+            last = {"epoch": state.epoch, "step": state.step, "lr": peak_lr(optimizer), "train_loss": loss_sum / share,
                     "epoch_seconds": seconds, "images_per_second": n / seconds}
             if classified:
-                last["train_acc"] = correct / n
+                last["train_acc"] = correct / share
             if state.epoch % settings.eval_every == 0 or state.epoch == settings.epochs:
                 last.update(evaluator(ema.module))
-            metrics_log.append(last, writer)
-            save_checkpoint(run_dir, model, optimizer, saved_ema, state, config)
+            if process.is_main:
+                metrics_log.append(last, writer)
+                save_checkpoint(run_dir, model, optimizer, saved_ema, state, config)
+            process.barrier()  # no rank reads the run directory (e.g. to resume) before rank 0 has written it
             if stop_after_epoch is not None and state.epoch >= stop_after_epoch and state.epoch < settings.epochs:
                 return None
     finally:
-        writer.close()
+        objective.model = model
+        if writer is not None:
+            writer.close()
     return {**last, "train_seconds": state.extra["train_seconds"],
             "images_per_second": state.extra["images_seen"] / max(state.extra["train_seconds"], 1e-9)}
 
