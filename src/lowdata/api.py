@@ -180,7 +180,9 @@ def prepare_init(config: TrainConfig, model, load: bool = True) -> list[str]:
     """Weights from `init` and the linear-probe freeze, each reported in a line."""
     from lowdata.models.weights import freeze_all_but_head, load_init
 
-    report = load_init(model, config.init) if config.init and load else []
+    report = load_init(model, config.init, config.pretrained) if config.init and load else []
+    if config.freeze_epochs and config.linear_probe:
+        raise UsageError("--linear-probe freezes the features for the whole run; drop freeze_epochs or the probe")
     if config.linear_probe:
         if not config.init:
             raise UsageError("--linear-probe trains a head on frozen features: give the features with --init RUN_DIR")

@@ -26,6 +26,7 @@ TRAIN_FLAGS = {  # flag -> (setting, type, help)
     "--alpha": ("distill_alpha", float, "weight of the distillation term (default 0.5)"),
     "--tau": ("distill_tau", float, "temperature of soft distillation (default 1)"),
     "--init": ("init", str, "start from these weights: a lowdata run (e.g. `lowdata pretrain`'s) or a weights file"),
+    "--freeze-epochs": ("freeze_epochs", int, "fine-tuning: train only the head for this many epochs first"),
     "--layer-decay": ("layer_decay", float, "layer-wise learning-rate decay for fine-tuning (MAE: 0.65-0.75)"),
     "--seed": ("seed", int, "seed for the label subset, initialisation and augmentation"),
     "--device": ("device", str, "auto, cpu or cuda[:N]"),
@@ -75,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", help="YAML file of settings (the same names as key=value)")
     train.add_argument("--dist-token", dest="dist_token", action="store_const", const=True, default=None,
                        help="give the ViT DeiT's distillation token and head")
+    train.add_argument("--pretrained", action="store_const", const=True, default=None,
+                       help="with --init TIMM_NAME: fetch timm's pretrained weights (from its cache when offline)")
     train.add_argument("--linear-probe", dest="linear_probe", action="store_const", const=True, default=None,
                        help="train only a new head on the frozen features of --init")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -156,7 +159,7 @@ def train_command(args: argparse.Namespace) -> int:
     from lowdata.config import given_values
 
     flags = {dest: getattr(args, dest) for dest, *_ in TRAIN_FLAGS.values()}
-    flags["dist_token"], flags["linear_probe"] = args.dist_token, args.linear_probe
+    flags.update(dist_token=args.dist_token, linear_probe=args.linear_probe, pretrained=args.pretrained)
     # only what the user gave: with --resume these must agree with the run's saved settings
     summary = train(resume=args.resume, **given_values(args.config, flags, args.settings))
     print(json.dumps(summary, indent=2))

@@ -29,7 +29,9 @@ class TrainConfig:
     model: str = "resnet20"
     model_args: dict = field(default_factory=dict)  # forwarded to the model constructor (timm keyword names)
     drop_path: float | None = None  # stochastic depth; None = the model's default (0.1 for ViT presets, 0 for CNNs)
-    init: str | None = None  # start from these weights: a lowdata run (training or pretraining) or a weights file
+    init: str | None = None  # start from: a lowdata run, a weights file, a Hugging Face ViT folder, a timm name
+    pretrained: bool = False  # with a timm model name in `init`: fetch timm's pretrained weights
+    freeze_epochs: int = 0  # fine-tuning: train only the head for this many epochs, then everything
     linear_probe: bool = False  # train only the head on frozen features
     layer_decay: float | None = None  # layer-wise learning-rate decay (MAE fine-tuning: 0.65-0.75)
     # objective

@@ -10,7 +10,7 @@ from torch.nn import functional as F
 from lowdata import evaluate_run, train
 from lowdata.errors import UsageError
 from lowdata.models import create_model
-from lowdata.models.loading import read_weights
+from lowdata.models.sources import read_weights
 from lowdata.objectives.distill import Distill, distillation_loss
 
 TINY_VIT = dict(num_classes=10, in_chans=3, img_size=(16, 16), depth=2)

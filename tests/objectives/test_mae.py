@@ -157,7 +157,7 @@ def test_pretraining_usage_errors(tmp_path, settings, message):
 def test_fine_tuning_usage_errors(tmp_path):
     with pytest.raises(UsageError, match="give the features with --init"):
         train(data="digits", epochs=1, linear_probe=True, out=str(tmp_path / "a"))
-    with pytest.raises(UsageError, match="neither a lowdata run directory nor a weights file"):
+    with pytest.raises(UsageError, match="is neither a lowdata run directory, a weights file"):
         train(data="digits", epochs=1, init=str(tmp_path / "missing"), out=str(tmp_path / "b"))
 
 

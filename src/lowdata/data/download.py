@@ -22,10 +22,17 @@ def download_root() -> Path:
     return cache_root() / "downloads"
 
 
-def require_network(url: str, offline_fix: str) -> None:
+def network_available(url: str) -> bool:
     host = urlparse(url).hostname or url
     port = 443 if url.startswith("https") else 80
     try:
         socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
     except OSError:
-        raise UsageError(f"cannot reach {host} to download the data (offline?); use {offline_fix}") from None
+        return False
+    return True
+
+
+def require_network(url: str, offline_fix: str) -> None:
+    if not network_available(url):
+        host = urlparse(url).hostname or url
+        raise UsageError(f"cannot reach {host} to download the data (offline?); use {offline_fix}")

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from lowdata.errors import UsageError
-
-WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+from lowdata.models.sources import WEIGHT_SUFFIXES, read_weights
 
 
 def load_trained_model(source: str | Path, num_classes: int, in_chans: int, img_size: tuple[int, int],
@@ -41,22 +39,3 @@ def load_trained_model(source: str | Path, num_classes: int, in_chans: int, img_
         raise UsageError(f"the {what} weights in {path} do not fit this data ({num_classes} classes, {in_chans} "
                          f"channels, {img_size[0]}x{img_size[1]}): {str(err).splitlines()[0]}") from None
     return model, name
-
-
-def read_weights(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict from safetensors, or from a torch file read with weights_only (no code runs)."""
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    import pickle
-
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise UsageError(f"{path} holds more than weights (a pickle that would run code), so it is refused: "
-                         f"{str(err).splitlines()[0][:120]}; save a plain state dict or safetensors") from None
-    for key in ("state_dict", "model"):  # common wrappers around the state dict
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    return state

@@ -1,5 +1,13 @@
-"""Initialising a model from someone else's weights: the only place that edits state dicts. Every change is
-reported in one line, so a user sees what was loaded, what was left new and what was dropped."""
+"""Initialising a model from someone else's weights: the only place that edits state dicts.
+
+Adaptations, each through timm's public functions where one exists and each reported in one line:
+  - absolute position embeddings resampled to the model's patch grid (`resample_abs_pos_embed`), with the
+    prefix rows (class, distillation token) kept, dropped or duplicated to match;
+  - the patch-embedding kernel resampled when the patch size differs (`resample_patch_embed`, FlexiViT);
+  - the first convolution's input channels adapted, RGB <-> grayscale (`adapt_input_conv`);
+  - a new head where the classes differ; a distillation token dropped or left new.
+Everything else must match by name and shape; what does not is left as initialised and listed.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,25 +17,25 @@ from torch import nn
 
 from lowdata.errors import UsageError
 
-# a self-supervised run saves its encoder inside the method's model under this prefix (objectives/pretrain.py)
-ENCODER_PREFIX = "encoder."
+# prefixes under which other tools nest a backbone's state dict: a self-supervised run's encoder
+# (objectives/pretrain.py), DDP's wrapper
+NESTING_PREFIXES = ("encoder.", "module.")
 
 
-def load_init(model: nn.Module, source: str | Path) -> list[str]:
-    """Load what fits from `source` (a lowdata run directory, pretraining or training, or a weights file)
-    into `model`; tensors whose shape differs (a head for other classes) stay as initialised."""
-    state = read_source(Path(source))
-    report: list[str] = []
-    if any(key.startswith(ENCODER_PREFIX) for key in state):
-        dropped = [key for key in state if not key.startswith(ENCODER_PREFIX)]
-        state = {key[len(ENCODER_PREFIX):]: value for key, value in state.items() if key.startswith(ENCODER_PREFIX)}
-        if dropped:
-            report.append(f"dropped the pretraining method's own layers ({len(dropped)} tensors, e.g. {dropped[0]})")
+def load_init(model: nn.Module, source: str | Path, pretrained: bool = False) -> list[str]:
+    """Load what fits from `source` into `model`; returns the report, one line per change."""
+    from lowdata.models.sources import read_source
+
+    state, report = read_source(str(source), pretrained)
+    state, unnested = unnest(state)
+    report += unnested
     own = model.state_dict()
+    state, adapted = adapt(state, model)
+    report += adapted
     usable = {key: value for key, value in state.items() if key in own and own[key].shape == value.shape}
     if not usable:
-        raise UsageError(f"nothing in {source} fits model's layers (no key with a matching shape); "
-                         "initialise from a run of the same architecture")
+        raise UsageError(f"nothing in {source} fits the model's layers (no name with a matching shape); "
+                         "initialise from a model of the same kind (a ViT from a ViT)")
     reshaped = sorted(key for key in state if key in own and key not in usable)
     unused = sorted(key for key in state if key not in own)
     new = sorted(key for key in own if key not in state)
@@ -42,27 +50,108 @@ def load_init(model: nn.Module, source: str | Path) -> list[str]:
     return report
 
 
-def read_source(path: Path) -> dict[str, torch.Tensor]:
-    from lowdata.models.loading import WEIGHT_SUFFIXES, read_weights
+def unnest(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    for prefix in NESTING_PREFIXES:
+        if any(key.startswith(prefix) for key in state):
+            dropped = [key for key in state if not key.startswith(prefix)]
+            state = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+            if dropped:
+                return state, [f"took the {prefix[:-1]} and dropped the rest ({len(dropped)} tensors, e.g. "
+                               f"{dropped[0]})"]
+            return state, []
+    return state, []
 
-    if path.is_dir():
-        from safetensors.torch import load_file
 
-        from lowdata.training.state import checkpoint_dir
+def adapt(state: dict[str, torch.Tensor], model: nn.Module) -> tuple[dict[str, torch.Tensor], list[str]]:
+    state = dict(state)
+    own = model.state_dict()
+    report: list[str] = []
+    if "pos_embed" in state and "pos_embed" in own and hasattr(model, "patch_embed"):
+        report += adapt_pos_embed(state, model)
+    if "dist_token" in state and "dist_token" not in own:
+        state.pop("dist_token")
+        state.pop("head_dist.weight", None), state.pop("head_dist.bias", None)
+        report.append("dropped the distillation token and its head (the model has none)")
+    first = first_conv_key(own)
+    if first and first in state:
+        report += adapt_first_conv(state, own, first)
+    heads = head_keys(model)
+    changed = [key for key in heads if key in state and state[key].shape != own[key].shape]
+    if changed:
+        outputs = state[changed[0]].shape[0]
+        for key in changed:
+            state.pop(key)
+        report.append(f"new head for {head_classes(model)} classes (the source's head had {outputs} outputs)")
+    return state, report
 
-        found = checkpoint_dir(path)
-        if found is None:
-            raise UsageError(f"no checkpoint in {path}; --init takes a lowdata run directory or a weights file")
-        ema = found / "model_ema.safetensors"
-        return load_file(str(ema if ema.is_file() else found / "model.safetensors"))
-    if path.is_file() and path.suffix in WEIGHT_SUFFIXES:
-        return read_weights(path)
-    raise UsageError(f"--init {path} is neither a lowdata run directory nor a weights file "
-                     f"({', '.join(WEIGHT_SUFFIXES)}); check the path")
+
+def adapt_pos_embed(state: dict[str, torch.Tensor], model: nn.Module) -> list[str]:
+    from timm.layers import resample_abs_pos_embed
+
+    source, target = state["pos_embed"], model.state_dict()["pos_embed"]
+    if source.shape == target.shape:
+        return []
+    prefix_target = model.num_prefix_tokens
+    grid = list(model.patch_embed.grid_size)
+    prefix_source = source_prefix_tokens(state, source.shape[1])
+    old_side = int(round((source.shape[1] - prefix_source) ** 0.5))
+    resampled = resample_abs_pos_embed(source.float(), new_size=grid, old_size=[old_side, old_side],
+                                       num_prefix_tokens=prefix_source)
+    prefix, patches = resampled[:, :prefix_source], resampled[:, prefix_source:]
+    if prefix_target > prefix_source:  # a distillation token the source lacks: start it at the class token's
+        prefix = torch.cat([prefix, prefix[:, :1].expand(-1, prefix_target - prefix_source, -1)], dim=1)
+    prefix = prefix[:, :prefix_target]
+    state["pos_embed"] = torch.cat([prefix, patches], dim=1).to(source.dtype)
+    return [f"position embeddings resampled from a {old_side}x{old_side} grid to {grid[0]}x{grid[1]}"
+            + (f", prefix tokens {prefix_source} -> {prefix_target}" if prefix_source != prefix_target else "")]
+
+
+def source_prefix_tokens(state: dict[str, torch.Tensor], tokens: int) -> int:
+    prefix = int("cls_token" in state) + int("dist_token" in state)
+    if "reg_token" in state:
+        prefix += state["reg_token"].shape[1]
+    side = int(round((tokens - prefix) ** 0.5))
+    if side * side != tokens - prefix:
+        raise UsageError(f"the source's position embeddings ({tokens} tokens) are not a square grid after "
+                         f"{prefix} prefix tokens; it is not a ViT with absolute position embeddings")
+    return prefix
+
+
+def first_conv_key(own: dict[str, torch.Tensor]) -> str | None:
+    """The input layer: the first 4-D weight of the state dict (patch embedding or stem convolution)."""
+    return next((key for key, value in own.items() if value.ndim == 4 and key.endswith("weight")), None)
+
+
+def adapt_first_conv(state: dict[str, torch.Tensor], own: dict[str, torch.Tensor], key: str) -> list[str]:
+    from timm.layers import resample_patch_embed
+    from timm.models import adapt_input_conv
+
+    weight, wanted = state[key], own[key]
+    report = []
+    if weight.shape[2:] != wanted.shape[2:] and key.startswith("patch_embed"):
+        weight = resample_patch_embed(weight.float(), new_size=list(wanted.shape[2:])).to(weight.dtype)
+        report.append(f"patch-embedding kernel resampled {tuple(state[key].shape[2:])} -> {tuple(wanted.shape[2:])}")
+    if weight.shape[1] != wanted.shape[1]:
+        weight = adapt_input_conv(wanted.shape[1], weight.float()).to(weight.dtype)
+        report.append(f"{key} adapted from {state[key].shape[1]} to {wanted.shape[1]} input channels")
+    state[key] = weight
+    return report
+
+
+def head_keys(model: nn.Module) -> list[str]:
+    heads = model.get_classifier() if hasattr(model, "get_classifier") else ()
+    heads = heads if isinstance(heads, tuple) else (heads,)
+    ids = {id(p) for head in heads for p in head.parameters()}
+    return [name for name, p in model.named_parameters() if id(p) in ids]
+
+
+def head_classes(model: nn.Module) -> int | str:
+    return getattr(model, "num_classes", "the")
 
 
 def freeze_all_but_head(model: nn.Module) -> list[str]:
-    """Linear probe: only the classifier head(s) train. Returns the names of the trainable tensors."""
+    """Linear probe (and the first phase of freeze-then-unfreeze): only the classifier head(s) train. Returns
+    the names of the trainable tensors."""
     heads = model.get_classifier()
     heads = heads if isinstance(heads, tuple) else (heads,)
     model.requires_grad_(False)

@@ -41,6 +41,7 @@ class LoopSettings:
     clip_grad: float | None
     eval_every: int
     repeated_aug: int = 1
+    freeze_epochs: int = 0
     layer_decay: float | None = None
     betas: tuple[float, float] = (0.9, 0.999)
 
@@ -82,10 +83,13 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
         state = load_checkpoint(run_dir, model, optimizer, saved_ema, generators)
     metrics_log = MetricsLog(run_dir, after_epoch=state.epoch) if process.is_main else None
     writer = SummaryWriter(str(run_dir / "tensorboard")) if process.is_main else None
-    objective.model = process.wrap(model, device)  # the forward pass goes through DDP; `model` is saved
+    head_first = HeadFirst(model, settings.freeze_epochs)
     last: dict[str, Any] = {}
     try:
         for epoch in range(state.epoch, settings.epochs):
+            if head_first.update(epoch) or epoch == state.epoch:
+                # DDP reduces the gradients of the tensors that train when it is built: build it again on a change
+                objective.model = process.wrap(model, device)  # the forward pass goes through DDP; `model` is saved
             model.train()
             started, loss_sum, correct, classified = time.perf_counter(), 0.0, 0, False
             order = epoch_order(n, generators["order"], settings.repeated_aug, process.rank, process.world_size)
@@ -137,6 +141,28 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
             writer.close()
     return {**last, "train_seconds": state.extra["train_seconds"],
             "images_per_second": state.extra["images_seen"] / max(state.extra["train_seconds"], 1e-9)}
+
+
+class HeadFirst:
+    """Freeze-then-unfreeze fine-tuning: only the head trains for the first `epochs` epochs, then everything.
+    The optimizer holds every tensor from the start; a frozen one gets no gradient, so AdamW leaves it alone."""
+
+    def __init__(self, model: nn.Module, epochs: int) -> None:
+        self.model, self.epochs, self.frozen = model, epochs, False
+
+    def update(self, epoch: int) -> bool:
+        """Set what trains in `epoch`; True when that changed."""
+        from lowdata.models.weights import freeze_all_but_head
+
+        freeze = epoch < self.epochs
+        if freeze == self.frozen:
+            return False
+        if freeze:
+            freeze_all_but_head(self.model)
+        else:
+            self.model.requires_grad_(True)
+        self.frozen = freeze
+        return True
 
 
 def peak_lr(optimizer: torch.optim.Optimizer) -> float:

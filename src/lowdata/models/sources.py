@@ -1,0 +1,134 @@
+"""Where initial weights come from: a lowdata run, a weights file (timm's or anyone's state dict), a timm model
+name with `--pretrained`, or a Hugging Face ViT directory. Files are read without running code."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from lowdata.errors import UsageError
+
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+
+
+def read_source(source: str, pretrained: bool = False) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """A state dict in timm's naming, and report lines about how it was read."""
+    path = Path(source).expanduser()
+    if path.is_dir() and (path / "config.json").is_file() and not (path / "checkpoint").exists():
+        return read_hugging_face_vit(path), [f"converted Hugging Face ViT names to timm's ({path})"]
+    if path.is_dir():
+        return read_run(path), []
+    if path.is_file() and path.suffix in WEIGHT_SUFFIXES:
+        return read_weights(path), []
+    if not path.exists():
+        import timm
+
+        if timm.is_model(source):
+            return read_timm_pretrained(source, pretrained)
+    raise UsageError(f"--init {source} is neither a lowdata run directory, a weights file "
+                     f"({', '.join(WEIGHT_SUFFIXES)}), a Hugging Face ViT directory nor a timm model name; "
+                     "check the path or the name (`lowdata models --timm 'vit_*'`)")
+
+
+def read_run(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    from lowdata.training.state import checkpoint_dir
+
+    found = checkpoint_dir(path)
+    if found is None:
+        raise UsageError(f"no checkpoint in {path}; --init takes a lowdata run directory or a weights file")
+    ema = found / "model_ema.safetensors"
+    return load_file(str(ema if ema.is_file() else found / "model.safetensors"))
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from safetensors, or from a torch file read with weights_only (no code runs)."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    import pickle
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise UsageError(f"{path} holds more than weights (a pickle that would run code), so it is refused: "
+                         f"{str(err).splitlines()[0][:120]}; save a plain state dict or safetensors") from None
+    for key in ("state_dict", "model"):  # common wrappers around the state dict
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UsageError(f"{path} does not hold a state dict (name -> tensor); save model.state_dict()")
+    return state
+
+
+def read_timm_pretrained(name: str, pretrained: bool) -> tuple[dict[str, torch.Tensor], list[str]]:
+    if not pretrained:
+        raise UsageError(f"--init {name} is a timm model name: add --pretrained to fetch its weights "
+                         "(or give a weights file)")
+    import timm
+
+    from lowdata.data.download import network_available
+
+    if not network_available("https://huggingface.co"):
+        # use timm's cache at once instead of ~46 s of retries; the hub reads the variable when imported,
+        # so set its constant too in case it already is
+        import huggingface_hub.constants
+
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        huggingface_hub.constants.HF_HUB_OFFLINE = True
+    try:
+        model = timm.create_model(name, pretrained=True)
+    except Exception as err:  # noqa: BLE001 - hub and HTTP errors have many types; all mean "not available"
+        raise UsageError(f"timm's pretrained weights for {name} are not available offline and could not be "
+                         f"downloaded ({type(err).__name__}); connect once or give a weights file") from None
+    return model.state_dict(), [f"timm's pretrained {name}"]
+
+
+# Hugging Face transformers' ViT names -> timm's. timm reads many checkpoint formats but not this one.
+HF_RENAMES = {
+    "embeddings.cls_token": "cls_token", "embeddings.distillation_token": "dist_token",
+    "embeddings.position_embeddings": "pos_embed",
+    "embeddings.patch_embeddings.projection.weight": "patch_embed.proj.weight",
+    "embeddings.patch_embeddings.projection.bias": "patch_embed.proj.bias",
+    "layernorm.weight": "norm.weight", "layernorm.bias": "norm.bias",
+    "classifier.weight": "head.weight", "classifier.bias": "head.bias",
+}
+HF_BLOCK_RENAMES = {
+    "layernorm_before": "norm1", "layernorm_after": "norm2", "attention.output.dense": "attn.proj",
+    "intermediate.dense": "mlp.fc1", "output.dense": "mlp.fc2",
+}
+
+
+def read_hugging_face_vit(path: Path) -> dict[str, torch.Tensor]:
+    config = json.loads((path / "config.json").read_text())
+    if config.get("model_type") not in ("vit", "deit"):
+        raise UsageError(f"{path} holds a Hugging Face {config.get('model_type')!r} model; only ViT/DeiT "
+                         "directories convert to lowdata's ViT")
+    files = [path / name for name in ("model.safetensors", "pytorch_model.bin") if (path / name).is_file()]
+    if not files:
+        raise UsageError(f"{path} has config.json but no model.safetensors or pytorch_model.bin")
+    raw = read_weights(files[0])
+    state: dict[str, torch.Tensor] = {}
+    qkv: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in raw.items():
+        key = key.split(".", 1)[1] if key.startswith(("vit.", "deit.")) else key
+        if key in HF_RENAMES:
+            state[HF_RENAMES[key]] = value
+        elif key.startswith("encoder.layer."):
+            index, rest = key[len("encoder.layer."):].split(".", 1)
+            if rest.startswith("attention.attention."):  # separate q, k, v -> timm's fused qkv
+                part, kind = rest[len("attention.attention."):].split(".")
+                qkv.setdefault(int(index), {})[f"{part}.{kind}"] = value
+                continue
+            for old, new in HF_BLOCK_RENAMES.items():
+                if rest.startswith(old + "."):
+                    state[f"blocks.{index}.{new}{rest[len(old):]}"] = value
+                    break
+    for index, parts in qkv.items():
+        for kind in ("weight", "bias"):
+            state[f"blocks.{index}.attn.qkv.{kind}"] = torch.cat([parts[f"{p}.{kind}"] for p in ("query", "key", "value")])
+    return state
