@@ -31,6 +31,7 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
 
     from lowdata.augment import Normalize, build_policy
     from lowdata.data import load_dataset, select_budget
+    from lowdata.data.datasets import keep_classes
     from lowdata.evaluate import classification_evaluator
     from lowdata.models import count_params, create_model, default_lr
     from lowdata.training.distributed import current_process, process_device
@@ -45,7 +46,7 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
         raise UsageError(f"{run_dir} already holds a training run; pass --resume to continue it, or choose another --out")
     config = config.replace(out=str(run_dir))
 
-    dataset = load_dataset(config.data, config.image_size, config.split_seed)
+    dataset = keep_classes(load_dataset(config.data, config.image_size, config.split_seed), config.classes)
     info = dataset.info
     budget = select_budget(dataset.train_labels, info.num_classes, config.seed, total=config.labels,
                            per_class=config.labels_per_class, val_fraction=config.val_fraction)
@@ -141,7 +142,10 @@ def run_study(out: str | Path, data: str | None = None, sizes: list[int] | None 
 
         base = {**defaults.get("settings", {}), **(settings or {})}
         build(TrainConfig, base)  # reject unknown settings before loading anything
-        dataset = load_dataset(data, base.get("image_size"), base.get("split_seed", 0))
+        from lowdata.data.datasets import keep_classes
+
+        dataset = keep_classes(load_dataset(data, base.get("image_size"), base.get("split_seed", 0)),
+                               base.get("classes"))
         if sizes_per_class is not None:
             sizes = [k * dataset.info.num_classes for k in sizes_per_class]
         known = load_recipes(recipes_file)
@@ -159,13 +163,14 @@ def evaluate_run(checkpoint: str | Path, data: str | None = None) -> dict[str, A
     """Test accuracy of a finished run's weights, on its own dataset's test split or on `data`'s."""
     from lowdata.augment import Normalize
     from lowdata.data import load_dataset
+    from lowdata.data.datasets import keep_classes
     from lowdata.evaluate import evaluate
     from lowdata.models.loading import load_trained_model
     from lowdata.training.state import read_config
 
     run_dir = Path(checkpoint)
     config = build(TrainConfig, read_config(run_dir))
-    dataset = load_dataset(data or config.data, config.image_size, config.split_seed)
+    dataset = keep_classes(load_dataset(data or config.data, config.image_size, config.split_seed), config.classes)
     info = dataset.info
     device = pick_device(config.device)
     model, _ = load_trained_model(run_dir, info.num_classes, info.channels, info.image_size, what="run")

@@ -25,6 +25,7 @@ class TrainConfig:
     val_fraction: float = 0.0  # carved from the labelled budget, stratified
     split_seed: int = 0  # hold-out split for datasets without an official test split
     image_size: int | None = None  # resize image folders of mixed sizes; None = keep the data's own size
+    classes: str | None = None  # only these classes, comma-separated (e.g. a transfer target); None = all
     # model
     model: str = "resnet20"
     model_args: dict = field(default_factory=dict)  # forwarded to the model constructor (timm keyword names)

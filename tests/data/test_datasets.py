@@ -141,3 +141,20 @@ def test_cifar10_image_folder():
     data = load_dataset(f"cifar10:{SHARED_CIFAR}")
     assert data.train_images.shape == (50000, 3, 32, 32) and data.test_images.shape == (10000, 3, 32, 32)
     assert data.info.classes[0] == "airplane" and data.info.hflip
+
+
+def test_keep_classes_relabels_in_the_given_order_and_keeps_the_statistics():
+    from lowdata.data import load_dataset
+    from lowdata.data.datasets import keep_classes
+
+    full = load_dataset("digits")
+    part = keep_classes(full, "7,2")
+    assert part.info.classes == ("7", "2") and part.info.mean == full.info.mean
+    assert set(part.train_labels.tolist()) == {0, 1} and set(part.test_labels.tolist()) == {0, 1}
+    assert len(part.train_labels) == int(((full.train_labels == 7) | (full.train_labels == 2)).sum())
+    sevens = full.train_images[full.train_labels == 7]
+    assert torch.equal(part.train_images[part.train_labels == 0], sevens)
+    assert keep_classes(full, None) is full
+    for bad in ("7,eleven", "7", "7,7"):
+        with pytest.raises(UsageError, match="two or more distinct classes of digits"):
+            keep_classes(full, bad)

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -210,3 +211,23 @@ def test_bad_shared_stage_recipes(tmp_path, entry, message):
     path.write_text(entry)
     with pytest.raises(UsageError, match=message):
         load_recipes(str(path))
+
+
+def test_a_transfer_source_is_a_shared_stage_on_other_classes(tmp_path, tiny_recipes):
+    recipes = tmp_path / "transfer.yaml"
+    recipes.write_text(open(tiny_recipes).read() + """
+vit+transfer:
+  family: vit
+  description: the tiny ViT trained on digits 5-9 first
+  source: {classes: "5,6,7,8,9", epochs: 1}
+  settings: {model: vit-tiny, model_args: {depth: 1, embed_dim: 32, num_heads: 2}}
+""")
+    out = tmp_path / "study"
+    run_study(out, data="digits", sizes=[20, 40, 80], recipes=["vit", "vit+transfer"], seeds=[0], budget_epochs=1,
+              settings={"batch_size": 32, "classes": "0,1,2,3,4"}, recipes_file=str(recipes))
+    source = json.loads((out / "stages" / "vit+transfer-source" / "summary.json").read_text())
+    assert source["num_classes"] == 5 and source["labels"] == 717  # every training image of digits 5-9
+    cell = json.loads((out / "cells" / "vit+transfer-n40-s0" / "summary.json").read_text())
+    assert cell["init"] == str(out / "stages" / "vit+transfer-source") and cell["num_classes"] == 5
+    loaded, total = re.match(r"loaded (\d+) of (\d+) tensors", cell["init_report"][0]).groups()
+    assert loaded == total  # 5 source classes, 5 target classes: even the head carries over

@@ -5,6 +5,7 @@ an image folder. File-based sources go through the decode cache, so a second loa
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,3 +187,26 @@ def load_fashion_mnist(path: str | None, options: dict) -> Dataset:
         return Dataset(info, images["train"], labels["train"], images["test"], labels["test"])
 
     return cache.cached(folder, {"kind": "idx", "name": "fashion-mnist", **options}, decode)
+
+
+def keep_classes(dataset: Dataset, names: str | None) -> Dataset:
+    """Only the named classes (comma-separated), relabelled 0..k-1 in the order given; train and test alike.
+    The normalisation statistics stay the full dataset's, so two class subsets of one dataset (a transfer
+    source and target) are normalised the same way."""
+    if not names:
+        return dataset
+    wanted = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in dataset.info.classes]
+    if unknown or len(set(wanted)) != len(wanted) or len(wanted) < 2:
+        raise UsageError(f"classes={names!r} must name two or more distinct classes of {dataset.info.name}"
+                         f"{f' (unknown: {unknown})' if unknown else ''}; its classes: {', '.join(dataset.info.classes)}")
+    old = torch.tensor([dataset.info.classes.index(name) for name in wanted])
+    mapping = torch.full((len(dataset.info.classes),), -1, dtype=torch.long)
+    mapping[old] = torch.arange(len(wanted))
+
+    def part(images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        keep = mapping[labels] >= 0
+        return images[keep], mapping[labels[keep]]
+
+    info = dataclasses.replace(dataset.info, classes=tuple(wanted))
+    return Dataset(info, *part(dataset.train_images, dataset.train_labels), *part(dataset.test_images, dataset.test_labels))

@@ -95,11 +95,16 @@ def make_plan(data: str, sizes: list[int], recipes: list[Recipe], seeds: list[in
     cells, stages = [], {}
     for recipe in recipes:
         needs_for_recipe = {}
+        model_settings = {k: recipe.settings[k] for k in ("model", "model_args") if k in recipe.settings}
         if recipe.pretrain is not None:  # once per study, on every training image, with the recipe's encoder
             stage_id = f"{recipe.name}-pretrain"
-            model_settings = {k: recipe.settings[k] for k in ("model", "model_args") if k in recipe.settings}
             stages[stage_id] = Stage(stage_id, "pretrain", {**model_settings, **recipe.pretrain, "data": data,
                                                             "seed": seeds[0]})
+            needs_for_recipe["init"] = f"{Stage.folder}/{stage_id}"
+        if recipe.source is not None:  # once per study: a supervised run on the source classes, then transfer
+            stage_id = f"{recipe.name}-source"
+            stages[stage_id] = Stage(stage_id, "train", {**base, **model_settings, **recipe.source, "data": data,
+                                                         "seed": seeds[0]})
             needs_for_recipe["init"] = f"{Stage.folder}/{stage_id}"
         for size in sizes:
             for seed in seeds:

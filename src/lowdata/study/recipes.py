@@ -20,6 +20,7 @@ class Recipe:
     settings: dict[str, Any]
     teacher: str | None = None  # recipe whose run at the same budget and seed is this one's distillation teacher
     pretrain: dict[str, Any] | None = None  # `lowdata pretrain` settings: one run per study, fine-tuned per cell
+    source: dict[str, Any] | None = None  # `lowdata train` settings of a supervised source run (transfer), once
 
 
 def load_recipes(extra_file: str | Path | None = None) -> dict[str, Recipe]:
@@ -36,10 +37,10 @@ def parse_recipes(raw: dict[str, Any], source: Path) -> dict[str, Recipe]:
         where = f"recipe {name!r} in {source}"
         if not isinstance(entry, dict) or not isinstance(entry.get("settings", {}), dict):
             raise UsageError(f"{where} must be a mapping with description, family and settings; see `lowdata recipes`")
-        unknown = set(entry) - {"family", "description", "settings", "teacher", "pretrain"}
+        unknown = set(entry) - {"family", "description", "settings", "teacher", "pretrain", "source"}
         if unknown:
             raise UsageError(f"{where} has unknown keys {sorted(unknown)}; use description, family, settings, "
-                             "teacher and pretrain")
+                             "teacher, pretrain and source")
         family = entry.get("family", "vit")
         if family not in ("cnn", "vit"):
             raise UsageError(f"{where}: family must be cnn or vit, got {family!r}")
@@ -59,8 +60,15 @@ def parse_recipes(raw: dict[str, Any], source: Path) -> dict[str, Recipe]:
             if not isinstance(pretrain, dict):
                 raise UsageError(f"{where}: pretrain must be a mapping of `lowdata pretrain` settings")
             build(PretrainConfig, pretrain)
+        source = entry.get("source")
+        if source is not None:
+            if not isinstance(source, dict):
+                raise UsageError(f"{where}: source must be a mapping of `lowdata train` settings")
+            build(TrainConfig, source)
+        if pretrain is not None and source is not None:
+            raise UsageError(f"{where} has both pretrain and source; a cell starts from one of them")
         recipes[name] = Recipe(name, family, str(entry.get("description", "")).strip(), settings,
-                               entry.get("teacher"), pretrain)
+                               entry.get("teacher"), pretrain, source)
     for recipe in recipes.values():
         if recipe.teacher is not None and recipe.teacher not in recipes:
             raise UsageError(f"recipe {recipe.name!r} in {source} names teacher {recipe.teacher!r}, which is not a "
