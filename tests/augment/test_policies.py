@@ -25,6 +25,25 @@ def test_none_is_the_identity(batch):
     assert torch.equal(policy.pixels(images, torch.Generator()), images)
 
 
+def test_basic_keeps_shape_dtype_and_values(batch):
+    images, _ = batch
+    out = build_policy("basic", INFO).pixels(images, torch.Generator().manual_seed(1))
+    assert out.shape == images.shape and out.dtype == torch.uint8
+    # crops only move pixels or bring in zero padding
+    assert set(out.unique().tolist()) <= set(images.unique().tolist()) | {0}
+
+
+def test_crop_is_a_shifted_window_of_the_padded_image():
+    from lowdata.augment.ops import random_crop
+
+    image = torch.arange(16, dtype=torch.uint8).view(1, 1, 4, 4).repeat(50, 1, 1, 1)
+    out = random_crop(image, 1, torch.Generator().manual_seed(0))
+    padded = torch.nn.functional.pad(image[0], (1, 1, 1, 1))
+    windows = {tuple(padded[:, y:y + 4, x:x + 4].flatten().tolist()) for y in range(3) for x in range(3)}
+    assert all(tuple(o.flatten().tolist()) in windows for o in out)
+    assert len({tuple(o.flatten().tolist()) for o in out}) > 3
+
+
 @pytest.mark.parametrize("name", POLICY_NAMES)
 @pytest.mark.parametrize("info", [INFO, GRAY], ids=["rgb", "gray"])
 def test_shapes_dtypes_ranges_and_targets(batch, name, info):
