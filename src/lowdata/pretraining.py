@@ -58,6 +58,7 @@ def pretrain(config: PretrainConfig | None = None, *, resume: bool = False, stop
 
     from lowdata.api import autocast_for, pick_device, stream_seed
     from lowdata.augment import Normalize, build_policy
+    from lowdata.augment.mixing import NoMixing
     from lowdata.data import load_dataset, select_budget
     from lowdata.evaluate import knn_evaluator
     from lowdata.models import count_params, create_model
@@ -78,7 +79,7 @@ def pretrain(config: PretrainConfig | None = None, *, resume: bool = False, stop
     dataset = load_dataset(config.data, config.image_size, config.split_seed)
     info = dataset.info
     policy = build_policy(config.augment, info, **config.augment_args)
-    if policy.describe().count("Mixup"):
+    if not isinstance(policy.mixing, NoMixing):
         raise UsageError(f"augmentation {config.augment!r} mixes labels; pretraining reads no labels: use basic")
     from lowdata.training.distributed import current_process, process_device
 

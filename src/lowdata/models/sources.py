@@ -33,15 +33,9 @@ def read_source(source: str, pretrained: bool = False) -> tuple[dict[str, torch.
 
 
 def read_run(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
+    from lowdata.training.state import read_run_weights
 
-    from lowdata.training.state import checkpoint_dir
-
-    found = checkpoint_dir(path)
-    if found is None:
-        raise UsageError(f"no checkpoint in {path}; --init takes a lowdata run directory or a weights file")
-    ema = found / "model_ema.safetensors"
-    return load_file(str(ema if ema.is_file() else found / "model.safetensors"))
+    return read_run_weights(path)
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:

@@ -70,7 +70,8 @@ def adapt(state: dict[str, torch.Tensor], model: nn.Module) -> tuple[dict[str, t
         report += adapt_pos_embed(state, model)
     if "dist_token" in state and "dist_token" not in own:
         state.pop("dist_token")
-        state.pop("head_dist.weight", None), state.pop("head_dist.bias", None)
+        for key in ("head_dist.weight", "head_dist.bias"):
+            state.pop(key, None)
         report.append("dropped the distillation token and its head (the model has none)")
     first = first_conv_key(own)
     if first and first in state:

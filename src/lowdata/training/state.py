@@ -78,15 +78,19 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     return json.loads((found / "state.json").read_text())["config"]
 
 
-def load_weights(run_dir: Path, model: nn.Module) -> None:
+def read_run_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     """The weights a run is evaluated with: its EMA when it kept one, else the trained weights."""
     from safetensors.torch import load_file
 
     found = checkpoint_dir(run_dir)
     if found is None:
-        raise UsageError(f"no checkpoint in {run_dir}; give the --out folder of a lowdata training run")
+        raise UsageError(f"no checkpoint in {run_dir}; give the --out folder of a lowdata run")
     ema = found / "model_ema.safetensors"
-    model.load_state_dict(load_file(str(ema if ema.is_file() else found / "model.safetensors")))
+    return load_file(str(ema if ema.is_file() else found / "model.safetensors"))
+
+
+def load_weights(run_dir: Path, model: nn.Module) -> None:
+    model.load_state_dict(read_run_weights(run_dir))
 
 
 def load_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, ema: nn.Module | None,
