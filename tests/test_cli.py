@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from lowdata.cli import main
 
@@ -88,3 +89,27 @@ def test_augment_preview_writes_a_grid(capsys, tmp_path):
     assert width > height > 100  # 6 columns, 3 rows
     code, _, err = run_cli(capsys, "augment-preview", "--data", "digits", "--out", str(tmp_path / "x.png"), "mix=1")
     assert code == 2 and "has no setting mix" in err and not (tmp_path / "x.png").exists()
+
+
+def test_settings_may_sit_between_flags(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "train", "--data", "digits", "classes=0,1,2", "--model", "resnet20",
+                           "--epochs", "1", "--out", str(tmp_path / "run"), "batch_size=32", "eval_every=1")
+    assert code == 0, err
+    config = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert config["classes"] == "0,1,2" and config["batch_size"] == 32 and config["eval_every"] == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "classes=0,1", "--epochs", "1", "stray"], "key=value"),
+    (["train", "classes=0,1", "--epochs", "1", "lrr=2"], "unknown setting 'lrr'"),
+])
+def test_settings_after_flags_are_checked_like_the_rest(capsys, tmp_path, argv, message):
+    code, _, err = run_cli(capsys, *argv, "--out", str(tmp_path / "run"))
+    assert code == 2 and message in err and not (tmp_path / "run").exists()
+
+
+def test_unknown_flag_is_still_refused(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--data", "digits", "classes=0,1", "--epokhs", "1", "x=1"])
+    assert stop.value.code == 2
+    assert "--epokhs" in capsys.readouterr().err

@@ -49,7 +49,7 @@ PRETRAIN_FLAGS = {
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_with_settings_anywhere(parser, argv)
     if not hasattr(args, "command"):
         parser.print_help()
         return 2
@@ -61,6 +61,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lowdata: interrupted; finished epochs are checkpointed, continue with --resume", file=sys.stderr)
         return 130
+
+
+def parse_with_settings_anywhere(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse argv, accepting key=value settings between flags as well as after them.
+
+    argparse fills a nargs="*" positional from one run of arguments only, so `--data X classes=a,b --epochs 3
+    lr=1e-3` would leave `lr=1e-3` unrecognised; and parse_intermixed_args does not support subcommands.
+    """
+    args, extra = parser.parse_known_args(argv)
+    settings = getattr(args, "settings", None)
+    unknown = [text for text in extra if settings is None or text.startswith("-")]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if extra:
+        args.settings = list(settings) + extra
+    return args
 
 
 def build_parser() -> argparse.ArgumentParser:
