@@ -9,6 +9,7 @@ import hashlib
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import asdict
 from functools import partial
@@ -63,7 +64,7 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
     model = create_model(config.model, num_classes=info.num_classes, in_chans=info.channels,
                          img_size=info.image_size, drop_path=config.drop_path, distilled=config.dist_token,
                          **config.model_args)
-    init_report = prepare_init(config, model, load=not resume)  # a resumed run's weights are in its checkpoint
+    init_report = prepare_init(config, model, load=not resume, classes=info.classes)  # a resumed run's weights are in its checkpoint
     model.to(device)
     objective, teacher_summary = build_objective(config, model, dataset, device)
     eval_sets = {"test": (dataset.test_images, dataset.test_labels)}
@@ -90,7 +91,7 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
     summary = {
         "test_acc": result["test_acc"], "test_loss": result["test_loss"], "val_acc": result.get("val_acc"),
         "labels": len(budget.labelled), "val_labels": len(budget.val), "unlabelled_pool": len(budget.pool),
-        "dataset": info.name, "num_classes": info.num_classes, "model": config.model,
+        "dataset": info.name, "num_classes": info.num_classes, "classes": list(info.classes), "model": config.model,
         "params": count_params(model), "epochs": config.epochs, "seed": config.seed,
         **teacher_summary, "init": config.init, "init_report": init_report, "linear_probe": config.linear_probe,
         "layer_decay": config.layer_decay, "augment": policy.describe(), "augment_notes": policy.notes,
@@ -181,11 +182,11 @@ def evaluate_run(checkpoint: str | Path, data: str | None = None) -> dict[str, A
             "dataset": info.name, "model": config.model, "checkpoint": str(run_dir)}
 
 
-def prepare_init(config: TrainConfig, model, load: bool = True) -> list[str]:
+def prepare_init(config: TrainConfig, model, load: bool = True, classes: Sequence[str] | None = None) -> list[str]:
     """Weights from `init` and the linear-probe freeze, each reported in a line."""
     from lowdata.models.weights import freeze_all_but_head, load_init
 
-    report = load_init(model, config.init, config.pretrained) if config.init and load else []
+    report = load_init(model, config.init, config.pretrained, classes) if config.init and load else []
     if config.freeze_epochs and config.linear_probe:
         raise UsageError("--linear-probe freezes the features for the whole run; drop freeze_epochs or the probe")
     if config.linear_probe:

@@ -119,3 +119,28 @@ def test_freeze_then_unfreeze(tmp_path, timm_tiny_file):
     train(out=str(tmp_path / "run"), resume=True)
     after_two = load_file(str(tmp_path / "run" / "checkpoint" / "model.safetensors"))
     assert not torch.equal(after_two["blocks.3.mlp.fc1.weight"], start.state_dict()["blocks.3.mlp.fc1.weight"])
+
+
+def test_a_run_on_other_classes_gives_no_head_even_when_the_shapes_match(tmp_path):
+    from safetensors.torch import load_file
+
+    common = dict(data="digits", model="vit-tiny", model_args={"depth": 1}, epochs=1, batch_size=64)
+    source = tmp_path / "source"
+    summary = train(out=str(source), classes="5,6,7,8,9", labels=100, **common)
+    assert summary["classes"] == ["5", "6", "7", "8", "9"]
+    learned = load_file(str(source / "checkpoint" / "model.safetensors"))
+
+    same = create_model("vit-tiny", num_classes=5, in_chans=1, img_size=(8, 8), depth=1)
+    report = load_init(same, source, classes=["5", "6", "7", "8", "9"])
+    assert report == [f"loaded {len(same.state_dict())} of {len(same.state_dict())} tensors from {source}"]
+    assert torch.equal(same.state_dict()["head.weight"], learned["head.weight"])
+
+    other = create_model("vit-tiny", num_classes=5, in_chans=1, img_size=(8, 8), depth=1)
+    fresh_head = other.state_dict()["head.weight"].clone()
+    report = load_init(other, source, classes=["0", "1", "2", "3", "4"])
+    assert "new head: the source learned other classes (5, 6, 7, 8 and 1 more)" in "\n".join(report)
+    assert torch.equal(other.state_dict()["head.weight"], fresh_head)
+    assert torch.equal(other.state_dict()["blocks.0.attn.qkv.weight"], learned["blocks.0.attn.qkv.weight"])
+
+    target = train(out=str(tmp_path / "target"), classes="0,1,2,3,4", labels=50, init=str(source), **common)
+    assert any(line.startswith("new head: the source learned other classes") for line in target["init_report"])

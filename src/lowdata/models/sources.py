@@ -38,6 +38,15 @@ def read_run(path: Path) -> dict[str, torch.Tensor]:
     return read_run_weights(path)
 
 
+def run_classes(path: Path) -> list[str] | None:
+    """The class names a lowdata run was trained on, from its summary; None for anything else."""
+    summary = path / "summary.json"
+    if not (path.is_dir() and summary.is_file()):
+        return None
+    classes = json.loads(summary.read_text()).get("classes")
+    return [str(name) for name in classes] if isinstance(classes, list) else None
+
+
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
     """A state dict from safetensors, or from a torch file read with weights_only (no code runs)."""
     if path.suffix == ".safetensors":

@@ -5,11 +5,13 @@ Adaptations, each through timm's public functions where one exists and each repo
     prefix rows (class, distillation token) kept, dropped or duplicated to match;
   - the patch-embedding kernel resampled when the patch size differs (`resample_patch_embed`, FlexiViT);
   - the first convolution's input channels adapted, RGB <-> grayscale (`adapt_input_conv`);
-  - a new head where the classes differ; a distillation token dropped or left new.
+  - a new head where the classes differ: in number, or, for a lowdata run, in name (a 5-class head trained on
+    digits 5-9 is no start for digits 0-4); a distillation token dropped or left new.
 Everything else must match by name and shape; what does not is left as initialised and listed.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -22,9 +24,13 @@ from lowdata.errors import UsageError
 NESTING_PREFIXES = ("encoder.", "module.")
 
 
-def load_init(model: nn.Module, source: str | Path, pretrained: bool = False) -> list[str]:
-    """Load what fits from `source` into `model`; returns the report, one line per change."""
-    from lowdata.models.sources import read_source
+def load_init(model: nn.Module, source: str | Path, pretrained: bool = False,
+              classes: Sequence[str] | None = None) -> list[str]:
+    """Load what fits from `source` into `model`; returns the report, one line per change.
+
+    `classes` are the target's class names: a lowdata run that learned other classes gives no head.
+    """
+    from lowdata.models.sources import read_source, run_classes
 
     state, report = read_source(str(source), pretrained)
     state, unnested = unnest(state)
@@ -32,6 +38,14 @@ def load_init(model: nn.Module, source: str | Path, pretrained: bool = False) ->
     own = model.state_dict()
     state, adapted = adapt(state, model)
     report += adapted
+    learned = run_classes(Path(source))
+    if classes is not None and learned is not None and list(learned) != list(classes):
+        dropped = [key for key in head_keys(model) if key in state]
+        for key in dropped:
+            state.pop(key)
+        if dropped:
+            report.append(f"new head: the source learned other classes ({shorten(learned)}) than these "
+                          f"({shorten(classes)})")
     usable = {key: value for key, value in state.items() if key in own and own[key].shape == value.shape}
     if not usable:
         raise UsageError(f"nothing in {source} fits the model's layers (no name with a matching shape); "
@@ -48,6 +62,10 @@ def load_init(model: nn.Module, source: str | Path, pretrained: bool = False) ->
     if unused:
         report.append(f"unused from the source: {', '.join(unused[:6])}{' ...' if len(unused) > 6 else ''}")
     return report
+
+
+def shorten(names: Sequence[str], shown: int = 4) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def unnest(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
