@@ -91,6 +91,7 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
                 # DDP reduces the gradients of the tensors that train when it is built: build it again on a change
                 objective.model = process.wrap(model, device)  # the forward pass goes through DDP; `model` is saved
             model.train()
+            hold_frozen_batch_norms(model)
             started, loss_sum, correct, classified = time.perf_counter(), 0.0, 0, False
             order = epoch_order(n, generators["order"], settings.repeated_aug, process.rank, process.world_size)
             augment_stream = process.rank_generator(generators["augment"])
@@ -163,6 +164,17 @@ class HeadFirst:
             self.model.requires_grad_(True)
         self.frozen = freeze
         return True
+
+
+def hold_frozen_batch_norms(model: nn.Module) -> None:
+    """Batch norms whose weights are frozen (linear probe, head-first epochs) keep their running statistics:
+    in train mode those would drift to the new data while the weights stay fixed, shifting the features the
+    head learns on. A norm without weights (affine=False) is left training."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            weights = list(module.parameters(recurse=False))
+            if weights and not any(p.requires_grad for p in weights):
+                module.eval()
 
 
 def peak_lr(optimizer: torch.optim.Optimizer) -> float:
