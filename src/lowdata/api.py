@@ -120,6 +120,7 @@ def run_study(out: str | Path, data: str | None = None, sizes: list[int] | None 
     `settings` are TrainConfig fields applied to every cell, under each recipe's own settings. With
     `worker=True` and no plan arguments, the process joins the plan already in `out`.
     """
+    from lowdata.study.check import check_units
     from lowdata.study.plan import load_plan, make_plan, save_or_check_plan
     from lowdata.study.presets import preset as preset_defaults
     from lowdata.study.recipes import load_recipes, pick
@@ -145,14 +146,15 @@ def run_study(out: str | Path, data: str | None = None, sizes: list[int] | None 
         build(TrainConfig, base)  # reject unknown settings before loading anything
         from lowdata.data.datasets import keep_classes
 
-        dataset = keep_classes(load_dataset(data, base.get("image_size"), base.get("split_seed", 0)),
-                               base.get("classes"))
+        whole = load_dataset(data, base.get("image_size"), base.get("split_seed", 0))
+        dataset = keep_classes(whole, base.get("classes"))
         if sizes_per_class is not None:
             sizes = [k * dataset.info.num_classes for k in sizes_per_class]
         known = load_recipes(recipes_file)
         plan = make_plan(data, sizes or defaults.get("sizes") or [], pick(known, recipes or defaults.get("recipes")
                          or ["cnn", "vit"]), seeds or defaults.get("seeds") or [0], len(dataset.train_images),
                          budget_epochs, budget_steps, base, available=known)
+        check_units(plan, whole)
         save_or_check_plan(plan, out_dir)
     run_cells(plan, out_dir, claim_timeout=claim_timeout, max_cells=max_cells)
     if not all(is_done(out_dir, cell) for cell in plan.cells):

@@ -99,10 +99,21 @@ def test_a_different_plan_in_the_same_directory_is_refused(tmp_path, tiny_study)
     ({"sizes": [30, 60, 5000]}, "larger than the training split"),
     ({"recipes": ["cnn", "vit+magic"]}, "unknown recipe 'vit\\+magic'"),
     ({"settings": {"lrr": 1}}, "unknown setting 'lrr'"),
+    ({"settings": {"augment_args": {"mixupp": 0.1}}}, "has no setting mixupp"),
+    ({"settings": {"model_args": {"depthh": 2}}}, "rejected its settings"),
 ])
 def test_bad_plans_are_usage_errors(tmp_path, tiny_study, change, message):
     with pytest.raises(UsageError, match=message):
         run_study(tmp_path / "study", **{**tiny_study, **change})
+    assert not (tmp_path / "study").exists()
+
+
+def test_a_bad_recipe_fails_before_anything_runs(tmp_path, tiny_study):
+    recipes = tmp_path / "recipes.yaml"
+    recipes.write_text("cnn: {family: cnn, settings: {model: resnet20}}\n"
+                       "odd: {family: vit, settings: {model: resnet20, dist_token: true}}\n")
+    with pytest.raises(UsageError, match="a distillation token needs a ViT preset"):
+        run_study(tmp_path / "study", **{**tiny_study, "recipes": ["cnn", "odd"], "recipes_file": str(recipes)})
     assert not (tmp_path / "study").exists()
 
 
