@@ -134,7 +134,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     import yaml
 
     if "=" not in text:
-        raise UsageError(f"cannot read {text!r}: settings after the flags are key=value, e.g. lr=5e-4")
+        raise UsageError(f"cannot read {text!r}: settings other than flags are written key=value, e.g. lr=5e-4")
     key, raw = text.split("=", 1)
     try:
         value = yaml.safe_load(raw) if raw else None
