@@ -29,6 +29,25 @@ def test_masking_keeps_the_requested_number_per_image_differently_and_reproducib
     assert torch.equal(ids_restore.gather(1, ids_restore.argsort(1)), torch.arange(16).expand(64, 16))
 
 
+def test_ranks_mask_differently_from_one_checkpointed_state():
+    from lowdata.training.distributed import Process
+    from lowdata.training.loop import epoch_streams
+
+    def masks_on(rank):
+        shared = {"order": torch.Generator().manual_seed(1), "augment": torch.Generator().manual_seed(2),
+                  "mask": torch.Generator().manual_seed(3)}
+        objective = MAE(create_model("vit-tiny", num_classes=0, in_chans=3, img_size=(16, 16), depth=1), 3,
+                        shared["mask"], decoder_dim=32, decoder_depth=1)
+        objective.use_streams(epoch_streams(Process(rank, 2), shared))
+        _, mask, _ = objective.model.forward_encoder(torch.randn(8, 3, 16, 16), 0.75, objective.generator)
+        return mask, shared["mask"].get_state()
+
+    (mask0, state0), (mask1, state1) = masks_on(0), masks_on(1)
+    assert not torch.equal(mask0, mask1) and torch.equal(state0, state1)
+    alone = {"order": torch.Generator(), "augment": torch.Generator(), "mask": torch.Generator()}
+    assert epoch_streams(Process(), alone)["mask"] is alone["mask"]  # one process: the shared stream itself
+
+
 def test_patchify_round_trip_and_layout():
     model = tiny_mae()
     images = torch.randn(2, 3, 16, 16)

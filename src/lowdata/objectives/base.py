@@ -26,6 +26,10 @@ class Objective(nn.Module):
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> StepOutput:  # pragma: no cover
         raise NotImplementedError
 
+    def use_streams(self, streams: dict[str, torch.Generator]) -> None:
+        """Take this epoch's random streams (this rank's, under torchrun), by the run's generator names; a
+        method that draws its own randomness (MAE's masks) picks its stream here. Nothing by default."""
+
     def write_figures(self, run_dir, images: torch.Tensor, normalize: nn.Module) -> None:
         """Figures a method draws at the end of a run (MAE: reconstructions); none by default."""
 

@@ -122,6 +122,9 @@ class MAE(Objective):
     def encoder(self) -> nn.Module:
         return self.model.encoder
 
+    def use_streams(self, streams: dict[str, torch.Generator]) -> None:
+        self.generator = streams["mask"]  # under torchrun each rank masks its images differently
+
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> StepOutput:
         loss, _, _ = self.model(images, self.mask_ratio, self.generator)
         return StepOutput(loss=loss)

@@ -94,7 +94,9 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
             hold_frozen_batch_norms(model)
             started, loss_sum, correct, classified = time.perf_counter(), 0.0, 0, False
             order = epoch_order(n, generators["order"], settings.repeated_aug, process.rank, process.world_size)
-            augment_stream = process.rank_generator(generators["augment"])
+            streams = epoch_streams(process, generators)
+            objective.use_streams(streams)
+            augment_stream = streams["augment"]
             bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{settings.epochs}",
                        disable=None if process.is_main else True, leave=False)
             for i in bar:
@@ -164,6 +166,12 @@ class HeadFirst:
             self.model.requires_grad_(True)
         self.frozen = freeze
         return True
+
+
+def epoch_streams(process: Process, generators: dict[str, torch.Generator]) -> dict[str, torch.Generator]:
+    """This epoch's stream of each generator for this rank, drawn from the shared, checkpointed state. "order"
+    stays shared: every rank takes its own slice of the one permutation."""
+    return {name: process.rank_generator(g) for name, g in generators.items() if name != "order"}
 
 
 def hold_frozen_batch_norms(model: nn.Module) -> None:
