@@ -64,7 +64,8 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
     model = create_model(config.model, num_classes=info.num_classes, in_chans=info.channels,
                          img_size=info.image_size, drop_path=config.drop_path, distilled=config.dist_token,
                          **config.model_args)
-    init_report = prepare_init(config, model, load=not resume, classes=info.classes)  # a resumed run's weights are in its checkpoint
+    # a resumed run's weights are in its checkpoint
+    init_report = prepare_init(config, model, load=not resume, classes=info.classes)
     model.to(device)
     objective, teacher_summary = build_objective(config, model, dataset, device)
     eval_sets = {"test": (dataset.test_images, dataset.test_labels)}
