@@ -2,7 +2,7 @@
 # Source -> target transfer on CIFAR-10, offline: a supervised source run on the six animal classes (all their
 # training images), then the four vehicle classes fine-tuned at 100 and 500 labels, from scratch and from the
 # source, with the same settings. Usage: examples/transfer_cifar10.sh CIFAR_DIR [OUT]
-# (CIFAR_DIR holds train/<class>/*.jpg and test/<class>/*.jpg; about 80 min on 2 CPU cores, most of it the source.)
+# (CIFAR_DIR holds train/<class>/*.jpg and test/<class>/*.jpg; about 100 min on 2 CPU cores, most of it the source.)
 # QUICK=1 trains 1 source and 2 target epochs: a check that the commands run, not a measurement.
 set -euo pipefail
 cifar=${1:?usage: $0 CIFAR_DIR [OUT]}
