@@ -21,9 +21,16 @@ def write_image_folder(root: Path, classes=("cat", "dog", "frog"), per_class=6, 
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):
                 image = torch.randint(0, 256, (channels, *size), dtype=torch.uint8, generator=generator)
-                image[:, 0, 0] = index * 50  # class-dependent pixel, to check labels survive decoding
+                image[:, 0, 0] = index * 50 % 256  # class-dependent pixel, to check labels survive decoding
                 save_png(image, folder / f"{i:03d}.png")
     return root
+
+
+@pytest.fixture
+def image_folder_writer():
+    """`write_image_folder` for tests outside this folder, where `from conftest import` may find a nested
+    conftest module instead of this one."""
+    return write_image_folder
 
 
 @pytest.fixture

@@ -3,26 +3,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
-from PIL import Image
-
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
-def write_fake_cifar(root: Path, train_per_class: int, test_per_class: int) -> None:
-    noise = torch.Generator().manual_seed(0)
-    for split, count in (("train", train_per_class), ("test", test_per_class)):
-        for name in CIFAR_CLASSES:
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for i in range(count):
-                pixels = torch.randint(0, 256, (32, 32, 3), generator=noise, dtype=torch.uint8)
-                Image.fromarray(pixels.numpy()).save(folder / f"{i}.jpg")
-
-
-def test_the_transfer_example_runs_every_step(tmp_path):
-    write_fake_cifar(tmp_path / "cifar", train_per_class=125, test_per_class=2)
+def test_the_transfer_example_runs_every_step(tmp_path, image_folder_writer):
+    # the 4 vehicle classes need 125 training images each for the 500-label target
+    image_folder_writer(tmp_path / "cifar", classes=CIFAR_CLASSES, per_class=125, size=(32, 32))
     env = {**os.environ, "QUICK": "1", "LOWDATA": f"{sys.executable} -m lowdata", "OMP_NUM_THREADS": "2"}
     done = subprocess.run(["bash", str(ROOT / "examples" / "transfer_cifar10.sh"), str(tmp_path / "cifar"),
                            str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=500)
