@@ -19,7 +19,9 @@ def read_source(source: str, pretrained: bool = False) -> tuple[dict[str, torch.
     if path.is_dir() and (path / "config.json").is_file() and not (path / "checkpoint").exists():
         return read_hugging_face_vit(path), [f"converted Hugging Face ViT names to timm's ({path})"]
     if path.is_dir():
-        return read_run(path), []
+        from lowdata.training.state import read_run_weights
+
+        return read_run_weights(path), []
     if path.is_file() and path.suffix in WEIGHT_SUFFIXES:
         return read_weights(path), []
     if not path.exists():
@@ -30,12 +32,6 @@ def read_source(source: str, pretrained: bool = False) -> tuple[dict[str, torch.
     raise UsageError(f"--init {source} is neither a lowdata run directory, a weights file "
                      f"({', '.join(WEIGHT_SUFFIXES)}), a Hugging Face ViT directory nor a timm model name; "
                      "check the path or the name (`lowdata models --timm 'vit_*'`)")
-
-
-def read_run(path: Path) -> dict[str, torch.Tensor]:
-    from lowdata.training.state import read_run_weights
-
-    return read_run_weights(path)
 
 
 def run_classes(path: Path) -> list[str] | None:
