@@ -74,14 +74,14 @@ def time_batched(policy, images: torch.Tensor, labels: torch.Tensor, batch_size:
 
 
 def time_vit_step(info, batch_size: int, steps: int) -> list[float]:
-    from lowdata.api import autocast_for
+    from lowdata.device import pick_precision
     from lowdata.models import create_model
     from lowdata.objectives.supervised import Supervised
     from lowdata.training.optim import build_optimizer
 
     model = create_model("vit-tiny", num_classes=info.num_classes, in_chans=info.channels, img_size=info.image_size)
     objective, optimizer = Supervised(model, 0.1), build_optimizer(model, 1e-3, 0.05)
-    autocast = autocast_for("bf16", torch.device("cpu"))
+    autocast = pick_precision("auto", torch.device("cpu")).autocast(torch.device("cpu"))
     images = torch.randn(batch_size, info.channels, *info.image_size)
     targets = torch.softmax(torch.randn(batch_size, info.num_classes), 1)
     seconds = []

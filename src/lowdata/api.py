@@ -10,13 +10,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import asdict
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from lowdata.config import TrainConfig, build, field_names, save_yaml
+from lowdata.device import pick_device, pick_precision
 from lowdata.errors import UsageError
 
 
@@ -60,6 +59,7 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
         config = config.replace(drop_path=0.0)  # frozen features take no stochastic depth
     process = current_process()  # one process, or this one's place under torchrun
     device = process_device(process, pick_device(config.device))
+    precision = pick_precision(config.precision, device)
     torch.manual_seed(config.seed)  # model initialisation (the same on every rank) and stochastic depth
     model = create_model(config.model, num_classes=info.num_classes, in_chans=info.channels,
                          img_size=info.image_size, drop_path=config.drop_path, distilled=config.dist_token,
@@ -67,12 +67,12 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
     # a resumed run's weights are in its checkpoint
     init_report = prepare_init(config, model, load=not resume, classes=info.classes)
     model.to(device)
-    objective, teacher_summary = build_objective(config, model, dataset, device)
+    autocast = precision.autocast(device)
+    objective, teacher_summary = build_objective(config, model, dataset, device, autocast)
     eval_sets = {"test": (dataset.test_images, dataset.test_labels)}
     if len(budget.val):
         eval_sets["val"] = (dataset.train_images[budget.val], dataset.train_labels[budget.val])
     data = LoopData(dataset.train_images[budget.labelled], dataset.train_labels[budget.labelled])
-    autocast = autocast_for(config.precision, device)
     evaluator = classification_evaluator(eval_sets, Normalize(info).to(device), device, autocast)
     generators = {"order": torch.Generator().manual_seed(stream_seed(config.seed, "order")),  # indexes CPU data
                   "augment": torch.Generator(device=device).manual_seed(stream_seed(config.seed, "augment"))}
@@ -81,12 +81,13 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
     run_dir.mkdir(parents=True, exist_ok=True)
     if process.is_main:
         save_yaml(config, run_dir / "config.yaml")
-        for note in [f"augment: {note}" for note in policy.notes] + [f"init: {line}" for line in init_report]:
+        notes = [f"precision: {precision.name} ({precision.reason})"] + [f"augment: {note}" for note in policy.notes]
+        for note in notes + [f"init: {line}" for line in init_report]:
             print(f"lowdata: {note}", file=sys.stderr)
     started = time.time()
     result = fit(objective, data, loop_settings(config, LoopSettings), policy.to(device), evaluator, device,
                  autocast, ema, generators, run_dir, asdict(config), resume=resume, stop_after_epoch=stop_after_epoch,
-                 process=process)
+                 process=process, scaler=precision.grad_scaler(device))
     if result is None:
         return None
     summary = {
@@ -100,7 +101,7 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
         "train_seconds": round(result["train_seconds"], 2),
         "images_per_second": round(result["images_per_second"], 1),
         "wall_seconds_this_session": round(time.time() - started, 2), "device": str(device),
-        "precision": config.precision, "git_commit": git_commit(), "torch": torch.__version__,
+        "precision": precision.name, "precision_reason": precision.reason, "git_commit": git_commit(), "torch": torch.__version__,
         "processes": process.world_size,
     }
     from lowdata.io import atomic_write_json
@@ -177,10 +178,10 @@ def evaluate_run(checkpoint: str | Path, data: str | None = None) -> dict[str, A
     dataset = keep_classes(load_dataset(data or config.data, config.image_size, config.split_seed), config.classes)
     info = dataset.info
     device = pick_device(config.device)
+    autocast = pick_precision(config.precision, device).autocast(device)
     model, _ = load_trained_model(run_dir, info.num_classes, info.channels, info.image_size, what="run")
     model.to(device)
-    result = evaluate(model, dataset.test_images, dataset.test_labels, Normalize(info).to(device), device,
-                      autocast_for(config.precision, device))
+    result = evaluate(model, dataset.test_images, dataset.test_labels, Normalize(info).to(device), device, autocast)
     return {"test_acc": result["acc"], "test_loss": result["loss"], "test_images": len(dataset.test_images),
             "dataset": info.name, "model": config.model, "checkpoint": str(run_dir)}
 
@@ -200,7 +201,7 @@ def prepare_init(config: TrainConfig, model, load: bool = True, classes: Sequenc
     return report
 
 
-def build_objective(config: TrainConfig, model, dataset, device) -> tuple[Any, dict[str, Any]]:
+def build_objective(config: TrainConfig, model, dataset, device, autocast) -> tuple[Any, dict[str, Any]]:
     """Supervised, or distillation from the configured teacher; with what the summary should say about it."""
     from lowdata.objectives.supervised import Supervised
 
@@ -220,8 +221,7 @@ def build_objective(config: TrainConfig, model, dataset, device) -> tuple[Any, d
     teacher, name = load_trained_model(config.teacher, info.num_classes, info.channels, info.image_size,
                                        model_name=config.teacher_model, what="teacher")
     teacher.to(device)
-    result = evaluate(teacher, dataset.test_images, dataset.test_labels, Normalize(info).to(device), device,
-                      autocast_for(config.precision, device))
+    result = evaluate(teacher, dataset.test_images, dataset.test_labels, Normalize(info).to(device), device, autocast)
     try:
         objective = Distill(model, teacher, config.distill, config.distill_alpha, config.distill_tau,
                             config.label_smoothing)
@@ -250,30 +250,6 @@ def default_out(config: TrainConfig) -> str:
     budget = config.labels or (f"{config.labels_per_class}pc" if config.labels_per_class else "all")
     name = config.data.split(":")[0].rstrip("/").split("/")[-1]
     return f"runs/{config.model}-{name}-{budget}-s{config.seed}"
-
-
-def pick_device(name: str):
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UsageError(f"unknown device {name!r}; use auto, cpu or cuda[:N]") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("device cuda was asked for but no GPU is visible; use device=cpu or device=auto")
-    return device
-
-
-def autocast_for(precision: str, device):
-    import torch
-
-    if precision == "fp32":
-        return nullcontext
-    if precision == "bf16":
-        return partial(torch.autocast, device_type=device.type, dtype=torch.bfloat16)
-    raise UsageError(f"unknown precision {precision!r}; use bf16 or fp32")
 
 
 def build_ema(model, decay: float):

@@ -56,7 +56,8 @@ class TrainConfig:
     warmup_epochs: float = 3.0
     clip_grad: float | None = 1.0
     ema_decay: float = 0.0  # 0 = no EMA of weights
-    precision: str = "bf16"  # bf16 autocast (fp32 master weights) or fp32; bf16 was 1.4-1.7x faster here
+    precision: str = "auto"  # autocast dtype (weights stay fp32): auto (bf16 where the device runs it natively,
+    # fp16 on GPUs without bf16, else fp32; see device.py), bf16, fp16 or fp32
     # run
     seed: int = 0
     device: str = "auto"

@@ -38,7 +38,7 @@ class PretrainConfig:
     weight_decay: float = 0.05
     warmup_epochs: float = 5.0
     clip_grad: float | None = None
-    precision: str = "bf16"
+    precision: str = "auto"  # auto (by what the device runs natively), bf16, fp16 or fp32
     seed: int = 0
     device: str = "auto"
     eval_every: int = 5  # k-NN monitor
@@ -56,7 +56,8 @@ def pretrain(config: PretrainConfig | None = None, *, resume: bool = False, stop
              **settings: Any) -> dict[str, Any] | None:
     import torch
 
-    from lowdata.api import autocast_for, pick_device, stream_seed
+    from lowdata.api import stream_seed
+    from lowdata.device import pick_device, pick_precision
     from lowdata.augment import Normalize, build_policy
     from lowdata.augment.mixing import NoMixing
     from lowdata.data import load_dataset, select_budget
@@ -85,6 +86,7 @@ def pretrain(config: PretrainConfig | None = None, *, resume: bool = False, stop
 
     process = current_process()
     device = process_device(process, pick_device(config.device))
+    precision = pick_precision(config.precision, device)
     torch.manual_seed(config.seed)
     encoder = create_model(config.model, num_classes=0, in_chans=info.channels, img_size=info.image_size,
                            drop_path=config.drop_path, **config.model_args)
@@ -97,7 +99,7 @@ def pretrain(config: PretrainConfig | None = None, *, resume: bool = False, stop
     except (TypeError, ValueError) as err:
         raise UsageError(f"pretraining method {config.method!r} rejected its settings: {err}") from None
     normalize = Normalize(info).to(device)
-    autocast = autocast_for(config.precision, device)
+    autocast = precision.autocast(device)
     memory = select_budget(dataset.train_labels, info.num_classes, config.seed,
                            total=min(config.knn_memory, len(dataset.train_labels))).labelled
     monitor = knn_evaluator((dataset.train_images[memory], dataset.train_labels[memory]),
@@ -110,8 +112,8 @@ def pretrain(config: PretrainConfig | None = None, *, resume: bool = False, stop
     run_dir.mkdir(parents=True, exist_ok=True)
     if process.is_main:
         save_yaml(config, run_dir / "config.yaml")
-        for note in policy.notes:
-            print(f"lowdata: augment: {note}", file=sys.stderr)
+        for note in [f"precision: {precision.name} ({precision.reason})"] + [f"augment: {n}" for n in policy.notes]:
+            print(f"lowdata: {note}", file=sys.stderr)
     started = time.time()
     at_init = read_json(run_dir / "knn_at_init.json") if resume else None
     if at_init is None:  # the reference the k-NN curve should rise from: the same encoder, untrained
@@ -120,7 +122,7 @@ def pretrain(config: PretrainConfig | None = None, *, resume: bool = False, stop
             atomic_write_json(run_dir / "knn_at_init.json", at_init)
     result = fit(objective, data, settings_, policy.to(device), lambda model: monitor(model.encoder), device,
                  autocast, NoEma(objective.model), generators, run_dir, asdict(config), resume=resume,
-                 stop_after_epoch=stop_after_epoch, process=process)
+                 stop_after_epoch=stop_after_epoch, process=process, scaler=precision.grad_scaler(device))
     if result is None or not process.is_main:
         return None if result is None else result
     objective.write_figures(run_dir, dataset.test_images[:8].to(device), normalize)
@@ -132,6 +134,7 @@ def pretrain(config: PretrainConfig | None = None, *, resume: bool = False, stop
         "mask_ratio": config.mask_ratio, "train_seconds": round(result["train_seconds"], 2),
         "images_per_second": round(result["images_per_second"], 1),
         "wall_seconds_this_session": round(time.time() - started, 2), "device": str(device),
+        "precision": precision.name, "precision_reason": precision.reason,
     }
     atomic_write_json(run_dir / "summary.json", summary)
     return summary

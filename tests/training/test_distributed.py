@@ -30,7 +30,8 @@ def torchrun(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
                str(free_port()), *args]
-    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    # a guard against a hung process group, far above what even a slow CPU needs (seconds here)
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=3600)
 
 
 def test_two_processes_under_torchrun_train_one_model(tmp_path):

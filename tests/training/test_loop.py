@@ -39,13 +39,24 @@ def test_run_directory_describes_itself(tmp_path):
     assert set(weights(run)) == set(torch_model_keys("resnet20"))
 
 
+def test_the_run_records_its_precision_and_why(tmp_path):
+    auto = train(model="resnet20", out=str(tmp_path / "auto"), **QUICK)
+    assert auto["precision"] in ("bf16", "fp32") and "bf16" in auto["precision_reason"]
+    assert "precision: auto" in (tmp_path / "auto" / "config.yaml").read_text()  # a resume elsewhere re-picks
+    fp16 = train(model="resnet20", out=str(tmp_path / "fp16"), precision="fp16", **QUICK)
+    assert (fp16["precision"], fp16["precision_reason"]) == ("fp16", "asked for")
+    saved = json.loads((tmp_path / "fp16" / "checkpoint" / "state.json").read_text())
+    assert saved["extra"]["grad_scaler"]["scale"] > 0  # fp16 trains with loss scaling, kept for --resume
+    assert 0 < fp16["test_acc"] <= 1
+
+
 def torch_model_keys(name):
     from lowdata.models import create_model
 
     return create_model(name, 10, 1, (8, 8)).state_dict().keys()
 
 
-@pytest.mark.parametrize("model, extra", [("resnet20", {}),
+@pytest.mark.parametrize("model, extra", [("resnet20", {}), ("resnet20", {"precision": "fp16"}),
                                           ("vit-tiny", {"model_args": {"depth": 2}, "drop_path": 0.2,
                                                         "ema_decay": 0.9})])
 def test_resume_gives_the_same_weights(tmp_path, model, extra):

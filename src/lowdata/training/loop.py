@@ -60,16 +60,19 @@ class NoEma(nn.Module):
 def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: Policy,
         evaluator: Callable[[nn.Module], dict[str, float]], device: torch.device, autocast: Callable[[], AbstractContextManager], ema: nn.Module,
         generators: dict[str, torch.Generator], run_dir: Path, config: dict[str, Any], resume: bool,
-        stop_after_epoch: int | None = None, process: Process = SINGLE) -> dict[str, Any] | None:
+        stop_after_epoch: int | None = None, process: Process = SINGLE,
+        scaler: torch.amp.GradScaler | None = None) -> dict[str, Any] | None:
     """Train to `settings.epochs`, checkpointing each epoch. `augment` turns a uint8 batch and its labels into
     normalised images and targets (soft after mixing); `evaluator` maps the model to evaluate (the EMA when one
     is kept) to metrics, every `eval_every` epochs and after the last. Returns the final metrics, or None when stopped
     early by `stop_after_epoch` (as a preemptible scheduler would). Under torchrun (`process`), `batch_size` is
-    the global batch: each rank trains on its share of the epoch with batch_size / world_size images a step."""
+    the global batch: each rank trains on its share of the epoch with batch_size / world_size images a step.
+    `scaler` scales fp16 losses; the default (disabled) one passes everything through unchanged."""
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
 
     model = objective.model
+    scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
     n = len(data.train_images)
     share = math.ceil(n / process.world_size)  # images per rank and epoch
     batch_size = max(1, min(settings.batch_size, n) // process.world_size)
@@ -81,6 +84,8 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
     state = TrainingState(epoch=0, step=0, generators=generators, extra={"train_seconds": 0.0, "images_seen": 0})
     if resume:
         state = load_checkpoint(run_dir, model, optimizer, saved_ema, generators)
+        if "grad_scaler" in state.extra:
+            scaler.load_state_dict(state.extra["grad_scaler"])
     metrics_log = MetricsLog(run_dir, after_epoch=state.epoch) if process.is_main else None
     writer = SummaryWriter(str(run_dir / "tensorboard")) if process.is_main else None
     head_first = HeadFirst(model, settings.freeze_epochs)
@@ -107,10 +112,12 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
                 with autocast():
                     out = objective(images, targets)
                 optimizer.zero_grad(set_to_none=True)
-                out.loss.backward()
+                scaler.scale(out.loss).backward()
                 if settings.clip_grad:
+                    scaler.unscale_(optimizer)
                     nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad)
-                optimizer.step()
+                scaler.step(optimizer)
+                scaler.update()
                 state.step += 1
                 ema.update(model, step=state.step)
                 loss_sum += out.loss.item() * len(index)
@@ -132,6 +139,8 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
                 last["train_acc"] = correct / share
             if state.epoch % settings.eval_every == 0 or state.epoch == settings.epochs:
                 last.update(evaluator(ema.module))
+            if scaler.is_enabled():
+                state.extra["grad_scaler"] = scaler.state_dict()
             if process.is_main:
                 metrics_log.append(last, writer)
                 save_checkpoint(run_dir, model, optimizer, saved_ema, state, config)
