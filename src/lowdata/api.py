@@ -101,7 +101,7 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
         "train_seconds": round(result["train_seconds"], 2),
         "images_per_second": round(result["images_per_second"], 1),
         "wall_seconds_this_session": round(time.time() - started, 2), "device": str(device),
-        "precision": precision.name, "precision_reason": precision.reason, "git_commit": git_commit(), "torch": torch.__version__,
+        "precision": precision.name, "precision_reason": precision.reason, "threads": result["threads"], "git_commit": git_commit(), "torch": torch.__version__,
         "processes": process.world_size,
     }
     from lowdata.io import atomic_write_json

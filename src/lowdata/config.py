@@ -61,6 +61,7 @@ class TrainConfig:
     # run
     seed: int = 0
     device: str = "auto"
+    threads: int | None = None  # CPU threads; None = the usable cores shared among lowdata's processes here
     eval_every: int = 1
     out: str | None = None
 

@@ -41,6 +41,7 @@ class PretrainConfig:
     precision: str = "auto"  # auto (by what the device runs natively), bf16, fp16 or fp32
     seed: int = 0
     device: str = "auto"
+    threads: int | None = None  # CPU threads; None = the usable cores shared among lowdata's processes here
     eval_every: int = 5  # k-NN monitor
     knn_memory: int = 5000  # labelled training images the k-NN monitor votes with (balanced, seeded)
     knn_k: int = 20
@@ -108,7 +109,8 @@ def pretrain(config: PretrainConfig | None = None, *, resume: bool = False, stop
     data = LoopData(dataset.train_images, torch.zeros(len(dataset.train_images), dtype=torch.long))
     settings_ = LoopSettings(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, min_lr=config.min_lr,
                              weight_decay=config.weight_decay, warmup_epochs=config.warmup_epochs,
-                             clip_grad=config.clip_grad, eval_every=config.eval_every, betas=(0.9, 0.95))
+                             clip_grad=config.clip_grad, eval_every=config.eval_every, betas=(0.9, 0.95),
+                             threads=config.threads)
     run_dir.mkdir(parents=True, exist_ok=True)
     if process.is_main:
         save_yaml(config, run_dir / "config.yaml")
@@ -134,7 +136,7 @@ def pretrain(config: PretrainConfig | None = None, *, resume: bool = False, stop
         "mask_ratio": config.mask_ratio, "train_seconds": round(result["train_seconds"], 2),
         "images_per_second": round(result["images_per_second"], 1),
         "wall_seconds_this_session": round(time.time() - started, 2), "device": str(device),
-        "precision": precision.name, "precision_reason": precision.reason,
+        "precision": precision.name, "precision_reason": precision.reason, "threads": result["threads"],
     }
     atomic_write_json(run_dir / "summary.json", summary)
     return summary

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from lowdata.cores import process_alive
 from lowdata.study.plan import Cell, Plan, Stage
 
 Unit = Cell | Stage  # what a worker claims and runs: a cell of the grid or a stage cells share
@@ -121,16 +122,6 @@ def claim_is_stale(path: Path, claim_timeout: float) -> bool:
     if owner.get("host") == socket.gethostname() and not process_alive(owner.get("pid", -1)):
         return True
     return age > claim_timeout
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return pid > 0
 
 
 @contextmanager

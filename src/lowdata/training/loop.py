@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from lowdata.augment import Policy
+from lowdata.cores import CoreShare
 from lowdata.data.sampling import epoch_order
 from lowdata.training.distributed import SINGLE, Process
 from lowdata.objectives.base import Objective
@@ -44,6 +45,7 @@ class LoopSettings:
     freeze_epochs: int = 0
     layer_decay: float | None = None
     betas: tuple[float, float] = (0.9, 0.999)
+    threads: int | None = None  # None = this process's share of the host's cores (cores.py)
 
 
 class NoEma(nn.Module):
@@ -89,6 +91,9 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
     metrics_log = MetricsLog(run_dir, after_epoch=state.epoch) if process.is_main else None
     writer = SummaryWriter(str(run_dir / "tensorboard")) if process.is_main else None
     head_first = HeadFirst(model, settings.freeze_epochs)
+    # threads chosen once per run and kept by its checkpoint: the count changes the floating-point sums
+    cores = CoreShare(settings.threads, state.extra.get("threads")).__enter__()  # left in the `finally` below
+    state.extra["threads"] = cores.threads
     last: dict[str, Any] = {}
     try:
         for epoch in range(state.epoch, settings.epochs):
@@ -148,10 +153,11 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
             if stop_after_epoch is not None and state.epoch >= stop_after_epoch and state.epoch < settings.epochs:
                 return None
     finally:
+        cores.__exit__()
         objective.model = model
         if writer is not None:
             writer.close()
-    return {**last, "train_seconds": state.extra["train_seconds"],
+    return {**last, "threads": cores.threads, "train_seconds": state.extra["train_seconds"],
             "images_per_second": state.extra["images_seen"] / max(state.extra["train_seconds"], 1e-9)}
 
 

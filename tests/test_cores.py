@@ -1,0 +1,82 @@
+import os
+import subprocess
+import sys
+
+import json
+
+import pytest
+import torch
+
+from lowdata import cores as cores_module
+from lowdata.cores import CoreShare, usable_cores
+from lowdata.errors import UsageError
+
+
+@pytest.fixture
+def four_cores(monkeypatch):
+    monkeypatch.setattr(cores_module, "usable_cores", lambda: 4)
+
+
+@pytest.fixture
+def other_process():
+    """A live process standing for another lowdata training process on this host."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield child.pid
+    child.kill()
+    child.wait()
+
+
+def test_usable_cores_follow_the_affinity():
+    assert 1 <= usable_cores() <= (os.cpu_count() or 1)
+    if hasattr(os, "sched_getaffinity"):
+        assert usable_cores() <= len(os.sched_getaffinity(0))
+
+
+def test_alone_a_process_takes_every_core_and_restores_the_threads_after(tmp_path, four_cores):
+    before = torch.get_num_threads()
+    with CoreShare(folder=tmp_path) as share:
+        assert share.threads == 4 == torch.get_num_threads()
+        assert (tmp_path / str(os.getpid())).is_file()
+    assert torch.get_num_threads() == before
+    assert not list(tmp_path.iterdir())
+
+
+def test_processes_on_one_host_share_the_cores(tmp_path, four_cores, other_process, monkeypatch):
+    (tmp_path / str(other_process)).touch()  # another process is training
+    with CoreShare(folder=tmp_path) as share:
+        assert share.threads == 2 == torch.get_num_threads()
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # torchrun's ranks on this host, registered or not yet
+    with CoreShare(folder=tmp_path) as share:
+        assert share.threads == 1
+
+
+def test_a_resumed_run_keeps_the_threads_it_started_with(tmp_path, four_cores, other_process):
+    (tmp_path / str(other_process)).touch()
+    with CoreShare(recorded=4, folder=tmp_path) as share:
+        assert share.threads == 4
+
+
+def test_finished_processes_are_forgotten(tmp_path, four_cores):
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = tmp_path / done.stdout.strip()
+    gone.touch()
+    with CoreShare(folder=tmp_path) as share:
+        assert share.threads == 4
+    assert not gone.exists()
+
+
+def test_a_fixed_count_overrides_the_share_but_is_still_counted(tmp_path, four_cores):
+    with CoreShare(fixed=1, folder=tmp_path) as share:
+        assert share.threads == 1 == torch.get_num_threads()
+        assert (tmp_path / str(os.getpid())).is_file()
+    with pytest.raises(UsageError, match="threads must be at least 1"):
+        CoreShare(fixed=0)
+
+
+def test_a_run_records_its_threads(tmp_path):
+    from lowdata import train
+
+    summary = train(data="digits", labels=100, epochs=1, batch_size=50, out=str(tmp_path / "run"), threads=1)
+    assert summary["threads"] == 1
+    state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
+    assert state["extra"]["threads"] == 1  # what a --resume continues with
