@@ -34,6 +34,7 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
     from lowdata.data.datasets import keep_classes
     from lowdata.evaluate import classification_evaluator
     from lowdata.models import count_params, create_model, default_lr
+    from lowdata.models.vit import use_fused_attention
     from lowdata.training.distributed import current_process, process_device
     from lowdata.training.loop import LoopData, LoopSettings, fit
     from lowdata.training.state import checkpoint_dir, read_config
@@ -67,6 +68,7 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
     # a resumed run's weights are in its checkpoint
     init_report = prepare_init(config, model, load=not resume, classes=info.classes)
     model.to(device)
+    use_fused_attention(model, precision.fused_attention(device))
     autocast = precision.autocast(device)
     objective, teacher_summary = build_objective(config, model, dataset, device, autocast)
     eval_sets = {"test": (dataset.test_images, dataset.test_labels)}

@@ -62,7 +62,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int | None = None  # CPU threads; None = the usable cores shared among lowdata's processes here
-    eval_every: int = 1
+    eval_every: int | None = None  # test (and val) evaluation every this many epochs and after the last;
+    # None = after the last only: a 10,000-image test pass costs more than an epoch of a small budget
+    checkpoint_minutes: float = 1.0  # at most this long between checkpoints (0 = after every epoch)
     out: str | None = None
 
     def replace(self, **changes: Any) -> "TrainConfig":

@@ -40,6 +40,12 @@ class Precision:
         dtype = torch.bfloat16 if self.name == "bf16" else torch.float16
         return partial(torch.autocast, device_type=device.type, dtype=dtype)
 
+    def fused_attention(self, device: torch.device) -> bool:
+        """Whether attention should use PyTorch's fused scaled-dot-product kernel. On a CPU under bf16 autocast
+        its backward took 44 ms per vit-tiny block at batch 128 against ~9 ms for the explicit softmax(QK^T)V
+        (the whole step 1.7x faster without it); in fp32 the two ran alike; GPUs have flash kernels."""
+        return device.type != "cpu" or self.name == "fp32"
+
     def grad_scaler(self, device: torch.device) -> torch.amp.GradScaler:
         """fp16's gradients underflow without loss scaling; for bf16 and fp32 the scaler is a pass-through."""
         return torch.amp.GradScaler(device.type, enabled=self.name == "fp16")

@@ -43,6 +43,7 @@ class PretrainConfig:
     device: str = "auto"
     threads: int | None = None  # CPU threads; None = the usable cores shared among lowdata's processes here
     eval_every: int = 5  # k-NN monitor
+    checkpoint_minutes: float = 1.0  # at most this long between checkpoints (0 = after every epoch)
     knn_memory: int = 5000  # labelled training images the k-NN monitor votes with (balanced, seeded)
     knn_k: int = 20
     out: str | None = None
@@ -64,6 +65,7 @@ def pretrain(config: PretrainConfig | None = None, *, resume: bool = False, stop
     from lowdata.data import load_dataset, select_budget
     from lowdata.evaluate import knn_evaluator
     from lowdata.models import count_params, create_model
+    from lowdata.models.vit import use_fused_attention
     from lowdata.objectives.pretrain import PRETRAIN_METHODS, load_methods
     from lowdata.training.loop import LoopData, LoopSettings, NoEma, fit
     from lowdata.training.state import checkpoint_dir, read_config
@@ -99,6 +101,7 @@ def pretrain(config: PretrainConfig | None = None, *, resume: bool = False, stop
                            norm_pix_loss=config.norm_pix_loss, **config.method_args).to(device)
     except (TypeError, ValueError) as err:
         raise UsageError(f"pretraining method {config.method!r} rejected its settings: {err}") from None
+    use_fused_attention(objective, precision.fused_attention(device))  # the encoder's and the decoder's
     normalize = Normalize(info).to(device)
     autocast = precision.autocast(device)
     memory = select_budget(dataset.train_labels, info.num_classes, config.seed,
@@ -110,7 +113,7 @@ def pretrain(config: PretrainConfig | None = None, *, resume: bool = False, stop
     settings_ = LoopSettings(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, min_lr=config.min_lr,
                              weight_decay=config.weight_decay, warmup_epochs=config.warmup_epochs,
                              clip_grad=config.clip_grad, eval_every=config.eval_every, betas=(0.9, 0.95),
-                             threads=config.threads)
+                             threads=config.threads, checkpoint_minutes=config.checkpoint_minutes)
     run_dir.mkdir(parents=True, exist_ok=True)
     if process.is_main:
         save_yaml(config, run_dir / "config.yaml")

@@ -130,3 +130,27 @@ def test_strong_augmentation_with_repeats_trains_on_soft_targets(tmp_path):
     assert all(0 < line["train_loss"] < 5 for line in lines) and lines[-1]["train_loss"] < lines[0]["train_loss"]
     assert summary["test_acc"] > 0.45  # chance is 0.1; mixed, heavily augmented 8-px digits learn slowly
     assert "augment_args:\n  magnitude: 7" in (run / "config.yaml").read_text()
+
+
+def test_checkpoints_are_written_by_the_clock_at_a_stop_and_at_the_end(tmp_path, monkeypatch):
+    from lowdata.training import loop
+
+    written = []
+    real = loop.save_checkpoint
+    monkeypatch.setattr(loop, "save_checkpoint", lambda *a: written.append(a[4].epoch) or real(*a))
+    train(model="resnet20", out=str(tmp_path / "a"), checkpoint_minutes=10, **QUICK)
+    assert written == [4]
+    written.clear()
+    train(model="resnet20", out=str(tmp_path / "b"), checkpoint_minutes=0, **QUICK)
+    assert written == [1, 2, 3, 4]
+    written.clear()
+    train(model="resnet20", out=str(tmp_path / "c"), checkpoint_minutes=10, stop_after_epoch=3, **QUICK)
+    assert written == [3]
+
+
+def test_without_eval_every_a_run_is_evaluated_after_its_last_epoch(tmp_path):
+    run = tmp_path / "run"
+    train(model="resnet20", out=str(run), **{**QUICK, "epochs": 5, "eval_every": None})
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["epoch"] for line in lines if "test_acc" in line] == [5]
+    assert len(lines) == 5 and all("train_loss" in line for line in lines)

@@ -54,6 +54,15 @@ MODELS.register("vit-small")(ModelSpec(vit_preset(embed_dim=384, depth=12, num_h
                                        drop_path=0.1))
 
 
+def use_fused_attention(model: nn.Module, fused: bool) -> int:
+    """Switch timm's attention layers (their `fused_attn` flag) between the fused kernel and the explicit
+    product; the weights and the maths are the same. Returns how many layers were switched."""
+    layers = [module for module in model.modules() if hasattr(module, "fused_attn")]
+    for layer in layers:
+        layer.fused_attn = fused
+    return len(layers)
+
+
 # The model side of masked image modelling: what an objective needs to encode only some patches, so that
 # objectives never reach into the ViT's layers themselves. timm's VisionTransformer has no masked forward.
 def patch_tokens(vit: nn.Module, images: torch.Tensor) -> torch.Tensor:

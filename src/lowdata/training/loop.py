@@ -40,12 +40,13 @@ class LoopSettings:
     weight_decay: float
     warmup_epochs: float
     clip_grad: float | None
-    eval_every: int
+    eval_every: int | None  # None: after the last epoch only
     repeated_aug: int = 1
     freeze_epochs: int = 0
     layer_decay: float | None = None
     betas: tuple[float, float] = (0.9, 0.999)
     threads: int | None = None  # None = this process's share of the host's cores (cores.py)
+    checkpoint_minutes: float = 1.0  # at most this long between checkpoints (0 = every epoch); the last always
 
 
 class NoEma(nn.Module):
@@ -66,7 +67,8 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
         scaler: torch.amp.GradScaler | None = None) -> dict[str, Any] | None:
     """Train to `settings.epochs`, checkpointing each epoch. `augment` turns a uint8 batch and its labels into
     normalised images and targets (soft after mixing); `evaluator` maps the model to evaluate (the EMA when one
-    is kept) to metrics, every `eval_every` epochs and after the last. Returns the final metrics, or None when stopped
+    is kept) to metrics, every `eval_every` epochs and after the last; a checkpoint is written when
+    `checkpoint_minutes` have passed, at `stop_after_epoch` and after the last epoch. Returns the final metrics, or None when stopped
     early by `stop_after_epoch` (as a preemptible scheduler would). Under torchrun (`process`), `batch_size` is
     the global batch: each rank trains on its share of the epoch with batch_size / world_size images a step.
     `scaler` scales fp16 losses; the default (disabled) one passes everything through unchanged."""
@@ -94,6 +96,9 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
     # threads chosen once per run and kept by its checkpoint: the count changes the floating-point sums
     cores = CoreShare(settings.threads, state.extra.get("threads")).__enter__()  # left in the `finally` below
     state.extra["threads"] = cores.threads
+    eval_every = settings.eval_every or settings.epochs
+    # a checkpoint of a small model takes ~0.1 s, an epoch of a small budget less: not after every epoch
+    checkpoint_clock = Clock(settings.checkpoint_minutes * 60)
     last: dict[str, Any] = {}
     try:
         for epoch in range(state.epoch, settings.epochs):
@@ -102,7 +107,9 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
                 objective.model = process.wrap(model, device)  # the forward pass goes through DDP; `model` is saved
             model.train()
             hold_frozen_batch_norms(model)
-            started, loss_sum, correct, classified = time.perf_counter(), 0.0, 0, False
+            started, classified = time.perf_counter(), False
+            # running sums stay on the device: an .item() a step would wait for a GPU each step
+            loss_sum, correct = torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long)
             order = epoch_order(n, generators["order"], settings.repeated_aug, process.rank, process.world_size)
             streams = epoch_streams(process, generators)
             objective.use_streams(streams)
@@ -125,32 +132,36 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
                 scaler.update()
                 state.step += 1
                 ema.update(model, step=state.step)
-                loss_sum += out.loss.item() * len(index)
+                loss_sum += out.loss.detach().float() * len(index)
                 if out.logits is not None:  # against the unmixed labels
-                    correct += (out.logits.argmax(dim=1) == labels).sum().item()
+                    correct += (out.logits.argmax(dim=1) == labels).sum()
                     classified = True
-                seen = min((i + 1) * batch_size, share)
-                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", lr=f"{peak_lr(optimizer):.2e}",
-                                img_s=f"{seen / (time.perf_counter() - started):.0f}")
+                if not bar.disable and (i % 10 == 0 or i == steps_per_epoch - 1):
+                    seen = min((i + 1) * batch_size, share)
+                    bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}", lr=f"{peak_lr(optimizer):.2e}",
+                                    img_s=f"{seen / (time.perf_counter() - started):.0f}")
             seconds = time.perf_counter() - started
             process.check_in_sync(model)
             state.epoch = epoch + 1
             state.extra["train_seconds"] += seconds
             state.extra["images_seen"] += n
             # loss and accuracy are this rank's (rank 0's under torchrun): a sample of the epoch
-            last = {"epoch": state.epoch, "step": state.step, "lr": peak_lr(optimizer), "train_loss": loss_sum / share,
-                    "epoch_seconds": seconds, "images_per_second": n / seconds}
+            last = {"epoch": state.epoch, "step": state.step, "lr": peak_lr(optimizer),
+                    "train_loss": loss_sum.item() / share, "epoch_seconds": seconds, "images_per_second": n / seconds}
             if classified:
-                last["train_acc"] = correct / share
-            if state.epoch % settings.eval_every == 0 or state.epoch == settings.epochs:
+                last["train_acc"] = correct.item() / share
+            if state.epoch % eval_every == 0 or state.epoch == settings.epochs:
                 last.update(evaluator(ema.module))
             if scaler.is_enabled():
                 state.extra["grad_scaler"] = scaler.state_dict()
+            stopping = stop_after_epoch is not None and stop_after_epoch <= state.epoch < settings.epochs
             if process.is_main:
                 metrics_log.append(last, writer)
-                save_checkpoint(run_dir, model, optimizer, saved_ema, state, config)
+                if stopping or state.epoch == settings.epochs or checkpoint_clock.due():
+                    save_checkpoint(run_dir, model, optimizer, saved_ema, state, config)
+                    checkpoint_clock.reset()
             process.barrier()  # no rank reads the run directory (e.g. to resume) before rank 0 has written it
-            if stop_after_epoch is not None and state.epoch >= stop_after_epoch and state.epoch < settings.epochs:
+            if stopping:
                 return None
     finally:
         cores.__exit__()
@@ -159,6 +170,19 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
             writer.close()
     return {**last, "threads": cores.threads, "train_seconds": state.extra["train_seconds"],
             "images_per_second": state.extra["images_seen"] / max(state.extra["train_seconds"], 1e-9)}
+
+
+class Clock:
+    """Says when `seconds` have passed since it was last reset."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.since = seconds, time.monotonic()
+
+    def due(self) -> bool:
+        return time.monotonic() - self.since >= self.seconds
+
+    def reset(self) -> None:
+        self.since = time.monotonic()
 
 
 class HeadFirst:

@@ -13,8 +13,10 @@ def build_optimizer(model: nn.Module, lr: float, weight_decay: float, layer_deca
     factor); the schedule applies them through each group's `lr_scale`."""
     from timm.optim import create_optimizer_v2
 
+    # PyTorch's fused AdamW (one kernel for every tensor) where the weights' device has it
+    fused = all(p.device.type in ("cpu", "cuda") for p in model.parameters())
     return create_optimizer_v2(model, opt="adamw", lr=lr, weight_decay=weight_decay, filter_bias_and_bn=True,
-                               layer_decay=layer_decay, betas=betas)
+                               layer_decay=layer_decay, betas=betas, fused=fused)
 
 
 def build_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, min_lr: float):
