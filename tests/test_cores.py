@@ -35,8 +35,8 @@ def test_usable_cores_follow_the_affinity():
 def test_alone_a_process_takes_every_core_and_restores_the_threads_after(tmp_path, four_cores):
     before = torch.get_num_threads()
     with CoreShare(folder=tmp_path) as share:
-        assert share.threads == 4 == torch.get_num_threads()
         assert (tmp_path / str(os.getpid())).is_file()
+        assert share.choose() == 4 == torch.get_num_threads()
     assert torch.get_num_threads() == before
     assert not list(tmp_path.iterdir())
 
@@ -44,16 +44,16 @@ def test_alone_a_process_takes_every_core_and_restores_the_threads_after(tmp_pat
 def test_processes_on_one_host_share_the_cores(tmp_path, four_cores, other_process, monkeypatch):
     (tmp_path / str(other_process)).touch()  # another process is training
     with CoreShare(folder=tmp_path) as share:
-        assert share.threads == 2 == torch.get_num_threads()
+        assert share.choose() == 2 == torch.get_num_threads()
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # torchrun's ranks on this host, registered or not yet
     with CoreShare(folder=tmp_path) as share:
-        assert share.threads == 1
+        assert share.choose() == 1
 
 
 def test_a_resumed_run_keeps_the_threads_it_started_with(tmp_path, four_cores, other_process):
     (tmp_path / str(other_process)).touch()
-    with CoreShare(recorded=4, folder=tmp_path) as share:
-        assert share.threads == 4
+    with CoreShare(folder=tmp_path) as share:
+        assert share.choose(recorded=4) == 4
 
 
 def test_finished_processes_are_forgotten(tmp_path, four_cores):
@@ -61,13 +61,13 @@ def test_finished_processes_are_forgotten(tmp_path, four_cores):
     gone = tmp_path / done.stdout.strip()
     gone.touch()
     with CoreShare(folder=tmp_path) as share:
-        assert share.threads == 4
+        assert share.choose() == 4
     assert not gone.exists()
 
 
 def test_a_fixed_count_overrides_the_share_but_is_still_counted(tmp_path, four_cores):
     with CoreShare(fixed=1, folder=tmp_path) as share:
-        assert share.threads == 1 == torch.get_num_threads()
+        assert share.choose() == 1 == torch.get_num_threads()
         assert (tmp_path / str(os.getpid())).is_file()
     with pytest.raises(UsageError, match="threads must be at least 1"):
         CoreShare(fixed=0)

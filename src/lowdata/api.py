@@ -27,6 +27,16 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
     from its last checkpoint under its saved config. `stop_after_epoch` ends the run early (returns None)
     after that epoch's checkpoint, as a preemptible scheduler would.
     """
+    from lowdata.cores import CoreShare
+
+    config = build(TrainConfig, {**(asdict(config) if config else {}), **settings})
+    # registered before the data load, so that workers started together count each other (cores.py)
+    with CoreShare(config.threads) as cores:
+        return run_training(config, set(settings), resume, stop_after_epoch, cores)
+
+
+def run_training(config: TrainConfig, explicit: set[str], resume: bool, stop_after_epoch: int | None,
+                 cores) -> dict[str, Any] | None:
     import torch
 
     from lowdata.augment import Normalize, build_policy
@@ -39,10 +49,9 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
     from lowdata.training.loop import LoopData, LoopSettings, fit
     from lowdata.training.state import checkpoint_dir, read_config
 
-    config = build(TrainConfig, {**(asdict(config) if config else {}), **settings})
     run_dir = Path(config.out or default_out(config))
     if resume:
-        config = resumed_config(read_config(run_dir), config, explicit=set(settings))
+        config = resumed_config(read_config(run_dir), config, explicit=explicit)
     elif checkpoint_dir(run_dir) is not None:
         raise UsageError(f"{run_dir} already holds a training run; pass --resume to continue it, or choose another --out")
     config = config.replace(out=str(run_dir))
@@ -89,7 +98,7 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
     started = time.time()
     result = fit(objective, data, loop_settings(config, LoopSettings), policy.to(device), evaluator, device,
                  autocast, ema, generators, run_dir, asdict(config), resume=resume, stop_after_epoch=stop_after_epoch,
-                 process=process, scaler=precision.grad_scaler(device))
+                 process=process, scaler=precision.grad_scaler(device), cores=cores)
     if result is None:
         return None
     summary = {
@@ -100,7 +109,8 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
         **teacher_summary, "init": config.init, "init_report": init_report, "linear_probe": config.linear_probe,
         "layer_decay": config.layer_decay, "augment": policy.describe(), "augment_notes": policy.notes,
         "repeated_aug": config.repeated_aug,
-        "train_seconds": round(result["train_seconds"], 2),
+        "train_seconds": round(result["train_seconds"], 2), "eval_seconds": round(result["eval_seconds"], 2),
+        "checkpoint_seconds": round(result["checkpoint_seconds"], 2),
         "images_per_second": round(result["images_per_second"], 1),
         "wall_seconds_this_session": round(time.time() - started, 2), "device": str(device),
         "precision": precision.name, "precision_reason": precision.reason, "threads": result["threads"], "git_commit": git_commit(), "torch": torch.__version__,

@@ -43,16 +43,16 @@ def registry_dir() -> Path:
 
 
 class CoreShare:
-    """This process's threads for one run: `fixed` (the `threads` setting), else `recorded` (what the run
-    used before a resume), else its share of the usable cores. A context manager: registered inside it, and
-    the process's thread count restored after it."""
+    """This process's threads for one run. A context manager: the process is registered inside it, and its
+    thread count restored after it; `choose` sets the count: `fixed` (the `threads` setting), else `recorded`
+    (what the run used before a resume), else its share of the usable cores at that moment."""
 
-    def __init__(self, fixed: int | None = None, recorded: int | None = None, folder: Path | None = None) -> None:
+    def __init__(self, fixed: int | None = None, folder: Path | None = None) -> None:
         if fixed is not None and fixed < 1:
             from lowdata.errors import UsageError
 
             raise UsageError(f"threads must be at least 1, got {fixed}; leave it unset to share the cores")
-        self.fixed, self.recorded, self.folder = fixed, recorded, folder or registry_dir()
+        self.fixed, self.folder = fixed, folder or registry_dir()
         self.entry = self.folder / str(os.getpid())
         self.threads = self.before = 0
 
@@ -65,9 +65,14 @@ class CoreShare:
             self.entry.touch()
         except OSError:
             pass  # an unwritable temp folder: this process counts only itself
-        self.threads = self.fixed or self.recorded or self.share()
-        torch.set_num_threads(self.threads)
         return self
+
+    def choose(self, recorded: int | None = None) -> int:
+        import torch
+
+        self.threads = self.fixed or recorded or self.share()
+        torch.set_num_threads(self.threads)
+        return self.threads
 
     def __exit__(self, *exc: object) -> None:
         import torch

@@ -56,6 +56,15 @@ class PretrainConfig:
 
 def pretrain(config: PretrainConfig | None = None, *, resume: bool = False, stop_after_epoch: int | None = None,
              **settings: Any) -> dict[str, Any] | None:
+    from lowdata.cores import CoreShare
+
+    config = build(PretrainConfig, {**(asdict(config) if config else {}), **settings})
+    with CoreShare(config.threads) as cores:  # registered before the data load (cores.py)
+        return run_pretraining(config, resume, stop_after_epoch, cores)
+
+
+def run_pretraining(config: PretrainConfig, resume: bool, stop_after_epoch: int | None,
+                    cores) -> dict[str, Any] | None:
     import torch
 
     from lowdata.api import stream_seed
@@ -70,7 +79,6 @@ def pretrain(config: PretrainConfig | None = None, *, resume: bool = False, stop
     from lowdata.training.loop import LoopData, LoopSettings, NoEma, fit
     from lowdata.training.state import checkpoint_dir, read_config
 
-    config = build(PretrainConfig, {**(asdict(config) if config else {}), **settings})
     run_dir = Path(config.out or f"runs/{config.method}-{config.model}-{config.data.split(':')[0]}-s{config.seed}")
     if resume:
         config = build(PretrainConfig, {**read_config(run_dir), "out": str(run_dir)})
@@ -127,7 +135,7 @@ def pretrain(config: PretrainConfig | None = None, *, resume: bool = False, stop
             atomic_write_json(run_dir / "knn_at_init.json", at_init)
     result = fit(objective, data, settings_, policy.to(device), lambda model: monitor(model.encoder), device,
                  autocast, NoEma(objective.model), generators, run_dir, asdict(config), resume=resume,
-                 stop_after_epoch=stop_after_epoch, process=process, scaler=precision.grad_scaler(device))
+                 stop_after_epoch=stop_after_epoch, process=process, scaler=precision.grad_scaler(device), cores=cores)
     if result is None or not process.is_main:
         return None if result is None else result
     objective.write_figures(run_dir, dataset.test_images[:8].to(device), normalize)

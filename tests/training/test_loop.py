@@ -43,6 +43,8 @@ def test_the_run_records_its_precision_and_why(tmp_path):
     auto = train(model="resnet20", out=str(tmp_path / "auto"), **QUICK)
     assert auto["precision"] in ("bf16", "fp32") and "bf16" in auto["precision_reason"]
     assert "precision: auto" in (tmp_path / "auto" / "config.yaml").read_text()  # a resume elsewhere re-picks
+    assert 0 < auto["eval_seconds"] < auto["wall_seconds_this_session"]
+    assert 0 < auto["checkpoint_seconds"] < auto["wall_seconds_this_session"]
     fp16 = train(model="resnet20", out=str(tmp_path / "fp16"), precision="fp16", **QUICK)
     assert (fp16["precision"], fp16["precision_reason"]) == ("fp16", "asked for")
     saved = json.loads((tmp_path / "fp16" / "checkpoint" / "state.json").read_text())

@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 import math
 import time
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -64,14 +64,15 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
         evaluator: Callable[[nn.Module], dict[str, float]], device: torch.device, autocast: Callable[[], AbstractContextManager], ema: nn.Module,
         generators: dict[str, torch.Generator], run_dir: Path, config: dict[str, Any], resume: bool,
         stop_after_epoch: int | None = None, process: Process = SINGLE,
-        scaler: torch.amp.GradScaler | None = None) -> dict[str, Any] | None:
+        scaler: torch.amp.GradScaler | None = None, cores: CoreShare | None = None) -> dict[str, Any] | None:
     """Train to `settings.epochs`, checkpointing each epoch. `augment` turns a uint8 batch and its labels into
     normalised images and targets (soft after mixing); `evaluator` maps the model to evaluate (the EMA when one
     is kept) to metrics, every `eval_every` epochs and after the last; a checkpoint is written when
     `checkpoint_minutes` have passed, at `stop_after_epoch` and after the last epoch. Returns the final metrics, or None when stopped
     early by `stop_after_epoch` (as a preemptible scheduler would). Under torchrun (`process`), `batch_size` is
     the global batch: each rank trains on its share of the epoch with batch_size / world_size images a step.
-    `scaler` scales fp16 losses; the default (disabled) one passes everything through unchanged."""
+    `scaler` scales fp16 losses; the default (disabled) one passes everything through unchanged. `cores` is the
+    caller's registration among the host's training processes (one is made here when it is None)."""
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
 
@@ -93,9 +94,11 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
     metrics_log = MetricsLog(run_dir, after_epoch=state.epoch) if process.is_main else None
     writer = SummaryWriter(str(run_dir / "tensorboard")) if process.is_main else None
     head_first = HeadFirst(model, settings.freeze_epochs)
+    own_cores = cores is None
+    cores = CoreShare(settings.threads).__enter__() if own_cores else cores  # left in the `finally` below
     # threads chosen once per run and kept by its checkpoint: the count changes the floating-point sums
-    cores = CoreShare(settings.threads, state.extra.get("threads")).__enter__()  # left in the `finally` below
-    state.extra["threads"] = cores.threads
+    state.extra["threads"] = cores.choose(state.extra.get("threads"))
+    timings = {"eval_seconds": 0.0, "checkpoint_seconds": 0.0}  # this session's
     eval_every = settings.eval_every or settings.epochs
     # a checkpoint of a small model takes ~0.1 s, an epoch of a small budget less: not after every epoch
     checkpoint_clock = Clock(settings.checkpoint_minutes * 60)
@@ -151,25 +154,37 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
             if classified:
                 last["train_acc"] = correct.item() / share
             if state.epoch % eval_every == 0 or state.epoch == settings.epochs:
-                last.update(evaluator(ema.module))
+                with timed(timings, "eval_seconds"):
+                    last.update(evaluator(ema.module))
             if scaler.is_enabled():
                 state.extra["grad_scaler"] = scaler.state_dict()
             stopping = stop_after_epoch is not None and stop_after_epoch <= state.epoch < settings.epochs
             if process.is_main:
                 metrics_log.append(last, writer)
                 if stopping or state.epoch == settings.epochs or checkpoint_clock.due():
-                    save_checkpoint(run_dir, model, optimizer, saved_ema, state, config)
+                    with timed(timings, "checkpoint_seconds"):
+                        save_checkpoint(run_dir, model, optimizer, saved_ema, state, config)
                     checkpoint_clock.reset()
             process.barrier()  # no rank reads the run directory (e.g. to resume) before rank 0 has written it
             if stopping:
                 return None
     finally:
-        cores.__exit__()
+        if own_cores:
+            cores.__exit__()
         objective.model = model
         if writer is not None:
             writer.close()
-    return {**last, "threads": cores.threads, "train_seconds": state.extra["train_seconds"],
+    return {**last, **timings, "threads": cores.threads, "train_seconds": state.extra["train_seconds"],
             "images_per_second": state.extra["images_seen"] / max(state.extra["train_seconds"], 1e-9)}
+
+
+@contextmanager
+def timed(totals: dict[str, float], key: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        totals[key] += time.perf_counter() - started
 
 
 class Clock:

@@ -1,0 +1,225 @@
+"""Training throughput of lowdata's default path against a naive tutorial loop, interleaved in one run.
+
+    python benchmarks/throughput.py                      # CIFAR-10 from ../shared, vit-tiny and resnet20
+    python benchmarks/throughput.py --models resnet20 --rounds 2
+
+One JSON line per model: images/s of (a) the naive baseline written the way tutorials do (fp32, torchvision
+per-image PIL transforms in a DataLoader, the same timm model, plain AdamW) and (b) lowdata's default path
+(`training.loop.fit` with precision/threads/attention chosen as `lowdata train` chooses them, batched
+augmentation on the tensors), A and B alternating; (c) model-FLOPs utilisation: FLOPs of a training step
+(counted by torch.utils.flop_counter) times steps/s over this machine's matmul rate at the precision in use,
+measured here; (d) one and two lowdata workers at once on this host (aggregate images/s). A last line
+("end_to_end") times a real `lowdata train` of 2,000 labels for 10 epochs against the sum of its training
+steps, with its peak memory (RSS).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = f"cifar10:{ROOT.parent / 'shared' / 'datasets' / 'cifar10'}"
+
+
+def matmul_rate(precision: str, size: int = 1024, repeats: int = 8) -> float:
+    """FLOP/s of a size x size matmul under the given autocast precision (median of repeats)."""
+    from lowdata.device import Precision
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    autocast = Precision(precision, "").autocast(torch.device("cpu"))
+    seconds = []
+    for _ in range(repeats + 1):
+        with autocast():
+            started = time.perf_counter()
+            a @ b
+            seconds.append(time.perf_counter() - started)
+    return 2 * size**3 / statistics.median(seconds[1:])
+
+
+def step_flops(model: torch.nn.Module, batch: torch.Tensor) -> float:
+    """FLOPs of one forward and backward pass over `batch` (matmuls and convolutions, as counted by PyTorch)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(batch).float().sum().backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def naive_rate(name: str, dataset, batch_size: int, steps: int) -> float:
+    """The tutorial loop: fp32, torchvision's per-image PIL transforms in a DataLoader, plain AdamW."""
+    from torch.utils.data import DataLoader, Dataset
+    from torchvision.transforms import v2
+
+    from lowdata.models import create_model
+
+    info = dataset.info
+    mean, std = [m / 255 for m in info.mean], [s / 255 for s in info.std]
+    transform = v2.Compose([v2.ToPILImage(), v2.RandomCrop(info.image_size, padding=info.image_size[0] // 8),
+                            v2.RandomHorizontalFlip(), v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True),
+                            v2.Normalize(mean, std)])
+
+    class Images(Dataset):
+        def __len__(self) -> int:
+            return len(dataset.train_images)
+
+        def __getitem__(self, i: int):
+            return transform(dataset.train_images[i]), int(dataset.train_labels[i])
+
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=info.num_classes, in_chans=info.channels, img_size=info.image_size)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+    criterion = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
+    loader = DataLoader(Images(), batch_size=batch_size, shuffle=True, num_workers=os.cpu_count() or 1,
+                        drop_last=True, persistent_workers=False)
+    model.train()
+    started, seen = None, 0
+    for i, (x, y) in enumerate(loader):
+        if i == 2:  # the first steps start the workers and allocate
+            started, seen = time.perf_counter(), 0
+        optimizer.zero_grad()
+        criterion(model(x), y).backward()
+        optimizer.step()
+        seen += len(x)
+        if i == steps + 1:
+            break
+    return seen / (time.perf_counter() - started)
+
+
+def lowdata_rate(name: str, data: str, batch_size: int, steps: int) -> dict:
+    """lowdata's default path: `fit` for `steps` steps of one epoch, set up as `lowdata train` sets it up."""
+    from lowdata.augment import build_policy
+    from lowdata.cores import CoreShare
+    from lowdata.data import load_dataset
+    from lowdata.device import pick_precision
+    from lowdata.models import create_model, default_lr
+    from lowdata.models.vit import use_fused_attention
+    from lowdata.objectives.supervised import Supervised
+    from lowdata.training.loop import LoopData, LoopSettings, NoEma, fit
+
+    cores = CoreShare().__enter__()  # registered before the data load, as `lowdata train` does
+    dataset = load_dataset(data)
+    info, device = dataset.info, torch.device("cpu")
+    precision = pick_precision("auto", device)
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=info.num_classes, in_chans=info.channels, img_size=info.image_size)
+    use_fused_attention(model, precision.fused_attention(device))
+    n = batch_size * (steps + 2)
+    data_ = LoopData(dataset.train_images[:n], dataset.train_labels[:n])
+    settings = LoopSettings(epochs=1, batch_size=batch_size, lr=default_lr(name), min_lr=1e-5, weight_decay=0.05,
+                            warmup_epochs=0, clip_grad=1.0, eval_every=None)
+    generators = {"order": torch.Generator().manual_seed(0), "augment": torch.Generator().manual_seed(1)}
+    with tempfile.TemporaryDirectory() as run_dir:
+        result = fit(Supervised(model, 0.1), data_, settings, build_policy("basic", info), lambda m: {}, device,
+                     precision.autocast(device), NoEma(model), generators, Path(run_dir), {}, resume=False,
+                     cores=cores)
+    cores.__exit__()
+    return {"images_per_second": result["images_per_second"], "threads": result["threads"],
+            "precision": precision.name}
+
+
+def worker_rates(args, name: str, workers: int) -> list[float]:
+    """images/s of each of `workers` lowdata processes started together (each a fresh interpreter)."""
+    command = [sys.executable, __file__, "--worker", name, "--data", args.data, "--batch-size",
+               str(args.batch_size), "--steps", str(args.steps)]
+    children = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(workers)]
+    return [json.loads(child.communicate()[0])["images_per_second"] for child in children]
+
+
+def measure_model(args, name: str, dataset, matmul: dict[str, float]) -> dict:
+    from lowdata.device import pick_precision
+    from lowdata.models import create_model
+
+    info = dataset.info
+    naive, ours, alone, pair = [], [], [], []
+    for _ in range(args.rounds):  # A and B alternate: the machine is shared and noisy
+        naive.append(naive_rate(name, dataset, args.batch_size, args.steps))
+        ours.append(worker_rates(args, name, 1)[0])
+        alone.append(ours[-1])
+        pair.append(sum(worker_rates(args, name, 2)))
+    precision = pick_precision("auto", torch.device("cpu"))
+    model = create_model(name, num_classes=info.num_classes, in_chans=info.channels, img_size=info.image_size)
+    flops = step_flops(model, torch.randn(args.batch_size, info.channels, *info.image_size)) / args.batch_size
+    rate = statistics.median(ours)
+    return {
+        "benchmark": "throughput", "model": name, "data": info.name, "batch_size": args.batch_size,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count(),
+        "precision": precision.name, "naive_images_per_second": round(statistics.median(naive), 1),
+        "lowdata_images_per_second": round(rate, 1),
+        "speedup_vs_naive": round(rate / statistics.median(naive), 2),
+        "train_gflop_per_image": round(flops / 1e9, 3),
+        "matmul_gflops": {k: round(v / 1e9, 1) for k, v in matmul.items()},
+        "mfu": round(rate * flops / matmul[precision.name], 3),
+        "one_worker_images_per_second": round(statistics.median(alone), 1),
+        "two_workers_images_per_second": round(statistics.median(pair), 1),
+        "two_workers_over_one": round(statistics.median(pair) / statistics.median(alone), 2),
+        "rounds": args.rounds,
+    }
+
+
+def end_to_end(args) -> dict:
+    """`lowdata train` of 2,000 labels for 10 epochs (vit-tiny, defaults) in a fresh process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run"
+        command = [sys.executable, "-m", "lowdata", "train", "--data", args.data, "--labels", "2000",
+                   "--epochs", "10", "--model", "vit-tiny", "--out", str(out)]
+        started = time.perf_counter()
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+        if status != 0:
+            raise SystemExit(f"lowdata train failed with status {status}")
+        summary = json.loads((out / "summary.json").read_text())
+    steps, fit_wall = summary["train_seconds"], summary["wall_seconds_this_session"]
+    evaluation, checkpoints = summary["eval_seconds"], summary["checkpoint_seconds"]
+    per_epoch = (fit_wall - steps - evaluation) / 10
+    return {
+        "benchmark": "throughput", "model": "vit-tiny", "end_to_end": "2000 labels, 10 epochs",
+        "wall_seconds": round(wall, 1), "training_step_seconds": round(steps, 1),
+        "startup_seconds": round(wall - fit_wall, 1), "evaluation_seconds": round(evaluation, 1),
+        "checkpoint_seconds": round(checkpoints, 2),
+        "overhead_share_of_wall": round(1 - steps / wall, 3),
+        "per_epoch_overhead_share": round(per_epoch / (steps / 10), 3),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024),  # Linux reports kilobytes
+        "train_images_cached": 50000, "precision": summary["precision"], "threads": summary["threads"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", default=DEFAULT)
+    parser.add_argument("--models", default="vit-tiny,resnet20")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--skip-end-to-end", action="store_true")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(lowdata_rate(args.worker, args.data, args.batch_size, args.steps)))
+        return
+
+    from lowdata.data import load_dataset
+    from lowdata.device import pick_precision
+
+    dataset = load_dataset(args.data)
+    precision = pick_precision("auto", torch.device("cpu")).name
+    matmul = {"fp32": matmul_rate("fp32"), precision: matmul_rate(precision)}
+    for name in args.models.split(","):
+        print(json.dumps(measure_model(args, name, dataset, matmul)), flush=True)
+    if not args.skip_end_to_end:
+        print(json.dumps(end_to_end(args)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
