@@ -156,3 +156,12 @@ def test_without_eval_every_a_run_is_evaluated_after_its_last_epoch(tmp_path):
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [line["epoch"] for line in lines if "test_acc" in line] == [5]
     assert len(lines) == 5 and all("train_loss" in line for line in lines)
+
+
+@pytest.mark.slow
+def test_a_compiled_model_trains_to_the_same_kind_of_result(tmp_path):
+    settings = dict(model="vit-tiny", model_args={"depth": 1}, **QUICK)
+    eager = train(out=str(tmp_path / "eager"), **settings)
+    compiled = train(out=str(tmp_path / "compiled"), compile=True, **settings)
+    assert set(weights(tmp_path / "compiled")) == set(weights(tmp_path / "eager"))  # the plain model is saved
+    assert abs(compiled["test_acc"] - eager["test_acc"]) < 0.1

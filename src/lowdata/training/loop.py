@@ -47,6 +47,7 @@ class LoopSettings:
     betas: tuple[float, float] = (0.9, 0.999)
     threads: int | None = None  # None = this process's share of the host's cores (cores.py)
     checkpoint_minutes: float = 1.0  # at most this long between checkpoints (0 = every epoch); the last always
+    compile: bool = False  # torch.compile the trained model's forward and backward
 
 
 class NoEma(nn.Module):
@@ -94,6 +95,7 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
     metrics_log = MetricsLog(run_dir, after_epoch=state.epoch) if process.is_main else None
     writer = SummaryWriter(str(run_dir / "tensorboard")) if process.is_main else None
     head_first = HeadFirst(model, settings.freeze_epochs)
+    compiled = torch.compile if settings.compile else (lambda module: module)
     own_cores = cores is None
     cores = CoreShare(settings.threads).__enter__() if own_cores else cores  # left in the `finally` below
     # threads chosen once per run and kept by its checkpoint: the count changes the floating-point sums
@@ -107,7 +109,8 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
         for epoch in range(state.epoch, settings.epochs):
             if head_first.update(epoch) or epoch == state.epoch:
                 # DDP reduces the gradients of the tensors that train when it is built: build it again on a change
-                objective.model = process.wrap(model, device)  # the forward pass goes through DDP; `model` is saved
+                # the forward pass goes through DDP (and the compiler); `model` is what is saved
+                objective.model = compiled(process.wrap(model, device))
             model.train()
             hold_frozen_batch_norms(model)
             started, classified = time.perf_counter(), False
