@@ -8,7 +8,8 @@ per-image PIL transforms in a DataLoader, the same timm model, plain AdamW) and 
 (`training.loop.fit` with precision/threads/attention chosen as `lowdata train` chooses them, batched
 augmentation on the tensors), A and B alternating; (c) model-FLOPs utilisation: FLOPs of a training step
 (counted by torch.utils.flop_counter) times steps/s over this machine's matmul rate at the precision in use,
-measured here; (d) one and two lowdata workers at once on this host (aggregate images/s). A last line
+measured here; (d) one and two lowdata workers at once on this host (aggregate images/s); (e) once, the
+default path with compile=true (its steady rate, and the compile time it costs). A last line
 ("end_to_end") times a real `lowdata train` of 2,000 labels for 10 epochs against the sum of its training
 steps, with its peak memory (RSS).
 """
@@ -96,7 +97,7 @@ def naive_rate(name: str, dataset, batch_size: int, steps: int) -> float:
     return seen / (time.perf_counter() - started)
 
 
-def lowdata_rate(name: str, data: str, batch_size: int, steps: int) -> dict:
+def lowdata_rate(name: str, data: str, batch_size: int, steps: int, compile: bool = False) -> dict:
     """lowdata's default path: `fit` for two epochs of `steps` steps, set up as `lowdata train` sets it up;
     the rate is the second epoch's (the first allocates and warms up, as the naive loop's first steps do)."""
     from lowdata.augment import build_policy
@@ -118,24 +119,28 @@ def lowdata_rate(name: str, data: str, batch_size: int, steps: int) -> dict:
     n = batch_size * steps
     data_ = LoopData(dataset.train_images[:n], dataset.train_labels[:n])
     settings = LoopSettings(epochs=2, batch_size=batch_size, lr=default_lr(name), min_lr=1e-5, weight_decay=0.05,
-                            warmup_epochs=0, clip_grad=1.0, eval_every=None)
+                            warmup_epochs=0, clip_grad=1.0, eval_every=None, compile=compile)
     generators = {"order": torch.Generator().manual_seed(0), "augment": torch.Generator().manual_seed(1)}
     with tempfile.TemporaryDirectory() as run_dir:
         result = fit(Supervised(model, 0.1), data_, settings, build_policy("basic", info), lambda m: {}, device,
                      precision.autocast(device), NoEma(model), generators, Path(run_dir), {}, resume=False,
                      cores=cores)
-        second = json.loads((Path(run_dir) / "metrics.jsonl").read_text().splitlines()[1])
+        first, second = map(json.loads, (Path(run_dir) / "metrics.jsonl").read_text().splitlines())
     cores.__exit__()
     return {"images_per_second": second["images_per_second"], "threads": result["threads"],
-            "precision": precision.name}
+            "precision": precision.name, "first_epoch_extra_seconds": first["epoch_seconds"] - second["epoch_seconds"]}
+
+
+def worker_results(args, name: str, workers: int, compile: bool = False) -> list[dict]:
+    """What each of `workers` lowdata processes started together measured (each a fresh interpreter)."""
+    command = [sys.executable, __file__, "--worker", name, "--data", args.data, "--batch-size",
+               str(args.batch_size), "--steps", str(args.steps)] + (["--compile"] if compile else [])
+    children = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(workers)]
+    return [json.loads(child.communicate()[0]) for child in children]
 
 
 def worker_rates(args, name: str, workers: int) -> list[float]:
-    """images/s of each of `workers` lowdata processes started together (each a fresh interpreter)."""
-    command = [sys.executable, __file__, "--worker", name, "--data", args.data, "--batch-size",
-               str(args.batch_size), "--steps", str(args.steps)]
-    children = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(workers)]
-    return [json.loads(child.communicate()[0])["images_per_second"] for child in children]
+    return [result["images_per_second"] for result in worker_results(args, name, workers)]
 
 
 def measure_model(args, name: str, dataset, matmul: dict[str, float]) -> dict:
@@ -153,6 +158,12 @@ def measure_model(args, name: str, dataset, matmul: dict[str, float]) -> dict:
     model = create_model(name, num_classes=info.num_classes, in_chans=info.channels, img_size=info.image_size)
     flops = step_flops(model, torch.randn(args.batch_size, info.channels, *info.image_size)) / args.batch_size
     rate = statistics.median(ours)
+    compiled = {}
+    if name in args.compiled.split(","):  # once: compiling takes about a minute
+        result = worker_results(args, name, 1, compile=True)[0]
+        compiled = {"compiled_images_per_second": round(result["images_per_second"], 1),
+                    "compiled_speedup_vs_naive": round(result["images_per_second"] / statistics.median(naive), 2),
+                    "compile_seconds": round(result["first_epoch_extra_seconds"], 1)}
     return {
         "benchmark": "throughput", "model": name, "data": info.name, "batch_size": args.batch_size,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count(),
@@ -165,7 +176,7 @@ def measure_model(args, name: str, dataset, matmul: dict[str, float]) -> dict:
         "one_worker_images_per_second": round(statistics.median(alone), 1),
         "two_workers_images_per_second": round(statistics.median(pair), 1),
         "two_workers_over_one": round(statistics.median(pair) / statistics.median(alone), 2),
-        "rounds": args.rounds,
+        **compiled, "rounds": args.rounds,
     }
 
 
@@ -205,10 +216,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--skip-end-to-end", action="store_true")
+    parser.add_argument("--compiled", default="vit-tiny", help="models also measured with compile=true, once")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--compile", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(lowdata_rate(args.worker, args.data, args.batch_size, args.steps)))
+        print(json.dumps(lowdata_rate(args.worker, args.data, args.batch_size, args.steps, args.compile)))
         return
 
     from lowdata.data import load_dataset
