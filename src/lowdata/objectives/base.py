@@ -17,7 +17,8 @@ from lowdata.registry import Registry
 class StepOutput:
     loss: torch.Tensor
     logits: torch.Tensor | None = None
-    logs: dict[str, float] = field(default_factory=dict)
+    # per-step figures as 0-d tensors (no device sync); the loop writes their epoch means to the metrics
+    logs: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class Objective(nn.Module):

@@ -47,14 +47,14 @@ class Distill(Objective):
         base = F.cross_entropy(class_logits.float(), targets, label_smoothing=self.label_smoothing)
         logits = (class_logits + dist_logits) / 2  # what the model predicts at inference
         if self.mode == "none":
-            return StepOutput(loss=base, logits=logits, logs={"base_loss": base.item()})
+            return StepOutput(loss=base, logits=logits, logs={"base_loss": base.detach()})
         with torch.no_grad():
             teacher_logits = self.teacher(images).float()
         distill = distillation_loss(dist_logits.float(), teacher_logits, self.mode, self.tau)
         loss = (1 - self.alpha) * base + self.alpha * distill
         agreement = (dist_logits.argmax(1) == teacher_logits.argmax(1)).float().mean()
-        return StepOutput(loss=loss, logits=logits, logs={"base_loss": base.item(), "distill_loss": distill.item(),
-                                                          "teacher_agreement": agreement.item()})
+        return StepOutput(loss=loss, logits=logits, logs={"base_loss": base.detach(), "distill_loss": distill.detach(),
+                                                          "teacher_agreement": agreement})
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mode: str,

@@ -116,6 +116,7 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
             started, classified = time.perf_counter(), False
             # running sums stay on the device: an .item() a step would wait for a GPU each step
             loss_sum, correct = torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long)
+            log_sums: dict[str, torch.Tensor] = {}
             order = epoch_order(n, generators["order"], settings.repeated_aug, process.rank, process.world_size)
             streams = epoch_streams(process, generators)
             objective.use_streams(streams)
@@ -139,6 +140,8 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
                 state.step += 1
                 ema.update(model, step=state.step)
                 loss_sum += out.loss.detach().float() * len(index)
+                for key, value in out.logs.items():
+                    log_sums[key] = log_sums.get(key, 0) + value.detach().float() * len(index)
                 if out.logits is not None:  # against the unmixed labels
                     correct += (out.logits.argmax(dim=1) == labels).sum()
                     classified = True
@@ -156,6 +159,7 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
                     "train_loss": loss_sum.item() / share, "epoch_seconds": seconds, "images_per_second": n / seconds}
             if classified:
                 last["train_acc"] = correct.item() / share
+            last.update({key: total.item() / share for key, total in log_sums.items()})
             if state.epoch % eval_every == 0 or state.epoch == settings.epochs:
                 with timed(timings, "eval_seconds"):
                     last.update(evaluator(ema.module))
