@@ -11,7 +11,8 @@ augmentation on the tensors), A and B alternating; (c) model-FLOPs utilisation: 
 measured here; (d) one and two lowdata workers at once on this host (aggregate images/s); (e) once, the
 default path with compile=true (its steady rate, and the compile time it costs). A last line
 ("end_to_end") times a real `lowdata train` of 2,000 labels for 10 epochs against the sum of its training
-steps, with its peak memory (RSS).
+steps, with its peak memory (RSS). On a machine with a GPU everything runs there (the naive loop moves
+its batches to it), with the precision `lowdata train` picks for it.
 """
 from __future__ import annotations
 
@@ -31,17 +32,33 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = f"cifar10:{ROOT.parent / 'shared' / 'datasets' / 'cifar10'}"
 
 
+def device() -> torch.device:
+    """The device `lowdata train` would pick (a GPU when there is one)."""
+    from lowdata.device import pick_device
+
+    return pick_device("auto")
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def matmul_rate(precision: str, size: int = 1024, repeats: int = 8) -> float:
-    """FLOP/s of a size x size matmul under the given autocast precision (median of repeats)."""
+    """FLOP/s of a size x size matmul under the given autocast precision (median of repeats). On a GPU the
+    matrices are 8x larger on a side, so that the product is long enough to time."""
     from lowdata.device import Precision
 
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    autocast = Precision(precision, "").autocast(torch.device("cpu"))
+    size = size * 8 if device().type == "cuda" else size
+    a, b = torch.randn(size, size, device=device()), torch.randn(size, size, device=device())
+    autocast = Precision(precision, "").autocast(device())
     seconds = []
     for _ in range(repeats + 1):
         with autocast():
+            sync()
             started = time.perf_counter()
             a @ b
+            sync()
             seconds.append(time.perf_counter() - started)
     return 2 * size**3 / statistics.median(seconds[1:])
 
@@ -79,6 +96,7 @@ def naive_rate(name: str, dataset, batch_size: int, steps: int) -> float:
 
     torch.manual_seed(0)
     model = create_model(name, num_classes=info.num_classes, in_chans=info.channels, img_size=info.image_size)
+    model.to(device())
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
     criterion = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
     loader = DataLoader(Images(), batch_size=batch_size, shuffle=True, num_workers=os.cpu_count() or 1,
@@ -87,13 +105,16 @@ def naive_rate(name: str, dataset, batch_size: int, steps: int) -> float:
     started, seen = None, 0
     for i, (x, y) in enumerate(loader):
         if i == 2:  # the first steps start the workers and allocate
+            sync()
             started, seen = time.perf_counter(), 0
+        x, y = x.to(device()), y.to(device())
         optimizer.zero_grad()
         criterion(model(x), y).backward()
         optimizer.step()
         seen += len(x)
         if i == steps + 1:
             break
+    sync()
     return seen / (time.perf_counter() - started)
 
 
@@ -111,20 +132,22 @@ def lowdata_rate(name: str, data: str, batch_size: int, steps: int, compile: boo
 
     cores = CoreShare().__enter__()  # registered before the data load, as `lowdata train` does
     dataset = load_dataset(data)
-    info, device = dataset.info, torch.device("cpu")
-    precision = pick_precision("auto", device)
+    info, device_ = dataset.info, device()
+    precision = pick_precision("auto", device_)
     torch.manual_seed(0)
     model = create_model(name, num_classes=info.num_classes, in_chans=info.channels, img_size=info.image_size)
-    use_fused_attention(model, precision.fused_attention(device))
+    use_fused_attention(model, precision.fused_attention(device_))
+    model.to(device_)
     n = batch_size * steps
     data_ = LoopData(dataset.train_images[:n], dataset.train_labels[:n])
     settings = LoopSettings(epochs=2, batch_size=batch_size, lr=default_lr(name), min_lr=1e-5, weight_decay=0.05,
                             warmup_epochs=0, clip_grad=1.0, eval_every=None, compile=compile)
-    generators = {"order": torch.Generator().manual_seed(0), "augment": torch.Generator().manual_seed(1)}
+    generators = {"order": torch.Generator().manual_seed(0),
+                  "augment": torch.Generator(device=device_).manual_seed(1)}
     with tempfile.TemporaryDirectory() as run_dir:
-        result = fit(Supervised(model, 0.1), data_, settings, build_policy("basic", info), lambda m: {}, device,
-                     precision.autocast(device), NoEma(model), generators, Path(run_dir), {}, resume=False,
-                     cores=cores)
+        result = fit(Supervised(model, 0.1), data_, settings, build_policy("basic", info).to(device_), lambda m: {},
+                     device_, precision.autocast(device_), NoEma(model), generators, Path(run_dir), {}, resume=False,
+                     scaler=precision.grad_scaler(device_), cores=cores)
         first, second = map(json.loads, (Path(run_dir) / "metrics.jsonl").read_text().splitlines())
     cores.__exit__()
     return {"images_per_second": second["images_per_second"], "threads": result["threads"],
@@ -156,9 +179,10 @@ def measure_model(args, name: str, dataset, matmul: dict[str, float]) -> dict:
         ours.append(worker_rates(args, name, 1)[0])
         alone.append(ours[-1])
         pair.append(sum(worker_rates(args, name, 2)))
-    precision = pick_precision("auto", torch.device("cpu"))
+    precision = pick_precision("auto", device())
     model = create_model(name, num_classes=info.num_classes, in_chans=info.channels, img_size=info.image_size)
-    flops = step_flops(model, torch.randn(args.batch_size, info.channels, *info.image_size)) / args.batch_size
+    batch = torch.randn(args.batch_size, info.channels, *info.image_size, device=device())
+    flops = step_flops(model.to(device()), batch) / args.batch_size
     rate = statistics.median(ours)
     compiled = {}
     if name in args.compiled.split(","):  # once: compiling takes about a minute
@@ -168,6 +192,7 @@ def measure_model(args, name: str, dataset, matmul: dict[str, float]) -> dict:
                     "compile_seconds": round(result["first_epoch_extra_seconds"], 1)}
     return {
         "benchmark": "throughput", "model": name, "data": info.name, "batch_size": args.batch_size,
+        "device": torch.cuda.get_device_name() if device().type == "cuda" else "cpu",
         "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count(),
         "precision": precision.name, "naive_images_per_second": round(statistics.median(naive), 1),
         "lowdata_images_per_second": round(rate, 1),
@@ -230,7 +255,7 @@ def main() -> None:
     from lowdata.device import pick_precision
 
     dataset = load_dataset(args.data)
-    precision = pick_precision("auto", torch.device("cpu")).name
+    precision = pick_precision("auto", device()).name
     matmul = {"fp32": matmul_rate("fp32"), precision: matmul_rate(precision)}
     for name in args.models.split(","):
         print(json.dumps(measure_model(args, name, dataset, matmul)), flush=True)
