@@ -34,6 +34,12 @@ def image_folder_writer():
 
 
 @pytest.fixture
+def png_writer():
+    """`save_png` for tests outside this folder (see image_folder_writer)."""
+    return save_png
+
+
+@pytest.fixture
 def image_folder(tmp_path):
     return write_image_folder(tmp_path / "images")
 

@@ -1,7 +1,12 @@
 import pytest
 
-from lowdata.config import TrainConfig, resolve
+from lowdata.config import TrainConfig, build, given_values
 from lowdata.errors import UsageError
+
+
+def resolve(cls, file=None, overrides=None, assignments=None):
+    """Defaults < YAML file < flags < key=value, as the CLI resolves them."""
+    return build(cls, given_values(file, overrides, assignments))
 
 
 def test_defaults_then_yaml_then_flags_then_assignments(tmp_path):

@@ -45,6 +45,7 @@ def run_training(config: TrainConfig, explicit: set[str], resume: bool, stop_aft
     from lowdata.evaluate import classification_evaluator
     from lowdata.models import count_params, create_model, default_lr
     from lowdata.models.vit import use_fused_attention
+    from lowdata.objectives import build_objective
     from lowdata.training.distributed import current_process, process_device
     from lowdata.training.loop import LoopData, LoopSettings, fit
     from lowdata.training.state import checkpoint_dir, read_config
@@ -63,8 +64,11 @@ def run_training(config: TrainConfig, explicit: set[str], resume: bool, stop_aft
     policy = build_policy(config.augment, info, **config.augment_args)
     if config.lr is None:
         config = config.replace(lr=default_lr(config.model))  # saved resolved, so the run describes itself
-    if config.distill is None:
+    if config.distill is None:  # resolved once, here; saved resolved
         config = config.replace(distill="hard" if config.teacher else "none")
+    if config.distill != "none" and not config.teacher:
+        raise UsageError(f"distill={config.distill} needs a teacher: --teacher RUN_DIR (a finished lowdata run, "
+                         "e.g. a resnet20 trained on the same labels)")
     if config.linear_probe and config.drop_path is None:
         config = config.replace(drop_path=0.0)  # frozen features take no stochastic depth
     process = current_process()  # one process, or this one's place under torchrun
@@ -79,7 +83,9 @@ def run_training(config: TrainConfig, explicit: set[str], resume: bool, stop_aft
     model.to(device)
     use_fused_attention(model, precision.fused_attention(device))
     autocast = precision.autocast(device)
-    objective, teacher_summary = build_objective(config, model, dataset, device, autocast)
+    # with a teacher and distill=none, DeiT's pass-through: the label loss alone, the teacher still reported
+    objective, teacher_summary = build_objective("distill" if config.teacher else "supervised", config, model,
+                                                 dataset, device, autocast)
     eval_sets = {"test": (dataset.test_images, dataset.test_labels)}
     if len(budget.val):
         eval_sets["val"] = (dataset.train_images[budget.val], dataset.train_labels[budget.val])
@@ -211,36 +217,6 @@ def prepare_init(config: TrainConfig, model, load: bool = True, classes: Sequenc
         trainable = freeze_all_but_head(model)
         report.append(f"linear probe: only {', '.join(trainable)} train")
     return report
-
-
-def build_objective(config: TrainConfig, model, dataset, device, autocast) -> tuple[Any, dict[str, Any]]:
-    """Supervised, or distillation from the configured teacher; with what the summary should say about it."""
-    from lowdata.objectives.supervised import Supervised
-
-    if config.distill == "none":
-        if config.teacher:
-            raise UsageError("a teacher was given with distill=none; drop --teacher or choose --distill hard|soft")
-        return Supervised(model, label_smoothing=config.label_smoothing), {}
-    if not config.teacher:
-        raise UsageError(f"distill={config.distill} needs a teacher: --teacher RUN_DIR (a finished lowdata run, "
-                         "e.g. a resnet20 trained on the same labels)")
-    from lowdata.augment import Normalize
-    from lowdata.evaluate import evaluate
-    from lowdata.models.loading import load_trained_model
-    from lowdata.objectives.distill import Distill
-
-    info = dataset.info
-    teacher, name = load_trained_model(config.teacher, info.num_classes, info.channels, info.image_size,
-                                       model_name=config.teacher_model, what="teacher")
-    teacher.to(device)
-    result = evaluate(teacher, dataset.test_images, dataset.test_labels, Normalize(info).to(device), device, autocast)
-    try:
-        objective = Distill(model, teacher, config.distill, config.distill_alpha, config.distill_tau,
-                            config.label_smoothing)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
-    return objective, {"teacher": config.teacher, "teacher_model": name, "teacher_test_acc": result["acc"],
-                       "distill": config.distill}
 
 
 def resumed_config(saved: dict[str, Any], given: TrainConfig, explicit: set[str]) -> TrainConfig:

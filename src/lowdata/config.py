@@ -80,12 +80,6 @@ def field_names(cls: type = TrainConfig) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
-def resolve(cls: type = TrainConfig, file: str | Path | None = None,
-            overrides: dict[str, Any] | None = None, assignments: list[str] | None = None):
-    """Defaults, then the YAML file, then `overrides` (flags), then `key=value` strings; later wins."""
-    return build(cls, given_values(file, overrides, assignments))
-
-
 def given_values(file: str | Path | None = None, overrides: dict[str, Any] | None = None,
                  assignments: list[str] | None = None) -> dict[str, Any]:
     """Only the settings the user gave (YAML file < flags < key=value), not yet checked against a config."""

@@ -10,6 +10,11 @@ GRAY = DatasetInfo("fashion", tuple("abcdefghij"), 1, (16, 16), True, (0.3,), (0
 POLICY_NAMES = ["none", "basic", "strong", "3aug"]
 
 
+def uint8_pixels(policy, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The pixel stage alone, back to uint8 (what augment-preview shows before mixing)."""
+    return policy.float_pixels(images, generator).round().clamp(0, 255).to(torch.uint8)
+
+
 @pytest.fixture
 def batch():
     generator = torch.Generator().manual_seed(0)
@@ -22,12 +27,12 @@ def test_none_is_the_identity(batch):
     policy = build_policy("none", INFO)
     out, targets = policy(images, labels, torch.Generator())
     assert torch.equal(out, Normalize(INFO)(images)) and targets is labels
-    assert torch.equal(policy.pixels(images, torch.Generator()), images)
+    assert torch.equal(uint8_pixels(policy, images, torch.Generator()), images)
 
 
 def test_basic_keeps_shape_dtype_and_values(batch):
     images, _ = batch
-    out = build_policy("basic", INFO).pixels(images, torch.Generator().manual_seed(1))
+    out = uint8_pixels(build_policy("basic", INFO), images, torch.Generator().manual_seed(1))
     assert out.shape == images.shape and out.dtype == torch.uint8
     # crops only move pixels or bring in zero padding
     assert set(out.unique().tolist()) <= set(images.unique().tolist()) | {0}
@@ -53,7 +58,7 @@ def test_shapes_dtypes_ranges_and_targets(batch, name, info):
     pixels = policy.float_pixels(images, torch.Generator().manual_seed(1))
     assert pixels.shape == images.shape and pixels.dtype == torch.float32
     assert pixels.min() >= 0 and pixels.max() <= 255
-    assert policy.pixels(images, torch.Generator().manual_seed(1)).dtype == torch.uint8
+    assert uint8_pixels(policy, images, torch.Generator().manual_seed(1)).dtype == torch.uint8
     out, targets = policy(images, labels, torch.Generator().manual_seed(1))
     assert out.shape == images.shape and out.dtype == torch.float32 and torch.isfinite(out).all()
     assert images.dtype == torch.uint8  # the stored batch is not written into
@@ -79,7 +84,7 @@ def test_same_seed_same_output_different_seed_differs(batch, name):
 def test_each_image_gets_its_own_parameters(batch, name):
     images, _ = batch
     same = images[:1].expand(64, -1, -1, -1).contiguous()  # a batch-wide draw would give 64 equal outputs
-    out = build_policy(name, INFO).pixels(same, torch.Generator().manual_seed(7))
+    out = uint8_pixels(build_policy(name, INFO), same, torch.Generator().manual_seed(7))
     assert len({tuple(o.flatten().tolist()) for o in out}) > 20
 
 
@@ -88,7 +93,7 @@ def test_no_flip_where_labels_forbid_it():
     image = torch.zeros(200, 1, 8, 8, dtype=torch.uint8)
     image[:, :, 3:5, 0] = 255  # a mark on the left edge, in the rows a crop of 1 cannot move out
     policy = build_policy("basic", info)
-    out = policy.pixels(image, torch.Generator().manual_seed(0))
+    out = uint8_pixels(policy, image, torch.Generator().manual_seed(0))
     assert out[:, :, :, 4:].sum() == 0  # never on the right half
     assert any("no horizontal flip" in note for note in policy.notes)
 

@@ -4,7 +4,6 @@ import torch
 
 from lowdata.data import datasets as datasets_module
 from lowdata.data import load_dataset
-from conftest import save_png
 
 
 def test_second_load_comes_from_the_cache(image_folder, monkeypatch):
@@ -22,10 +21,10 @@ def test_second_load_comes_from_the_cache(image_folder, monkeypatch):
     assert first.info == second.info
 
 
-def test_changed_file_invalidates_the_cache(image_folder):
+def test_changed_file_invalidates_the_cache(image_folder, png_writer):
     first = load_dataset(str(image_folder))
     image = image_folder / "train" / "cat" / "000.png"
-    save_png(torch.full((3, 12, 12), 7, dtype=torch.uint8), image)
+    png_writer(torch.full((3, 12, 12), 7, dtype=torch.uint8), image)
     stat = image.stat()
     os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     second = load_dataset(str(image_folder))

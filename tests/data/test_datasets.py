@@ -9,7 +9,6 @@ import torch
 from lowdata.data import datasets as datasets_module
 from lowdata.data import download, load_dataset
 from lowdata.errors import UsageError
-from conftest import save_png, write_image_folder
 
 
 def test_digits_is_embedded_uint8_and_split():
@@ -32,8 +31,8 @@ def test_image_folder_with_train_and_test(image_folder):
     assert torch.equal(data.test_images[:, 0, 0, 0].long(), data.test_labels * 50)
 
 
-def test_single_image_folder_gets_a_seeded_stratified_holdout(tmp_path):
-    root = write_image_folder(tmp_path / "flat", per_class=10, split=False, channels=1)
+def test_single_image_folder_gets_a_seeded_stratified_holdout(tmp_path, image_folder_writer):
+    root = image_folder_writer(tmp_path / "flat", per_class=10, split=False, channels=1)
     data = load_dataset(str(root))
     assert data.train_images.shape[1] == 1
     assert torch.bincount(data.test_labels).tolist() == [2, 2, 2]
@@ -50,8 +49,8 @@ def test_unreadable_image_is_named(image_folder):
         load_dataset(str(image_folder))
 
 
-def test_mixed_sizes_need_image_size(image_folder):
-    save_png(torch.zeros(3, 16, 10, dtype=torch.uint8), image_folder / "train" / "cat" / "big.png")
+def test_mixed_sizes_need_image_size(image_folder, png_writer):
+    png_writer(torch.zeros(3, 16, 10, dtype=torch.uint8), image_folder / "train" / "cat" / "big.png")
     with pytest.raises(UsageError, match="image_size"):
         load_dataset(str(image_folder))
     assert load_dataset(str(image_folder), image_size=8).train_images.shape[1:] == (3, 8, 8)

@@ -30,3 +30,19 @@ def test_cosine_schedule_with_linear_warmup():
     assert lrs[10:] == sorted(lrs[10:], reverse=True)  # falling
     assert lrs[55] == pytest.approx((1e-3 + 1e-5) / 2, rel=0.05)  # halfway down the cosine
     assert lrs[-1] < 2e-5
+
+
+def test_layer_decay_assigns_the_expected_learning_rates():
+    model = create_model("vit-tiny", num_classes=10, in_chans=3, img_size=(16, 16), depth=3)
+    optimizer = build_optimizer(model, lr=1e-3, weight_decay=0.05, layer_decay=0.5)
+    schedule = build_schedule(optimizer, total_steps=100, warmup_steps=0, min_lr=0.0)
+    schedule.step_update(num_updates=0)
+    rates = {}
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            rates[next(n for n, p in model.named_parameters() if p is param)] = group["lr"]
+    # timm's layers: 0 = embeddings, 1..3 = blocks, 4 = final norm and head
+    assert rates["head.weight"] == pytest.approx(1e-3)
+    assert rates["blocks.2.attn.qkv.weight"] == pytest.approx(1e-3 * 0.5)
+    assert rates["blocks.0.mlp.fc1.weight"] == pytest.approx(1e-3 * 0.5 ** 3)
+    assert rates["patch_embed.proj.weight"] == pytest.approx(1e-3 * 0.5 ** 4)

@@ -56,10 +56,6 @@ class Policy:
         self.normalize = self.normalize.to(device)
         return self
 
-    def pixels(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """The pixel stage alone: uint8 in, uint8 out (what augment-preview shows before mixing)."""
-        return self.float_pixels(images, generator).round().clamp(0, 255).to(torch.uint8)
-
     def float_pixels(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         out = images.to(torch.float32, copy=True)  # operations may write into their input
         for _, op in self.pixel_ops:

@@ -18,10 +18,6 @@ class Budget:
     val: torch.Tensor  # indices carved from the labelled budget for validation (may be empty)
     pool: torch.Tensor  # every other training index: the unlabelled pool
 
-    @property
-    def size(self) -> int:
-        return len(self.labelled) + len(self.val)
-
 
 def per_class_counts(total: int, num_classes: int, seed: int) -> list[int]:
     """Split `total` as evenly as possible; the remainder goes to classes in a seeded order, so counts nest."""

@@ -16,14 +16,14 @@ def load_trained_model(source: str | Path, num_classes: int, in_chans: int, img_
     names the architecture) or a weights file, which needs `model_name`."""
     from lowdata.config import TrainConfig, build
     from lowdata.models.factory import create_model
-    from lowdata.training.state import load_weights, read_config
+    from lowdata.training.state import read_config, read_run_weights
 
     path = Path(source)
     if path.is_dir():
         config = build(TrainConfig, read_config(path))
         model = create_model(config.model, num_classes=num_classes, in_chans=in_chans, img_size=img_size,
                              distilled=config.dist_token, **config.model_args)
-        loader, name = (lambda: load_weights(path, model)), config.model
+        loader, name = (lambda: model.load_state_dict(read_run_weights(path))), config.model
     elif path.is_file() and path.suffix in WEIGHT_SUFFIXES:
         if model_name is None:
             raise UsageError(f"{what} weights {path} need the architecture's name too (e.g. teacher_model=resnet20); "

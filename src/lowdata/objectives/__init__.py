@@ -1,5 +1,5 @@
-"""Training objectives: each owns the model it trains and turns a batch into a loss."""
-from lowdata.objectives.base import OBJECTIVES, Objective, StepOutput
-from lowdata.objectives import supervised  # noqa: F401  (registers "supervised")
+"""Training objectives: each owns the model it trains and turns a batch into a loss; each file registers
+a builder in OBJECTIVES (supervised, distill) or a pretraining method in PRETRAIN_METHODS (mae)."""
+from lowdata.objectives.base import OBJECTIVES, Objective, StepOutput, build_objective
 
-__all__ = ["OBJECTIVES", "Objective", "StepOutput"]
+__all__ = ["OBJECTIVES", "Objective", "StepOutput", "build_objective"]

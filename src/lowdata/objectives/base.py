@@ -1,11 +1,13 @@
 """The contract between the training loop and a method.
 
 `objective(images, labels) -> StepOutput`; `objective.model` is what is optimised, saved and evaluated. The
-loop never asks which method it runs: a new method is a new file here.
+loop never asks which method it runs: a new method is a new file here that registers a builder in
+OBJECTIVES, `builder(config, model, dataset, device, autocast) -> (objective, what the summary should say)`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -35,4 +37,24 @@ class Objective(nn.Module):
         """Figures a method draws at the end of a run (MAE: reconstructions); none by default."""
 
 
-OBJECTIVES: Registry[type] = Registry("objective")
+ObjectiveBuilder = Callable[..., "tuple[Objective, dict[str, Any]]"]
+OBJECTIVES: Registry[ObjectiveBuilder] = Registry("objective")
+
+
+def build_objective(name: str, config: Any, model: nn.Module, dataset: Any, device: torch.device,
+                    autocast: Callable[[], Any]) -> tuple[Objective, dict[str, Any]]:
+    """The registered method `name`, built for this run."""
+    load_methods()
+    return OBJECTIVES.get(name)(config, model, dataset, device, autocast)
+
+
+def load_methods() -> None:
+    """Import every module of this package: each registers its methods when imported, so a new method is a
+    new file and nothing else."""
+    import importlib
+    import pkgutil
+
+    import lowdata.objectives as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")

@@ -22,7 +22,6 @@ from lowdata.objectives.base import OBJECTIVES, Objective, StepOutput
 MODES = ("hard", "soft", "none")
 
 
-@OBJECTIVES.register("distill")
 class Distill(Objective):
     def __init__(self, model: nn.Module, teacher: nn.Module, mode: str = "hard", alpha: float = 0.5,
                  tau: float = 1.0, label_smoothing: float = 0.0) -> None:
@@ -55,6 +54,29 @@ class Distill(Objective):
         agreement = (dist_logits.argmax(1) == teacher_logits.argmax(1)).float().mean()
         return StepOutput(loss=loss, logits=logits, logs={"base_loss": base.detach(), "distill_loss": distill.detach(),
                                                           "teacher_agreement": agreement})
+
+
+@OBJECTIVES.register("distill")
+def build_distill(config, model: nn.Module, dataset, device, autocast) -> tuple[Objective, dict]:
+    """The student's objective with the configured teacher (frozen, on `device`), and the teacher's test
+    accuracy for the summary."""
+    from lowdata.augment import Normalize
+    from lowdata.errors import UsageError
+    from lowdata.evaluate import evaluate
+    from lowdata.models.loading import load_trained_model
+
+    info = dataset.info
+    teacher, name = load_trained_model(config.teacher, info.num_classes, info.channels, info.image_size,
+                                       model_name=config.teacher_model, what="teacher")
+    teacher.to(device)
+    result = evaluate(teacher, dataset.test_images, dataset.test_labels, Normalize(info).to(device), device, autocast)
+    try:
+        objective = Distill(model, teacher, config.distill, config.distill_alpha, config.distill_tau,
+                            config.label_smoothing)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return objective, {"teacher": config.teacher, "teacher_model": name, "teacher_test_acc": result["acc"],
+                       "distill": config.distill}
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mode: str,

@@ -7,16 +7,9 @@ so nothing else changes.
 """
 from __future__ import annotations
 
+from lowdata.objectives.base import load_methods
 from lowdata.registry import Registry
 
 PRETRAIN_METHODS: Registry[type] = Registry("pretraining method")
 
-
-def load_methods() -> None:
-    import importlib
-    import pkgutil
-
-    import lowdata.objectives as package
-
-    for module in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{module.name}")
+__all__ = ["PRETRAIN_METHODS", "load_methods"]

@@ -8,7 +8,6 @@ from torch.nn import functional as F
 from lowdata.objectives.base import OBJECTIVES, Objective, StepOutput
 
 
-@OBJECTIVES.register("supervised")
 class Supervised(Objective):
     def __init__(self, model: nn.Module, label_smoothing: float = 0.0) -> None:
         super().__init__()
@@ -19,3 +18,8 @@ class Supervised(Objective):
         logits = self.model(images)
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
         return StepOutput(loss=loss, logits=logits)
+
+
+@OBJECTIVES.register("supervised")
+def build_supervised(config, model: nn.Module, dataset, device, autocast) -> tuple[Objective, dict]:
+    return Supervised(model, label_smoothing=config.label_smoothing), {}

@@ -89,10 +89,6 @@ def read_run_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return load_file(str(ema if ema.is_file() else found / "model.safetensors"))
 
 
-def load_weights(run_dir: Path, model: nn.Module) -> None:
-    model.load_state_dict(read_run_weights(run_dir))
-
-
 def load_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, ema: nn.Module | None,
                     generators: dict[str, torch.Generator]) -> TrainingState:
     from safetensors.torch import load_file

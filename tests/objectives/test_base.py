@@ -1,0 +1,16 @@
+import subprocess
+import sys
+
+
+def test_objectives_are_found_by_registration_alone():
+    # a fresh interpreter: no method file is imported by name, each registers itself when discovered
+    script = ("import torch\n"
+              "from lowdata.config import TrainConfig\n"
+              "from lowdata.objectives import OBJECTIVES, build_objective\n"
+              "assert OBJECTIVES.names() == []\n"
+              "objective, extra = build_objective('supervised', TrainConfig(label_smoothing=0.2), torch.nn.Linear(2, 2),"
+              " None, torch.device('cpu'), None)\n"
+              "assert type(objective).__name__ == 'Supervised' and objective.label_smoothing == 0.2 and extra == {}\n"
+              "assert {'supervised', 'distill'} <= set(OBJECTIVES.names())\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-1000:]
