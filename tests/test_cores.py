@@ -32,6 +32,16 @@ def test_usable_cores_follow_the_affinity():
         assert usable_cores() <= len(os.sched_getaffinity(0))
 
 
+def test_a_container_quota_caps_the_cores(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    quota = tmp_path / "cpu.max"
+    quota.write_text("150000 100000\n")  # 1.5 CPUs
+    assert usable_cores(quota) == 2
+    quota.write_text("max 100000\n")
+    assert usable_cores(quota) == 4
+    assert usable_cores(tmp_path / "missing") == 4
+
+
 def test_alone_a_process_takes_every_core_and_restores_the_threads_after(tmp_path, four_cores):
     before = torch.get_num_threads()
     with CoreShare(folder=tmp_path) as share:

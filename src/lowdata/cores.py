@@ -19,18 +19,19 @@ The OpenMP wait policy is left alone: PASSIVE cost a single process 15-20 % and 
 """
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from pathlib import Path
 
-def usable_cores() -> int:
+def usable_cores(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
     """Cores this process may run on: its CPU affinity, capped by a cgroup (container) CPU quota."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
         cores = os.cpu_count() or 1
     try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        quota, period = cpu_max.read_text().split()
         if quota != "max":
             cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
     except (OSError, ValueError):

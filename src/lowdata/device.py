@@ -9,7 +9,6 @@ caches the answer), and on a GPU picks bf16 where it is supported, else fp16 wit
 from __future__ import annotations
 
 import json
-import os
 import platform
 import statistics
 import time
