@@ -48,7 +48,7 @@ def run_training(config: TrainConfig, explicit: set[str], resume: bool, stop_aft
     from lowdata.objectives import build_objective
     from lowdata.training.distributed import current_process, process_device
     from lowdata.training.loop import LoopData, LoopSettings, fit
-    from lowdata.training.state import checkpoint_dir, read_config
+    from lowdata.rundir import checkpoint_dir, read_config
 
     run_dir = Path(config.out or default_out(config))
     if resume:
@@ -189,7 +189,7 @@ def evaluate_run(checkpoint: str | Path, data: str | None = None) -> dict[str, A
     from lowdata.data.datasets import keep_classes
     from lowdata.evaluate import evaluate
     from lowdata.models.loading import load_trained_model
-    from lowdata.training.state import read_config
+    from lowdata.rundir import read_config
 
     run_dir = Path(checkpoint)
     config = build(TrainConfig, read_config(run_dir))

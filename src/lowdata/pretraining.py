@@ -77,7 +77,7 @@ def run_pretraining(config: PretrainConfig, resume: bool, stop_after_epoch: int 
     from lowdata.models.vit import use_fused_attention
     from lowdata.objectives.pretrain import PRETRAIN_METHODS, load_methods
     from lowdata.training.loop import LoopData, LoopSettings, NoEma, fit
-    from lowdata.training.state import checkpoint_dir, read_config
+    from lowdata.rundir import checkpoint_dir, read_config, read_json
 
     run_dir = Path(config.out or f"runs/{config.method}-{config.model}-{config.data.split(':')[0]}-s{config.seed}")
     if resume:
@@ -151,9 +151,3 @@ def run_pretraining(config: PretrainConfig, resume: bool, stop_after_epoch: int 
     }
     atomic_write_json(run_dir / "summary.json", summary)
     return summary
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    import json
-
-    return json.loads(path.read_text()) if path.is_file() else None

@@ -6,7 +6,7 @@ from safetensors.torch import load_file
 
 from lowdata import train
 from lowdata.errors import UsageError
-from lowdata.training import state as state_module
+from lowdata import rundir
 
 QUICK = dict(data="digits", labels=200, epochs=4, batch_size=32, eval_every=2)
 
@@ -105,8 +105,8 @@ def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
 def test_half_swapped_checkpoint_is_still_found(tmp_path):
     run = tmp_path / "run"
     train(model="resnet20", out=str(run), stop_after_epoch=1, **QUICK)
-    (run / "checkpoint").rename(run / state_module.OLD)  # died between the two renames
-    assert state_module.checkpoint_dir(run) == run / state_module.OLD
+    (run / "checkpoint").rename(run / rundir.OLD)  # died between the two renames
+    assert rundir.checkpoint_dir(run) == run / rundir.OLD
     summary = train(out=str(run), resume=True)
     assert summary["epochs"] == 4 and (run / "checkpoint").is_dir()
 

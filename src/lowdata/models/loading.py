@@ -16,7 +16,7 @@ def load_trained_model(source: str | Path, num_classes: int, in_chans: int, img_
     names the architecture) or a weights file, which needs `model_name`."""
     from lowdata.config import TrainConfig, build
     from lowdata.models.factory import create_model
-    from lowdata.training.state import read_config, read_run_weights
+    from lowdata.rundir import read_config, read_run_weights
 
     path = Path(source)
     if path.is_dir():

@@ -19,7 +19,7 @@ def read_source(source: str, pretrained: bool = False) -> tuple[dict[str, torch.
     if path.is_dir() and (path / "config.json").is_file() and not (path / "checkpoint").exists():
         return read_hugging_face_vit(path), [f"converted Hugging Face ViT names to timm's ({path})"]
     if path.is_dir():
-        from lowdata.training.state import read_run_weights
+        from lowdata.rundir import read_run_weights
 
         return read_run_weights(path), []
     if path.is_file() and path.suffix in WEIGHT_SUFFIXES:
@@ -32,15 +32,6 @@ def read_source(source: str, pretrained: bool = False) -> tuple[dict[str, torch.
     raise UsageError(f"--init {source} is neither a lowdata run directory, a weights file "
                      f"({', '.join(WEIGHT_SUFFIXES)}), a Hugging Face ViT directory nor a timm model name; "
                      "check the path or the name (`lowdata models --timm 'vit_*'`)")
-
-
-def run_classes(path: Path) -> list[str] | None:
-    """The class names a lowdata run was trained on, from its summary; None for anything else."""
-    summary = path / "summary.json"
-    if not (path.is_dir() and summary.is_file()):
-        return None
-    classes = json.loads(summary.read_text()).get("classes")
-    return [str(name) for name in classes] if isinstance(classes, list) else None
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:

@@ -30,7 +30,8 @@ def load_init(model: nn.Module, source: str | Path, pretrained: bool = False,
 
     `classes` are the target's class names: a lowdata run that learned other classes gives no head.
     """
-    from lowdata.models.sources import read_source, run_classes
+    from lowdata.models.sources import read_source
+    from lowdata.rundir import run_classes
 
     state, report = read_source(str(source), pretrained)
     state, unnested = unnest(state)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import csv
 import io
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import numpy as np
 
 from lowdata.errors import UsageError
 from lowdata.io import atomic_path, atomic_write_json, atomic_write_text
+from lowdata.rundir import read_summary
 from lowdata.study import fit
 from lowdata.study.plan import Plan, load_plan
 from lowdata.study.run import cell_dir, is_done
@@ -48,7 +48,7 @@ def collect_rows(plan: Plan, out_dir: Path) -> list[dict[str, Any]]:
     for cell in plan.cells:
         if not is_done(out_dir, cell):
             continue
-        summary = json.loads((cell_dir(out_dir, cell) / "summary.json").read_text())
+        summary = read_summary(cell_dir(out_dir, cell))
         rows.append({"cell": cell.id, "recipe": cell.recipe, "family": plan.family(cell.recipe),
                      "labels": cell.size, "seed": cell.seed, "test_acc": summary["test_acc"],
                      "test_error": 1.0 - summary["test_acc"], "epochs": summary["epochs"],

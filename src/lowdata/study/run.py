@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 from lowdata.cores import process_alive
+from lowdata.rundir import checkpoint_dir, is_finished
 from lowdata.study.plan import Cell, Plan, Stage
 
 Unit = Cell | Stage  # what a worker claims and runs: a cell of the grid or a stage cells share
@@ -30,12 +31,12 @@ def cell_dir(out_dir: Path, unit: Unit) -> Path:
 
 
 def is_done(out_dir: Path, unit: Unit) -> bool:
-    return (cell_dir(out_dir, unit) / "summary.json").is_file()
+    return is_finished(cell_dir(out_dir, unit))
 
 
 def is_ready(out_dir: Path, unit: Unit) -> bool:
     """Every run it takes (teacher, pretrained encoder) has finished."""
-    return all((out_dir / need / "summary.json").is_file() for need in unit.needs.values())
+    return all(is_finished(out_dir / need) for need in unit.needs.values())
 
 
 def run_cells(plan: Plan, out_dir: Path, claim_timeout: float = 900.0, max_cells: int | None = None) -> int:
@@ -72,7 +73,6 @@ def run_cells(plan: Plan, out_dir: Path, claim_timeout: float = 900.0, max_cells
 
 def run_cell(unit: Unit, out_dir: Path) -> None:
     from lowdata.config import TrainConfig, build
-    from lowdata.training.state import checkpoint_dir
 
     target = cell_dir(out_dir, unit)
     settings = {**unit.settings, **{key: str(out_dir / need) for key, need in unit.needs.items()},

@@ -20,9 +20,8 @@ from torch import nn
 
 from lowdata.errors import UsageError
 from lowdata.io import fsync_dir
+from lowdata.rundir import CHECKPOINT, OLD, checkpoint_dir
 
-CHECKPOINT = "checkpoint"
-OLD = ".checkpoint.old"
 
 
 @dataclass
@@ -62,31 +61,6 @@ def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def checkpoint_dir(run_dir: Path) -> Path | None:
-    for name in (CHECKPOINT, OLD):
-        if (run_dir / name / "state.json").is_file():
-            return run_dir / name
-    return None
-
-
-def read_config(run_dir: Path) -> dict[str, Any]:
-    found = checkpoint_dir(run_dir)
-    if found is None:
-        raise UsageError(f"no checkpoint in {run_dir}; give the --out folder of a lowdata training run")
-    return json.loads((found / "state.json").read_text())["config"]
-
-
-def read_run_weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    """The weights a run is evaluated with: its EMA when it kept one, else the trained weights."""
-    from safetensors.torch import load_file
-
-    found = checkpoint_dir(run_dir)
-    if found is None:
-        raise UsageError(f"no checkpoint in {run_dir}; give the --out folder of a lowdata run")
-    ema = found / "model_ema.safetensors"
-    return load_file(str(ema if ema.is_file() else found / "model.safetensors"))
 
 
 def load_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, ema: nn.Module | None,
