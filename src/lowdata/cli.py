@@ -184,7 +184,7 @@ def train_command(args: argparse.Namespace) -> int:
 
 def pretrain_command(args: argparse.Namespace) -> int:
     from lowdata.config import given_values
-    from lowdata.pretraining import pretrain
+    from lowdata.api import pretrain
 
     flags = {dest: getattr(args, dest) for dest, *_ in PRETRAIN_FLAGS.values()}
     summary = pretrain(resume=args.resume, **given_values(args.config, flags, args.settings))

@@ -17,19 +17,51 @@ from lowdata.errors import UsageError
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class RunConfig:
+    """What every kind of run is set by (training, pretraining); each kind adds its own fields below and may
+    give some of these other defaults."""
     # data
     data: str = "digits"
-    labels: int | None = None  # total labelled examples, class-balanced; None = the whole training split
-    labels_per_class: int | None = None
-    val_fraction: float = 0.0  # carved from the labelled budget, stratified
     split_seed: int = 0  # hold-out split for datasets without an official test split
     image_size: int | None = None  # resize image folders of mixed sizes; None = keep the data's own size
-    classes: str | None = None  # only these classes, comma-separated (e.g. a transfer target); None = all
     # model
     model: str = "resnet20"
     model_args: dict = field(default_factory=dict)  # forwarded to the model constructor (timm keyword names)
     drop_path: float | None = None  # stochastic depth; None = the model's default (0.1 for ViT presets, 0 for CNNs)
+    # augmentation
+    augment: str = "basic"  # none, basic, strong (DeiT's recipe), 3aug (DeiT III's); see `lowdata augment-preview`
+    augment_args: dict = field(default_factory=dict)  # the policy's own settings, e.g. augment_args.mixup=0.2
+    # optimisation
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float | None = None  # AdamW peak; None = the model's default (1e-3 for ViTs, 4e-3 for CIFAR ResNets)
+    min_lr: float = 1e-5
+    weight_decay: float = 0.05
+    warmup_epochs: float = 3.0
+    clip_grad: float | None = 1.0
+    precision: str = "auto"  # autocast dtype (weights stay fp32): auto (bf16 where the device runs it natively,
+    # fp16 on GPUs without bf16, else fp32; see device.py), bf16, fp16 or fp32
+    # run
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None  # CPU threads; None = the usable cores shared among lowdata's processes here
+    eval_every: int | None = None  # evaluation every this many epochs and after the last; None = after the last
+    # only (training: a 10,000-image test pass costs more than an epoch of a small budget)
+    checkpoint_minutes: float = 1.0  # at most this long between checkpoints (0 = after every epoch)
+    out: str | None = None
+
+    def replace(self, **changes: Any):
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class TrainConfig(RunConfig):
+    # data
+    labels: int | None = None  # total labelled examples, class-balanced; None = the whole training split
+    labels_per_class: int | None = None
+    val_fraction: float = 0.0  # carved from the labelled budget, stratified
+    classes: str | None = None  # only these classes, comma-separated (e.g. a transfer target); None = all
+    # model
     init: str | None = None  # start from: a lowdata run, a weights file, a Hugging Face ViT folder, a timm name
     pretrained: bool = False  # with a timm model name in `init`: fetch timm's pretrained weights
     freeze_epochs: int = 0  # fine-tuning: train only the head for this many epochs, then everything
@@ -43,34 +75,30 @@ class TrainConfig:
     distill_alpha: float = 0.5  # weight of the distillation term; the label term gets 1 - alpha
     distill_tau: float = 1.0  # temperature of the soft mode
     dist_token: bool = False  # DeiT's distillation token and second head (ViT presets)
-    # augmentation
-    augment: str = "basic"  # none, basic, strong (DeiT's recipe), 3aug (DeiT III's); see `lowdata augment-preview`
-    augment_args: dict = field(default_factory=dict)  # the policy's own settings, e.g. augment_args.mixup=0.2
+    # augmentation and optimisation
     repeated_aug: int = 1  # DeiT's repeated augmentation: each drawn image this many times per epoch
-    # optimisation
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float | None = None  # AdamW peak; None = the model's default (1e-3 for ViTs, 4e-3 for CIFAR ResNets)
-    min_lr: float = 1e-5
-    weight_decay: float = 0.05
-    warmup_epochs: float = 3.0
-    clip_grad: float | None = 1.0
     ema_decay: float = 0.0  # 0 = no EMA of weights
-    precision: str = "auto"  # autocast dtype (weights stay fp32): auto (bf16 where the device runs it natively,
-    # fp16 on GPUs without bf16, else fp32; see device.py), bf16, fp16 or fp32
-    # run
-    seed: int = 0
-    device: str = "auto"
-    threads: int | None = None  # CPU threads; None = the usable cores shared among lowdata's processes here
-    eval_every: int | None = None  # test (and val) evaluation every this many epochs and after the last;
-    # None = after the last only: a 10,000-image test pass costs more than an epoch of a small budget
-    checkpoint_minutes: float = 1.0  # at most this long between checkpoints (0 = after every epoch)
     compile: bool = False  # torch.compile the model: vit-tiny +18 % img/s on 2 CPU cores after ~1 min of
     # compiling (twice: the last, smaller batch of an epoch compiles again), so it pays only on long runs
-    out: str | None = None
 
-    def replace(self, **changes: Any) -> "TrainConfig":
-        return dataclasses.replace(self, **changes)
+
+@dataclass(frozen=True)
+class PretrainConfig(RunConfig):
+    method: str = "mae"
+    method_args: dict = field(default_factory=dict)  # the method's own settings, e.g. decoder_depth=4
+    mask_ratio: float = 0.75
+    norm_pix_loss: bool = True
+    knn_memory: int = 5000  # labelled training images the k-NN monitor votes with (balanced, seeded)
+    knn_k: int = 20
+    # the shared settings' defaults for pretraining
+    model: str = "vit-tiny"
+    drop_path: float | None = 0.0  # MAE pretrains without stochastic depth
+    epochs: int = 100
+    batch_size: int = 256
+    lr: float | None = 1.5e-3  # MAE: 1.5e-4 x batch/256 at ImageNet scale; small data and short runs want more
+    warmup_epochs: float = 5.0
+    clip_grad: float | None = None
+    eval_every: int | None = 5  # the k-NN monitor
 
 
 DICT_SETTINGS = ("model_args", "augment_args", "method_args")

@@ -104,7 +104,7 @@ def cpu_native_bf16(cpuinfo: str | None = None) -> bool | None:
 def probed_cpu_precision(cache: Path | None = None) -> Precision:
     """bf16 when a timed matmul under bf16 autocast beats fp32 by PROBE_SPEEDUP; the answer is cached per CPU
     and torch version, so the probe (about a second) runs once per machine."""
-    from lowdata.data.download import cache_root
+    from lowdata.io import cache_root
 
     path = cache or cache_root() / "precision-probe.json"
     key = f"{platform.machine()}|{platform.processor()}|{torch.backends.cpu.get_cpu_capability()}|{torch.__version__}"

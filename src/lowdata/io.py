@@ -31,6 +31,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def cache_root() -> Path:
+    """Where lowdata keeps what it computes once (decoded datasets, downloads, the precision probe)."""
+    return Path(os.environ.get("LOWDATA_CACHE", Path.home() / ".cache" / "lowdata"))
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)

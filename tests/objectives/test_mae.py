@@ -10,7 +10,7 @@ from lowdata.errors import UsageError
 from lowdata.models import create_model
 from lowdata.models.weights import load_init
 from lowdata.objectives.mae import MAE, MaskedAutoencoder
-from lowdata.pretraining import pretrain
+from lowdata import pretrain
 
 
 def tiny_mae(norm_pix_loss=True, depth=2, channels=3):

@@ -19,7 +19,7 @@ def write_preview(data: str, policy_name: str, out: str | Path, images: int = 8,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from lowdata.api import stream_seed
+    from lowdata.streams import stream_seed
     from lowdata.data import load_dataset
     from lowdata.io import atomic_path
 

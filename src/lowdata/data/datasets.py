@@ -50,10 +50,11 @@ DATASETS: Registry[Source] = Registry("dataset")
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
-def load_dataset(spec: str, image_size: int | None = None, split_seed: int = 0) -> Dataset:
-    """Load `NAME[:PATH]` or an image-folder path."""
+def load_dataset(spec: str, image_size: int | None = None, split_seed: int = 0, classes: str | None = None
+                 ) -> Dataset:
+    """Load `NAME[:PATH]` or an image-folder path; with `classes`, only those (see keep_classes)."""
     name, path = parse_spec(spec)
-    return DATASETS.get(name)(path, {"image_size": image_size, "split_seed": split_seed})
+    return keep_classes(DATASETS.get(name)(path, {"image_size": image_size, "split_seed": split_seed}), classes)
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:

@@ -4,18 +4,14 @@ Without the check, a machine with no network spends a minute in retries before f
 """
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
 from lowdata.errors import UsageError
+from lowdata.io import cache_root
 
 CONNECT_TIMEOUT_S = 3.0
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("LOWDATA_CACHE", Path.home() / ".cache" / "lowdata"))
 
 
 def download_root() -> Path:

@@ -16,7 +16,7 @@ def check_units(plan: Plan, dataset: Dataset) -> None:
     from lowdata.augment import build_policy
     from lowdata.config import TrainConfig, build
     from lowdata.models import create_model
-    from lowdata.pretraining import PretrainConfig
+    from lowdata.config import PretrainConfig
 
     seen: set[str] = set()
     for unit in [*plan.stages, *plan.cells]:

@@ -55,7 +55,7 @@ def parse_recipes(raw: dict[str, Any], source: Path) -> dict[str, Recipe]:
                              "(a recipe name) or `pretrain:` (pretraining settings) instead")
         pretrain = entry.get("pretrain")
         if pretrain is not None:
-            from lowdata.pretraining import PretrainConfig
+            from lowdata.config import PretrainConfig
 
             if not isinstance(pretrain, dict):
                 raise UsageError(f"{where}: pretrain must be a mapping of `lowdata pretrain` settings")

@@ -72,18 +72,18 @@ def run_cells(plan: Plan, out_dir: Path, claim_timeout: float = 900.0, max_cells
 
 
 def run_cell(unit: Unit, out_dir: Path) -> None:
-    from lowdata.config import TrainConfig, build
+    from lowdata.config import PretrainConfig, TrainConfig, build
 
     target = cell_dir(out_dir, unit)
     settings = {**unit.settings, **{key: str(out_dir / need) for key, need in unit.needs.items()},
                 "out": str(target)}
     resume = checkpoint_dir(target) is not None  # an interrupted run continues from its epoch
     if isinstance(unit, Stage) and unit.kind == "pretrain":
-        from lowdata.pretraining import PretrainConfig, pretrain
+        from lowdata.runs.pretrain import pretrain
 
         pretrain(build(PretrainConfig, settings), resume=resume)
     else:
-        from lowdata.api import train
+        from lowdata.runs.train import train
 
         train(build(TrainConfig, settings), resume=resume)
 

@@ -1,0 +1,151 @@
+"""The skeleton every kind of run shares: settings resolved, the run directory opened (or resumed), the
+process, device, precision and threads chosen, random streams seeded, the resolved config written, and a
+summary with the same provenance fields for every kind. A kind of run (runs/train.py, runs/pretrain.py)
+supplies only what differs: its data, model and objective, and what its summary adds.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from lowdata.config import RunConfig, build, field_names, save_yaml
+from lowdata.errors import UsageError
+
+
+@dataclass
+class Run:
+    """One run in progress: its resolved config and where and how it runs."""
+    config: Any  # a RunConfig subclass, resolved
+    run_dir: Path
+    resume: bool
+    process: Any  # training.distributed.Process
+    device: torch.device
+    precision: Any  # device.Precision
+    cores: Any  # cores.CoreShare
+    started: float = field(default_factory=time.time)
+
+    @property
+    def autocast(self) -> Callable[[], Any]:
+        return self.precision.autocast(self.device)
+
+    def generators(self, *names: str) -> dict[str, torch.Generator]:
+        from lowdata.streams import make_generators
+
+        return make_generators(self.config.seed, self.device, ("order", "augment", *names))
+
+    def write_config(self, notes: list[str]) -> None:
+        """The resolved config beside the run (rank 0), and the run's notes on stderr (precision first)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.process.is_main:
+            save_yaml(self.config, self.run_dir / "config.yaml")
+            for note in [f"precision: {self.precision.name} ({self.precision.reason})", *notes]:
+                print(f"lowdata: {note}", file=sys.stderr)
+
+    def fit(self, objective, data, evaluator, policy, ema, generators, stop_after_epoch: int | None,
+            **loop_overrides: Any) -> dict[str, Any] | None:
+        """The one training loop, with everything the skeleton chose."""
+        from lowdata.training.loop import LoopSettings, fit
+
+        settings = LoopSettings(**{**{name: getattr(self.config, name) for name in LoopSettings.__dataclass_fields__
+                                      if hasattr(self.config, name)}, **loop_overrides})
+        return fit(objective, data, settings, policy.to(self.device), evaluator, self.device, self.autocast, ema,
+                   generators, self.run_dir, asdict(self.config), resume=self.resume,
+                   stop_after_epoch=stop_after_epoch, process=self.process,
+                   scaler=self.precision.grad_scaler(self.device), cores=self.cores)
+
+    def finish(self, result: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+        """The summary: the kind's `fields`, then what every run records; written last, atomically (rank 0)."""
+        from lowdata.io import atomic_write_json
+        from lowdata.rundir import SUMMARY
+
+        summary = {**fields, **provenance(self, result)}
+        if self.process.is_main:
+            atomic_write_json(self.run_dir / SUMMARY, summary)
+        return summary
+
+
+def execute(kind: Callable[[Run, int | None], dict[str, Any] | None], cls: type, config: RunConfig | None,
+            settings: dict[str, Any], resume: bool, stop_after_epoch: int | None,
+            default_out: Callable[[Any], str], what: str) -> dict[str, Any] | None:
+    """Resolve the settings, open the run, and hand it to `kind` (which trains and returns its summary)."""
+    from lowdata.cores import CoreShare
+    from lowdata.device import pick_device, pick_precision
+    from lowdata.training.distributed import current_process, process_device
+
+    config = build(cls, {**(asdict(config) if config else {}), **settings})
+    # registered before the data load, so that workers started together count each other (cores.py)
+    with CoreShare(config.threads) as cores:
+        config, run_dir = open_run(cls, config, resume, set(settings), default_out, what)
+        process = current_process()  # one process, or this one's place under torchrun
+        device = process_device(process, pick_device(config.device))
+        run = Run(config, run_dir, resume, process, device, pick_precision(config.precision, device), cores)
+        return kind(run, stop_after_epoch)
+
+
+def open_run(cls: type, config: RunConfig, resume: bool, explicit: set[str], default_out: Callable[[Any], str],
+             what: str) -> tuple[Any, Path]:
+    """The run directory; with `resume`, the saved config (a setting given explicitly must agree with it)."""
+    from lowdata.rundir import checkpoint_dir, read_config
+
+    run_dir = Path(config.out or default_out(config))
+    if resume:
+        config = resumed_config(cls, read_config(run_dir), config, explicit)
+    elif checkpoint_dir(run_dir) is not None:
+        raise UsageError(f"{run_dir} already holds {what}; pass --resume to continue it, or choose another --out")
+    return config.replace(out=str(run_dir)), run_dir
+
+
+def resumed_config(cls: type, saved: dict[str, Any], given: RunConfig, explicit: set[str]):
+    """The saved config wins; a setting the caller gave explicitly must agree with it."""
+    saved_config = build(cls, saved)
+    clashes = [f"{key}={getattr(given, key)!r} (run has {getattr(saved_config, key)!r})" for key in sorted(explicit)
+               if key in field_names(cls) and key != "out" and getattr(given, key) != getattr(saved_config, key)]
+    if clashes:
+        raise UsageError(f"--resume continues a run under its saved settings, but these differ: {', '.join(clashes)}; "
+                         "drop them or start a new run with another --out")
+    return saved_config
+
+
+def provenance(run: Run, result: dict[str, Any]) -> dict[str, Any]:
+    """What every run's summary says about how it ran, whatever its kind."""
+    import timm
+
+    import lowdata
+
+    return {
+        "train_seconds": round(result["train_seconds"], 2), "eval_seconds": round(result["eval_seconds"], 2),
+        "checkpoint_seconds": round(result["checkpoint_seconds"], 2),
+        "images_per_second": round(result["images_per_second"], 1),
+        "wall_seconds_this_session": round(time.time() - run.started, 2), "device": str(run.device),
+        "precision": run.precision.name, "precision_reason": run.precision.reason, "threads": result["threads"],
+        "processes": run.process.world_size, "git_commit": git_commit(), "lowdata": lowdata.__version__,
+        "torch": torch.__version__, "timm": timm.__version__,
+    }
+
+
+def build_ema(model: torch.nn.Module, decay: float) -> torch.nn.Module:
+    from lowdata.training.loop import NoEma
+
+    if decay <= 0:
+        return NoEma(model)
+    if decay >= 1:
+        raise UsageError(f"ema_decay must be below 1 (e.g. 0.999), got {decay}")
+    from timm.utils import ModelEmaV3
+
+    # warm-up: small-data runs are short, and a fixed 0.999 average over a few hundred steps is mostly init
+    return ModelEmaV3(model, decay=decay, use_warmup=True)
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None

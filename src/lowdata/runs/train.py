@@ -1,0 +1,127 @@
+"""`lowdata train`: one model trained on a label budget and evaluated on the test split. What differs from
+other kinds of run: the labelled subset, the model and its initial weights, and the objective (supervised or
+distillation from a teacher)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lowdata.config import TrainConfig, build
+from lowdata.errors import UsageError
+from lowdata.runs.skeleton import Run, build_ema, execute
+
+
+def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after_epoch: int | None = None,
+          **settings: Any) -> dict[str, Any] | None:
+    return execute(train_kind, TrainConfig, config, settings, resume, stop_after_epoch, default_out,
+                   "a training run")
+
+
+def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
+    import torch
+
+    from lowdata.augment import Normalize, build_policy
+    from lowdata.data import load_dataset, select_budget
+    from lowdata.evaluate import classification_evaluator
+    from lowdata.models import count_params, create_model
+    from lowdata.models.vit import use_fused_attention
+    from lowdata.objectives import build_objective
+    from lowdata.training.loop import LoopData
+
+    config = run.config
+    dataset = load_dataset(config.data, config.image_size, config.split_seed, classes=config.classes)
+    info = dataset.info
+    budget = select_budget(dataset.train_labels, info.num_classes, config.seed, total=config.labels,
+                           per_class=config.labels_per_class, val_fraction=config.val_fraction)
+    policy = build_policy(config.augment, info, **config.augment_args)
+    config = run.config = resolved(config)
+    torch.manual_seed(config.seed)  # model initialisation (the same on every rank) and stochastic depth
+    model = create_model(config.model, num_classes=info.num_classes, in_chans=info.channels,
+                         img_size=info.image_size, drop_path=config.drop_path, distilled=config.dist_token,
+                         **config.model_args)
+    # a resumed run's weights are in its checkpoint
+    init_report = prepare_init(config, model, load=not run.resume, classes=info.classes)
+    model.to(run.device)
+    use_fused_attention(model, run.precision.fused_attention(run.device))
+    # with a teacher and distill=none, DeiT's pass-through: the label loss alone, the teacher still reported
+    objective, teacher_summary = build_objective("distill" if config.teacher else "supervised", config, model,
+                                                 dataset, run.device, run.autocast)
+    eval_sets = {"test": (dataset.test_images, dataset.test_labels)}
+    if len(budget.val):
+        eval_sets["val"] = (dataset.train_images[budget.val], dataset.train_labels[budget.val])
+    evaluator = classification_evaluator(eval_sets, Normalize(info).to(run.device), run.device, run.autocast)
+    data = LoopData(dataset.train_images[budget.labelled], dataset.train_labels[budget.labelled])
+    run.write_config([f"augment: {note}" for note in policy.notes] + [f"init: {line}" for line in init_report])
+    result = run.fit(objective, data, evaluator, policy, build_ema(model, config.ema_decay), run.generators(),
+                     stop_after_epoch)
+    if result is None:
+        return None
+    return run.finish(result, {
+        "test_acc": result["test_acc"], "test_loss": result["test_loss"], "val_acc": result.get("val_acc"),
+        "labels": len(budget.labelled), "val_labels": len(budget.val), "unlabelled_pool": len(budget.pool),
+        "dataset": info.name, "num_classes": info.num_classes, "classes": list(info.classes), "model": config.model,
+        "params": count_params(model), "epochs": config.epochs, "seed": config.seed,
+        **teacher_summary, "init": config.init, "init_report": init_report, "linear_probe": config.linear_probe,
+        "layer_decay": config.layer_decay, "augment": policy.describe(), "augment_notes": policy.notes,
+        "repeated_aug": config.repeated_aug,
+    })
+
+
+def resolved(config: TrainConfig) -> TrainConfig:
+    """Defaults that depend on other settings, resolved once and saved resolved, so the run describes itself."""
+    from lowdata.models import default_lr
+
+    if config.lr is None:
+        config = config.replace(lr=default_lr(config.model))
+    if config.distill is None:
+        config = config.replace(distill="hard" if config.teacher else "none")
+    if config.distill != "none" and not config.teacher:
+        raise UsageError(f"distill={config.distill} needs a teacher: --teacher RUN_DIR (a finished lowdata run, "
+                         "e.g. a resnet20 trained on the same labels)")
+    if config.linear_probe and config.drop_path is None:
+        config = config.replace(drop_path=0.0)  # frozen features take no stochastic depth
+    return config
+
+
+def prepare_init(config: TrainConfig, model, load: bool = True, classes: Sequence[str] | None = None) -> list[str]:
+    """Weights from `init` and the linear-probe freeze, each reported in a line."""
+    from lowdata.models.weights import freeze_all_but_head, load_init
+
+    report = load_init(model, config.init, config.pretrained, classes) if config.init and load else []
+    if config.freeze_epochs and config.linear_probe:
+        raise UsageError("--linear-probe freezes the features for the whole run; drop freeze_epochs or the probe")
+    if config.linear_probe:
+        if not config.init:
+            raise UsageError("--linear-probe trains a head on frozen features: give the features with --init RUN_DIR")
+        trainable = freeze_all_but_head(model)
+        report.append(f"linear probe: only {', '.join(trainable)} train")
+    return report
+
+
+def evaluate_run(checkpoint: str | Path, data: str | None = None) -> dict[str, Any]:
+    """Test accuracy of a finished run's weights, on its own dataset's test split or on `data`'s."""
+    from lowdata.augment import Normalize
+    from lowdata.data import load_dataset
+    from lowdata.device import pick_device, pick_precision
+    from lowdata.evaluate import evaluate
+    from lowdata.models.loading import load_trained_model
+    from lowdata.rundir import read_config
+
+    run_dir = Path(checkpoint)
+    config = build(TrainConfig, read_config(run_dir))
+    dataset = load_dataset(data or config.data, config.image_size, config.split_seed, classes=config.classes)
+    info = dataset.info
+    device = pick_device(config.device)
+    autocast = pick_precision(config.precision, device).autocast(device)
+    model, _ = load_trained_model(run_dir, info.num_classes, info.channels, info.image_size, what="run")
+    model.to(device)
+    result = evaluate(model, dataset.test_images, dataset.test_labels, Normalize(info).to(device), device, autocast)
+    return {"test_acc": result["acc"], "test_loss": result["loss"], "test_images": len(dataset.test_images),
+            "dataset": info.name, "model": config.model, "checkpoint": str(run_dir)}
+
+
+def default_out(config: TrainConfig) -> str:
+    budget = config.labels or (f"{config.labels_per_class}pc" if config.labels_per_class else "all")
+    name = config.data.split(":")[0].rstrip("/").split("/")[-1]
+    return f"runs/{config.model}-{name}-{budget}-s{config.seed}"

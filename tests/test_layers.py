@@ -1,0 +1,75 @@
+"""The package's layers (DESIGN.md): imports point down, and packages on one layer do not import in a circle."""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "lowdata"
+LAYERS = [  # bottom first
+    {"errors", "registry", "io", "config", "streams", "rundir", "device", "cores"},
+    {"data"},
+    {"augment", "models", "evaluate", "objectives", "training"},
+    {"runs"},
+    {"study"},
+    {"api", "cli", "__main__", "__init__"},
+]
+
+
+def unit(module: str) -> str:
+    """lowdata.models.vit -> models; lowdata.api -> api; lowdata -> __init__."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def layer(name: str) -> int:
+    return next(i for i, names in enumerate(LAYERS) if name in names)
+
+
+def imports() -> dict[str, set[str]]:
+    """Every lowdata module -> the lowdata modules it imports (at the top or inside functions)."""
+    found = {}
+    for path in SRC.rglob("*.py"):
+        relative = path.relative_to(SRC.parent).with_suffix("")
+        module = ".".join(relative.parts[:-1] if relative.name == "__init__" else relative.parts)
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                if node.module == "lowdata":  # from lowdata import api, rundir, ...
+                    targets |= {f"lowdata.{alias.name}" for alias in node.names}
+                elif node.module.startswith("lowdata."):
+                    targets.add(node.module)
+            elif isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names if alias.name.startswith("lowdata.")}
+        found[module] = targets
+    return found
+
+
+def test_every_unit_has_a_layer():
+    assert {unit(module) for module in imports()} <= set().union(*LAYERS)
+
+
+def test_imports_point_down_the_layers():
+    upward = [f"{module} imports {target}" for module, targets in imports().items() for target in targets
+              if layer(unit(target)) > layer(unit(module))]
+    assert upward == []
+
+
+def test_no_cycle_between_packages():
+    graph: dict[str, set[str]] = {}
+    for module, targets in imports().items():
+        graph.setdefault(unit(module), set()).update(unit(t) for t in targets if unit(t) != unit(module))
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(n == goal or (n not in seen and reaches(n, goal, seen | {n})) for n in graph.get(start, ()))
+
+    assert [name for name in graph if reaches(name, name, {name})] == []
+
+
+@pytest.mark.slow
+def test_every_module_imports_on_its_own():
+    modules = sorted(module for module in imports() if module != "lowdata.__main__")  # that one runs the CLI
+    for module in modules:  # a fresh interpreter each: an import that works only after another one fails here
+        done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True)
+        assert done.returncode == 0, f"{module}: {done.stderr[-500:]}"
