@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--budget-steps", type=int, help="optimiser steps for every cell (epochs follow the size)")
     study.add_argument("--config", help="YAML file of training settings applied to every cell")
     study.add_argument("--recipes-file", help="YAML file of your own recipes (same form as the built-in ones)")
+    study.add_argument("--reference", action="append", metavar="RECIPE",
+                       help="a recipe the others of its family are compared with (default: cnn and vit, or the "
+                            "recipes marked `reference: true`); once per family")
     study.add_argument("--preset", help="quick (digits, a few minutes) or cifar10-cpu (overnight on 2 cores)")
     study.add_argument("--out", required=True, help="study directory (plan, cells, results, report)")
     study.add_argument("--worker", action="store_true",
@@ -224,7 +227,8 @@ def study_command(args: argparse.Namespace) -> int:
     fits = run_study(args.out, data=args.data, sizes=args.sizes, sizes_per_class=args.sizes_per_class,
                  recipes=args.recipes, seeds=args.seeds, budget_epochs=args.budget_epochs,
                  budget_steps=args.budget_steps, settings=settings, recipes_file=args.recipes_file,
-                 preset=args.preset, worker=args.worker, claim_timeout=args.claim_timeout)
+                 preset=args.preset, worker=args.worker, claim_timeout=args.claim_timeout,
+                 references=args.reference)
     if fits is None:
         print(f"study: this worker is done; other workers still hold cells in {args.out}", file=sys.stderr)
     else:

@@ -244,3 +244,32 @@ vit+transfer:
     # 5 source classes and 5 target classes, but other ones: everything except the head carries over
     assert int(loaded) == int(total) - 2
     assert any(line.startswith("new head: the source learned other classes") for line in cell["init_report"])
+
+
+def test_references_come_from_the_recipes_or_the_flag(tmp_path):
+    recipes = tmp_path / "mine.yaml"
+    recipes.write_text("""
+small-cnn: {family: cnn, reference: true, settings: {model: resnet20}}
+small-vit: {family: vit, settings: {model: vit-tiny, model_args: {depth: 1, embed_dim: 32, num_heads: 2}}}
+wide-vit: {family: vit, settings: {model: vit-tiny, model_args: {depth: 1, embed_dim: 64, num_heads: 2}}}
+""")
+    out = tmp_path / "study"
+    fits = run_study(out, data="digits", sizes=[30, 60, 120], recipes=["small-cnn", "small-vit", "wide-vit"],
+                     seeds=[0], budget_epochs=1, settings={"batch_size": 32}, recipes_file=str(recipes),
+                     references=["small-vit"])
+    assert load_plan(out).references == {"cnn": "small-cnn", "vit": "small-vit"}
+    assert set(fits["crossovers"]) == {"small-vit", "wide-vit"}  # each against small-cnn
+    assert set(fits["multipliers"]) == {"small-cnn", "wide-vit"}  # each against small-vit
+    assert "the plain `small-vit` recipe" in (out / "report.md").read_text()
+
+
+def test_bad_references_are_usage_errors():
+    from lowdata.study.plan import pick_references
+    from lowdata.study.recipes import Recipe
+
+    one, two = Recipe("a", "cnn", "", {}, reference=True), Recipe("b", "cnn", "", {}, reference=True)
+    with pytest.raises(UsageError, match="several references"):
+        pick_references([one, two], [])
+    with pytest.raises(UsageError, match="--reference c is not a recipe of this study"):
+        pick_references([one], ["c"])
+    assert pick_references([one], []) == {"cnn": "a", "vit": "vit"}

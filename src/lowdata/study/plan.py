@@ -50,6 +50,8 @@ class Plan:
     base: dict[str, Any]  # settings for every cell (from --config and key=value)
     cells: list[Cell]
     stages: list[Stage] = field(default_factory=list)
+    # family -> the recipe the others are compared with: crossovers against the cnn one, multipliers the vit one
+    references: dict[str, str] = field(default_factory=lambda: {"cnn": "cnn", "vit": "vit"})
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,8 +67,10 @@ class Plan:
 
 def make_plan(data: str, sizes: list[int], recipes: list[Recipe], seeds: list[int], train_size: int,
               budget_epochs: int | None = None, budget_steps: int | None = None,
-              base: dict[str, Any] | None = None, available: dict[str, Recipe] | None = None) -> Plan:
-    """`available` holds every known recipe, for teachers that are not among `recipes`."""
+              base: dict[str, Any] | None = None, available: dict[str, Recipe] | None = None,
+              references: list[str] | None = None) -> Plan:
+    """`available` holds every known recipe, for teachers that are not among `recipes`. `references` names
+    recipes of the study that are the references of their families (see pick_references)."""
     base = dict(base or {})
     sizes = sorted(set(sizes))
     if len(sizes) < MIN_SIZES:
@@ -124,7 +128,24 @@ def make_plan(data: str, sizes: list[int], recipes: list[Recipe], seeds: list[in
     recipe_table = {r.name: {"family": r.family, "description": r.description, "settings": r.settings,
                              "teacher": r.teacher, "pretrain": r.pretrain} for r in recipes}
     return Plan(data, sizes, list(seeds), recipe_table, {"epochs": budget_epochs, "steps": budget_steps}, base, cells,
-                list(stages.values()))
+                list(stages.values()), pick_references(recipes, references or []))
+
+
+def pick_references(recipes: list[Recipe], named: list[str]) -> dict[str, str]:
+    """For each family, its reference: a recipe named in `named` (--reference), else one whose recipe says
+    `reference: true`, else the recipe called like the family (cnn, vit)."""
+    by_name = {r.name: r for r in recipes}
+    for name in named:
+        if name not in by_name:
+            raise UsageError(f"--reference {name} is not a recipe of this study; choose from {', '.join(by_name)}")
+    references = {}
+    for family in ("cnn", "vit"):
+        chosen = ([n for n in named if by_name[n].family == family]
+                  or [r.name for r in recipes if r.family == family and r.reference] or [family])
+        if len(chosen) > 1:
+            raise UsageError(f"the {family} family has several references ({', '.join(chosen)}); mark one")
+        references[family] = chosen[0]
+    return references
 
 
 def epochs_for_steps(steps: int, size: int, config: TrainConfig) -> int:
@@ -139,7 +160,8 @@ def save_or_check_plan(plan: Plan, out_dir: Path) -> None:
 
     path = out_dir / "plan.json"
     if path.is_file():
-        existing = json.loads(path.read_text())
+        # a plan written before a field existed reads with that field's default
+        existing = json.loads(json.dumps(Plan.from_json(json.loads(path.read_text())).to_json()))
         wanted = json.loads(json.dumps(plan.to_json()))  # tuples become lists, as on disk
         if existing != wanted:
             changed = sorted(k for k in existing if existing.get(k) != wanted.get(k))

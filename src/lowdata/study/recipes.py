@@ -21,6 +21,7 @@ class Recipe:
     teacher: str | None = None  # recipe whose run at the same budget and seed is this one's distillation teacher
     pretrain: dict[str, Any] | None = None  # `lowdata pretrain` settings: one run per study, fine-tuned per cell
     source: dict[str, Any] | None = None  # `lowdata train` settings of a supervised source run (transfer), once
+    reference: bool = False  # the reference of its family: crossovers against the cnn one, multipliers the vit one
 
 
 def load_recipes(extra_file: str | Path | None = None) -> dict[str, Recipe]:
@@ -37,7 +38,7 @@ def parse_recipes(raw: dict[str, Any], source: Path) -> dict[str, Recipe]:
         where = f"recipe {name!r} in {source}"
         if not isinstance(entry, dict) or not isinstance(entry.get("settings", {}), dict):
             raise UsageError(f"{where} must be a mapping with description, family and settings; see `lowdata recipes`")
-        unknown = set(entry) - {"family", "description", "settings", "teacher", "pretrain", "source"}
+        unknown = set(entry) - {"family", "description", "settings", "teacher", "pretrain", "source", "reference"}
         if unknown:
             raise UsageError(f"{where} has unknown keys {sorted(unknown)}; use description, family, settings, "
                              "teacher, pretrain and source")
@@ -67,8 +68,10 @@ def parse_recipes(raw: dict[str, Any], source: Path) -> dict[str, Recipe]:
             build(TrainConfig, source)
         if pretrain is not None and source is not None:
             raise UsageError(f"{where} has both pretrain and source; a cell starts from one of them")
+        if not isinstance(entry.get("reference", False), bool):
+            raise UsageError(f"{where}: reference must be true or false")
         recipes[name] = Recipe(name, family, str(entry.get("description", "")).strip(), settings,
-                               entry.get("teacher"), pretrain, source)
+                               entry.get("teacher"), pretrain, source, entry.get("reference", False))
     for recipe in recipes.values():
         if recipe.teacher is not None and recipe.teacher not in recipes:
             raise UsageError(f"recipe {recipe.name!r} in {source} names teacher {recipe.teacher!r}, which is not a "

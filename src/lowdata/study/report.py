@@ -94,16 +94,18 @@ def fit_all(plan: Plan, rows: list[dict[str, Any]]) -> dict[str, Any]:
             entry["fit"] = None  # fewer than three finished sizes
         result["recipes"][recipe] = entry
     lowest, highest = min(plan.sizes), max(plan.sizes)
-    if "cnn" in curves:
+    cnn, vit = plan.references["cnn"], plan.references["vit"]
+    result["references"] = dict(plan.references)
+    if cnn in curves:
         for recipe, curve in curves.items():
             if plan.family(recipe) == "vit":
-                result["crossovers"][recipe] = describe_crossover(curve, curves["cnn"], boots[recipe],
-                                                                  boots["cnn"], lowest, highest)
-    if "vit" in curves:
+                result["crossovers"][recipe] = describe_crossover(curve, curves[cnn], boots[recipe],
+                                                                  boots[cnn], lowest, highest)
+    if vit in curves:
         for recipe, curve in curves.items():
-            if recipe != "vit":
+            if recipe != vit:
                 result["multipliers"][recipe] = [
-                    describe_multiplier(curve, curves["vit"], boots[recipe], boots["vit"], n, highest)
+                    describe_multiplier(curve, curves[vit], boots[recipe], boots[vit], n, highest)
                     for n in plan.sizes]
     return result
 
@@ -203,7 +205,8 @@ def render_markdown(plan: Plan, rows: list[dict[str, Any]], fits: dict[str, Any]
             lines.append(f"- **{recipe}**: {c['text']}{spread}.")
     if fits["multipliers"]:
         lines += ["", "## Effective data multiplier against the plain ViT", "",
-                  "Labels the plain `vit` recipe would need, read from its fitted curve, to match each recipe's "
+                  f"Labels the plain `{plan.references['vit']}` recipe would need, read from its fitted curve, to "
+                  "match each recipe's "
                   "fitted error, as a multiple of the recipe's own labels (* = beyond the measured range).", "",
                   "| recipe | " + " | ".join(f"{n:,}" for n in plan.sizes) + " |", "|---|" + "---:|" * len(plan.sizes)]
         for recipe, values in fits["multipliers"].items():

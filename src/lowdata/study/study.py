@@ -25,15 +25,16 @@ def run_study(out: str | Path, data: str | None = None, sizes: list[int] | None 
               seeds: list[int] | None = None, budget_epochs: int | None = None, budget_steps: int | None = None,
               settings: dict[str, Any] | None = None, recipes_file: str | None = None, preset: str | None = None,
               worker: bool = False, claim_timeout: float = 900.0,
-              max_cells: int | None = None) -> dict[str, Any] | None:
+              max_cells: int | None = None, references: list[str] | None = None) -> dict[str, Any] | None:
     """Run (or join, or resume) a data-hunger study in `out`; returns the fits once every cell is done.
 
     `settings` are TrainConfig fields applied to every cell, under each recipe's own settings. With
-    `worker=True` and no plan arguments, the process joins the plan already in `out`.
+    `worker=True` and no plan arguments, the process joins the plan already in `out`. `references` names the
+    recipes the others are compared with (default: those marked `reference: true`, else `cnn` and `vit`).
     """
     out_dir = Path(out)
     defaults = preset_defaults(preset)
-    asked = [data, sizes, sizes_per_class, recipes, seeds, budget_epochs, budget_steps, settings, preset]
+    asked = [data, sizes, sizes_per_class, recipes, seeds, budget_epochs, budget_steps, settings, preset, references]
     if worker and all(value is None for value in asked):
         plan = load_plan(out_dir)
     else:
@@ -53,7 +54,7 @@ def run_study(out: str | Path, data: str | None = None, sizes: list[int] | None 
         known = load_recipes(recipes_file)
         plan = make_plan(data, sizes or defaults.get("sizes") or [], pick(known, recipes or defaults.get("recipes")
                          or ["cnn", "vit"]), seeds or defaults.get("seeds") or [0], len(dataset.train_images),
-                         budget_epochs, budget_steps, base, available=known)
+                         budget_epochs, budget_steps, base, available=known, references=references)
         check_units(plan, whole)
         save_or_check_plan(plan, out_dir)
     run_cells(plan, out_dir, claim_timeout=claim_timeout, max_cells=max_cells)
