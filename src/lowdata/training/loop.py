@@ -66,11 +66,11 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
         generators: dict[str, torch.Generator], run_dir: Path, config: dict[str, Any], resume: bool,
         stop_after_epoch: int | None = None, process: Process = SINGLE,
         scaler: torch.amp.GradScaler | None = None, cores: CoreShare | None = None) -> dict[str, Any] | None:
-    """Train to `settings.epochs`, checkpointing each epoch. `augment` turns a uint8 batch and its labels into
+    """Train to `settings.epochs`. `augment` turns a uint8 batch and its labels into
     normalised images and targets (soft after mixing); `evaluator` maps the model to evaluate (the EMA when one
     is kept) to metrics, every `eval_every` epochs and after the last; a checkpoint is written when
-    `checkpoint_minutes` have passed, at `stop_after_epoch` and after the last epoch. Returns the final metrics, or None when stopped
-    early by `stop_after_epoch` (as a preemptible scheduler would). Under torchrun (`process`), `batch_size` is
+    `checkpoint_minutes` have passed, at `stop_after_epoch` and after the last epoch. Returns the final metrics,
+    or None when stopped early by `stop_after_epoch` (as a preemptible scheduler would). Under torchrun (`process`), `batch_size` is
     the global batch: each rank trains on its share of the epoch with batch_size / world_size images a step.
     `scaler` scales fp16 losses; the default (disabled) one passes everything through unchanged. `cores` is the
     caller's registration among the host's training processes (one is made here when it is None)."""
@@ -113,10 +113,7 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
                 objective.model = compiled(process.wrap(model, device))
             model.train()
             hold_frozen_batch_norms(model)
-            started, classified = time.perf_counter(), False
-            # running sums stay on the device: an .item() a step would wait for a GPU each step
-            loss_sum, correct = torch.zeros((), device=device), torch.zeros((), device=device, dtype=torch.long)
-            log_sums: dict[str, torch.Tensor] = {}
+            started, totals = time.perf_counter(), EpochTotals(device)
             order = epoch_order(n, generators["order"], settings.repeated_aug, process.rank, process.world_size)
             streams = epoch_streams(process, generators)
             objective.use_streams(streams)
@@ -128,26 +125,13 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
                 labels = data.train_labels[index].to(device)
                 images, targets = augment(data.train_images[index].to(device), labels, augment_stream)
                 schedule.step_update(num_updates=state.step)
-                with autocast():
-                    out = objective(images, targets)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(out.loss).backward()
-                if settings.clip_grad:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad)
-                scaler.step(optimizer)
-                scaler.update()
+                out = optimizer_step(objective, model, images, targets, autocast, optimizer, scaler, settings.clip_grad)
                 state.step += 1
                 ema.update(model, step=state.step)
-                loss_sum += out.loss.detach().float() * len(index)
-                for key, value in out.logs.items():
-                    log_sums[key] = log_sums.get(key, 0) + value.detach().float() * len(index)
-                if out.logits is not None:  # against the unmixed labels
-                    correct += (out.logits.argmax(dim=1) == labels).sum()
-                    classified = True
+                totals.add(out, labels, len(index))
                 if not bar.disable and (i % 10 == 0 or i == steps_per_epoch - 1):
                     seen = min((i + 1) * batch_size, share)
-                    bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}", lr=f"{peak_lr(optimizer):.2e}",
+                    bar.set_postfix(loss=f"{totals.loss.item() / seen:.3f}", lr=f"{peak_lr(optimizer):.2e}",
                                     img_s=f"{seen / (time.perf_counter() - started):.0f}")
             seconds = time.perf_counter() - started
             process.check_in_sync(model)
@@ -155,11 +139,8 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
             state.extra["train_seconds"] += seconds
             state.extra["images_seen"] += n
             # loss and accuracy are this rank's (rank 0's under torchrun): a sample of the epoch
-            last = {"epoch": state.epoch, "step": state.step, "lr": peak_lr(optimizer),
-                    "train_loss": loss_sum.item() / share, "epoch_seconds": seconds, "images_per_second": n / seconds}
-            if classified:
-                last["train_acc"] = correct.item() / share
-            last.update({key: total.item() / share for key, total in log_sums.items()})
+            last = {"epoch": state.epoch, "step": state.step, "lr": peak_lr(optimizer), **totals.means(share),
+                    "epoch_seconds": seconds, "images_per_second": n / seconds}
             if state.epoch % eval_every == 0 or state.epoch == settings.epochs:
                 with timed(timings, "eval_seconds"):
                     last.update(evaluator(ema.module))
@@ -183,6 +164,47 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
             writer.close()
     return {**last, **timings, "threads": cores.threads, "train_seconds": state.extra["train_seconds"],
             "images_per_second": state.extra["images_seen"] / max(state.extra["train_seconds"], 1e-9)}
+
+
+def optimizer_step(objective: Objective, model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
+                   autocast: Callable[[], AbstractContextManager], optimizer: torch.optim.Optimizer,
+                   scaler: torch.amp.GradScaler, clip_grad: float | None):
+    """One update: the objective's loss under autocast, (scaled) backward, clipping, the optimiser's step."""
+    with autocast():
+        out = objective(images, targets)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(out.loss).backward()
+    if clip_grad:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+    scaler.step(optimizer)
+    scaler.update()
+    return out
+
+
+class EpochTotals:
+    """An epoch's training loss, accuracy against the unmixed labels and the objective's own figures, summed on
+    the device: an .item() a step would wait for a GPU each step."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.loss = torch.zeros((), device=device)
+        self.correct = torch.zeros((), device=device, dtype=torch.long)
+        self.logs: dict[str, torch.Tensor] = {}
+        self.classified = False
+
+    def add(self, out, labels: torch.Tensor, count: int) -> None:
+        self.loss += out.loss.detach().float() * count
+        for key, value in out.logs.items():
+            self.logs[key] = self.logs.get(key, 0) + value.detach().float() * count
+        if out.logits is not None:
+            self.correct += (out.logits.argmax(dim=1) == labels).sum()
+            self.classified = True
+
+    def means(self, images: int) -> dict[str, float]:
+        means = {"train_loss": self.loss.item() / images, **{k: v.item() / images for k, v in self.logs.items()}}
+        if self.classified:
+            means["train_acc"] = self.correct.item() / images
+        return means
 
 
 @contextmanager
