@@ -73,6 +73,7 @@ def grouped(rows: list[dict[str, Any]], recipe: str) -> tuple[np.ndarray, list[n
 
 def fit_all(plan: Plan, rows: list[dict[str, Any]]) -> dict[str, Any]:
     curves, boots, result = {}, {}, {"recipes": {}, "crossovers": {}, "multipliers": {}}
+    measured_range: dict[str, tuple[float, float]] = {}  # finished sizes of each fitted recipe
     for recipe in plan.recipes:
         sizes, errors = grouped(rows, recipe)
         measured = [{"labels": int(n), "error_mean": round(float(e.mean()), 6),
@@ -88,24 +89,29 @@ def fit_all(plan: Plan, rows: list[dict[str, Any]]) -> dict[str, Any]:
                             "a_interval": r6(fit.interval([b.a for b in boots[recipe]])),
                             "c_interval": r6(fit.interval([b.c for b in boots[recipe]]))}
             entry["predicted"] = {f"{k}x": {"labels": int(k * top), "error": r6(float(curve.error(k * top))),
-                                            "interval": r6(fit.interval([float(b.error(k * top)) for b in boots[recipe]]))}
+                                            "interval": r6(fit.interval([float(b.error(k * top)) for b in boots[recipe]])),
+                                            "extrapolated": True}  # past the largest measured size
                                   for k in (2, 10)}
+            measured_range[recipe] = (float(sizes[0]), top)
         else:
-            entry["fit"] = None  # fewer than three finished sizes
+            entry["fit"] = None
+            entry["no_fit_reason"] = (f"{len(sizes)} finished size{'s' if len(sizes) != 1 else ''}: a curve needs "
+                                      "at least 3; add sizes or let the remaining cells finish")
         result["recipes"][recipe] = entry
-    lowest, highest = min(plan.sizes), max(plan.sizes)
     cnn, vit = plan.references["cnn"], plan.references["vit"]
     result["references"] = dict(plan.references)
     if cnn in curves:
         for recipe, curve in curves.items():
-            if plan.family(recipe) == "vit":
+            if plan.family(recipe) == "vit":  # measured where both curves were measured
+                lowest = max(measured_range[recipe][0], measured_range[cnn][0])
+                highest = min(measured_range[recipe][1], measured_range[cnn][1])
                 result["crossovers"][recipe] = describe_crossover(curve, curves[cnn], boots[recipe],
                                                                   boots[cnn], lowest, highest)
     if vit in curves:
         for recipe, curve in curves.items():
-            if recipe != vit:
+            if recipe != vit:  # the multiplier reads the baseline's curve: measured within its finished sizes
                 result["multipliers"][recipe] = [
-                    describe_multiplier(curve, curves[vit], boots[recipe], boots[vit], n, highest)
+                    describe_multiplier(curve, curves[vit], boots[recipe], boots[vit], n, measured_range[vit])
                     for n in plan.sizes]
     return result
 
@@ -127,12 +133,16 @@ def describe_crossover(challenger, reference, challenger_boots, reference_boots,
             "share_never": round(1 - len(finite) / len(samples), 3)}
 
 
-def describe_multiplier(remedy, baseline, remedy_boots, baseline_boots, n, highest) -> dict[str, Any]:
+def describe_multiplier(remedy, baseline, remedy_boots, baseline_boots, n, measured: tuple[float, float]
+                        ) -> dict[str, Any]:
+    """How many times `n` labels the baseline needs to match the remedy at `n`; extrapolated when those labels
+    lie outside the baseline's measured sizes at either end (or the remedy's `n` outside its own)."""
     value = fit.multiplier(remedy, baseline, n)
     samples = [fit.multiplier(r, b, n) for r, b in zip(remedy_boots, baseline_boots)]
+    lowest, highest = measured
     return {"labels": n, "multiplier": None if math.isinf(value) else round(value, 3),
             "interval": [None if math.isinf(v) else round(v, 3) for v in fit.interval(samples)],
-            "extrapolated": math.isinf(value) or value * n > highest}
+            "extrapolated": math.isinf(value) or not lowest <= value * n <= highest}
 
 
 def r6(value):
@@ -196,7 +206,7 @@ def render_markdown(plan: Plan, rows: list[dict[str, Any]], fits: dict[str, Any]
                          f"{f['b']:.3g} | {f['c']:.3f} [{f['c_interval'][0]:.3f}, {f['c_interval'][1]:.3f}] | "
                          f"{p['2x']['error']:.1%} at {p['2x']['labels']:,} | {p['10x']['error']:.1%} at {p['10x']['labels']:,} |")
         else:
-            lines.append(f"| {recipe} | fewer than 3 sizes finished: no fit | | | | |")
+            lines.append(f"| {recipe} | no fit: {entry['no_fit_reason']} | | | | |")
     if fits["crossovers"]:
         lines += ["", "## Where a ViT recipe overtakes the CNN", ""]
         for recipe, c in fits["crossovers"].items():
@@ -207,7 +217,7 @@ def render_markdown(plan: Plan, rows: list[dict[str, Any]], fits: dict[str, Any]
         lines += ["", "## Effective data multiplier against the plain ViT", "",
                   f"Labels the plain `{plan.references['vit']}` recipe would need, read from its fitted curve, to "
                   "match each recipe's "
-                  "fitted error, as a multiple of the recipe's own labels (* = beyond the measured range).", "",
+                  "fitted error, as a multiple of the recipe's own labels (* = outside the measured range).", "",
                   "| recipe | " + " | ".join(f"{n:,}" for n in plan.sizes) + " |", "|---|" + "---:|" * len(plan.sizes)]
         for recipe, values in fits["multipliers"].items():
             lines.append(f"| {recipe} | " + " | ".join(format_multiplier(v) for v in values) + " |")
