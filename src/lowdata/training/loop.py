@@ -45,7 +45,6 @@ class LoopSettings:
     freeze_epochs: int = 0
     layer_decay: float | None = None
     betas: tuple[float, float] = (0.9, 0.999)
-    threads: int | None = None  # None = this process's share of the host's cores (cores.py)
     checkpoint_minutes: float = 1.0  # at most this long between checkpoints (0 = every epoch); the last always
     compile: bool = False  # torch.compile the trained model's forward and backward
 
@@ -65,7 +64,7 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
         evaluator: Callable[[nn.Module], dict[str, float]], device: torch.device, autocast: Callable[[], AbstractContextManager], ema: nn.Module,
         generators: dict[str, torch.Generator], run_dir: Path, config: dict[str, Any], resume: bool,
         stop_after_epoch: int | None = None, process: Process = SINGLE,
-        scaler: torch.amp.GradScaler | None = None, cores: CoreShare | None = None) -> dict[str, Any] | None:
+        scaler: torch.amp.GradScaler | None = None, *, cores: CoreShare) -> dict[str, Any] | None:
     """Train to `settings.epochs`. `augment` turns a uint8 batch and its labels into
     normalised images and targets (soft after mixing); `evaluator` maps the model to evaluate (the EMA when one
     is kept) to metrics, every `eval_every` epochs and after the last; a checkpoint is written when
@@ -73,7 +72,7 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
     or None when stopped early by `stop_after_epoch` (as a preemptible scheduler would). Under torchrun (`process`), `batch_size` is
     the global batch: each rank trains on its share of the epoch with batch_size / world_size images a step.
     `scaler` scales fp16 losses; the default (disabled) one passes everything through unchanged. `cores` is the
-    caller's registration among the host's training processes (one is made here when it is None)."""
+    caller's registration among the host's training processes (runs/skeleton.py opens it before the data load)."""
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
 
@@ -96,8 +95,6 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
     writer = SummaryWriter(str(run_dir / "tensorboard")) if process.is_main else None
     head_first = HeadFirst(model, settings.freeze_epochs)
     compiled = torch.compile if settings.compile else (lambda module: module)
-    own_cores = cores is None
-    cores = CoreShare(settings.threads).__enter__() if own_cores else cores  # left in the `finally` below
     # threads chosen once per run and kept by its checkpoint: the count changes the floating-point sums
     state.extra["threads"] = cores.choose(state.extra.get("threads"))
     timings = {"eval_seconds": 0.0, "checkpoint_seconds": 0.0}  # this session's
@@ -157,8 +154,6 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
             if stopping:
                 return None
     finally:
-        if own_cores:
-            cores.__exit__()
         objective.model = model
         if writer is not None:
             writer.close()
