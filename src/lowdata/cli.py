@@ -146,7 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="rebuild a study's CSV, fits, plot and report from its cells")
     report.add_argument("study_dir", help="a directory written by `lowdata study`")
+    report.add_argument("--exponent-prior", type=float, default=None, metavar="STRENGTH",
+                        help="penalty pulling the fitted exponent c towards 0.5 (default 5, as Hoiem et al.; 0: none)")
     report.set_defaults(command=report_command)
+
 
     recipes = commands.add_parser("recipes", help="list the study recipes")
     recipes.add_argument("--recipes-file", help="also list the recipes in this YAML file")
@@ -241,9 +244,19 @@ def report_command(args: argparse.Namespace) -> int:
 
     from lowdata.study.report import build_report
 
-    build_report(Path(args.study_dir))
+    build_report(Path(args.study_dir), prior=exponent_prior(args.exponent_prior))
     print(f"report written to {args.study_dir}/report.md and report.html")
     return 0
+
+
+def exponent_prior(value: float | None) -> float:
+    from lowdata.study.fit import PRIOR_STRENGTH
+
+    if value is None:
+        return PRIOR_STRENGTH
+    if not value >= 0:
+        raise UsageError(f"--exponent-prior must be 0 or more (0 turns the prior off), got {value}")
+    return value
 
 
 def recipes_command(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ import base64
 import csv
 import io
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,21 +26,47 @@ CSV_COLUMNS = ["cell", "recipe", "family", "labels", "seed", "test_acc", "test_e
                "train_seconds", "images_per_second"]
 
 
-def build_report(out_dir: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Layout:
+    """What a report needs besides the result rows, from a study's plan or from a CSV of results."""
+    title: str
+    families: dict[str, str]  # recipe -> "cnn", "vit" (or "other" from a CSV), in report order
+    references: dict[str, str]  # family -> its reference recipe
+    sizes: list[int]
+    seeds: list[int]
+    planned: int | None  # cells the study planned; None for results read from a CSV
+
+    @classmethod
+    def from_plan(cls, plan: Plan) -> "Layout":
+        return cls(plan.data.split(":")[0], {r: plan.family(r) for r in plan.recipes}, dict(plan.references),
+                   list(plan.sizes), list(plan.seeds), len(plan.cells))
+
+    def family(self, recipe: str) -> str:
+        return self.families[recipe]
+
+
+def build_report(out_dir: Path, prior: float = fit.PRIOR_STRENGTH) -> dict[str, Any]:
     """Rebuild every report file of the study in `out_dir`; returns the fits."""
     plan = load_plan(out_dir)
     rows = collect_rows(plan, out_dir)
     if not rows:
         raise UsageError(f"no finished cells in {out_dir} yet; run `lowdata study` first")
     write_csv(rows, out_dir / "results.csv")
-    fits = fit_all(plan, rows)
+    return write_report(Layout.from_plan(plan), rows, out_dir, prior)
+
+
+def write_report(layout: Layout, rows: list[dict[str, Any]], out_dir: Path,
+                 prior: float = fit.PRIOR_STRENGTH) -> dict[str, Any]:
+    """fits.json, curves.png, report.md and report.html in `out_dir`, from result rows (recipe, labels, seed,
+    test_error); returns the fits."""
+    fits = fit_all(layout, rows, prior)
     atomic_write_json(out_dir / "fits.json", fits)
-    png = plot_curves(plan, rows, fits)
+    png = plot_curves(layout, rows, fits)
     with atomic_path(out_dir / "curves.png") as tmp:
         tmp.write_bytes(png)
-    markdown = render_markdown(plan, rows, fits, image="curves.png")
+    markdown = render_markdown(layout, rows, fits, image="curves.png")
     atomic_write_text(out_dir / "report.md", markdown)
-    atomic_write_text(out_dir / "report.html", render_html(plan, rows, fits, png))
+    atomic_write_text(out_dir / "report.html", render_html(layout, rows, fits, png))
     return fits
 
 
@@ -65,31 +92,50 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
+def measurements(rows: list[dict[str, Any]], recipe: str) -> tuple[np.ndarray, np.ndarray]:
+    """A recipe's finished sizes and its (seeds, sizes) error matrix, NaN where a seed has no result."""
+    mine = [r for r in rows if r["recipe"] == recipe]
+    sizes = sorted({r["labels"] for r in mine})
+    seeds = sorted({r.get("seed", 0) for r in mine})
+    matrix = np.full((max(len(seeds), 1), len(sizes)), np.nan)
+    for r in mine:
+        matrix[seeds.index(r.get("seed", 0)), sizes.index(r["labels"])] = r["test_error"]
+    return np.array(sizes, dtype=float), matrix
+
+
 def grouped(rows: list[dict[str, Any]], recipe: str) -> tuple[np.ndarray, list[np.ndarray]]:
-    sizes = sorted({r["labels"] for r in rows if r["recipe"] == recipe})
-    errors = [np.array([r["test_error"] for r in rows if r["recipe"] == recipe and r["labels"] == n]) for n in sizes]
-    return np.array(sizes, dtype=float), errors
+    sizes, matrix = measurements(rows, recipe)
+    return sizes, [column[~np.isnan(column)] for column in matrix.T]
 
 
-def fit_all(plan: Plan, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    curves, boots, result = {}, {}, {"recipes": {}, "crossovers": {}, "multipliers": {}}
+def fit_all(layout: Layout | Plan, rows: list[dict[str, Any]], prior: float = fit.PRIOR_STRENGTH) -> dict[str, Any]:
+    if isinstance(layout, Plan):
+        layout = Layout.from_plan(layout)
+    curves, boots = {}, {}
+    result: dict[str, Any] = {"exponent_prior": {"centre": fit.PRIOR_CENTRE, "strength": prior},
+                              "recipes": {}, "crossovers": {}, "multipliers": {}}
     measured_range: dict[str, tuple[float, float]] = {}  # finished sizes of each fitted recipe
-    for recipe in plan.recipes:
-        sizes, errors = grouped(rows, recipe)
+    for recipe in layout.families:
+        sizes, matrix = measurements(rows, recipe)
+        errors = [column[~np.isnan(column)] for column in matrix.T]
         measured = [{"labels": int(n), "error_mean": round(float(e.mean()), 6),
                      "error_std": round(float(e.std(ddof=1)) if len(e) > 1 else 0.0, 6), "seeds": len(e)}
                     for n, e in zip(sizes, errors)]
-        entry: dict[str, Any] = {"family": plan.family(recipe), "measured": measured}
+        entry: dict[str, Any] = {"family": layout.family(recipe), "measured": measured}
         if len(sizes) >= 3:
-            curve = fit.fit_curve(sizes, errors)
-            curves[recipe] = curve
-            boots[recipe] = fit.bootstrap_curves(sizes, errors, seed=0)
+            fitted = fit.fit_learning_curve(sizes, matrix, prior=prior, seed=0)
+            curve = curves[recipe] = fitted.curve
+            boots[recipe] = fitted.replicates
             top = float(sizes[-1])
             entry["fit"] = {"a": r6(curve.a), "b": r6(curve.b), "c": r6(curve.c),
-                            "a_interval": r6(fit.interval([b.a for b in boots[recipe]])),
-                            "c_interval": r6(fit.interval([b.c for b in boots[recipe]]))}
+                            "a_interval": spread(fitted.replicates, lambda b: b.a),
+                            "c_interval": spread(fitted.replicates, lambda b: b.c),
+                            "at_bound": fitted.at_bound,
+                            "variance": {"v0": r6(fitted.variance[0]), "v1": r6(fitted.variance[1]),
+                                         "from": fitted.variance_source},
+                            "interval_method": fitted.interval_method, "interval_note": fitted.note}
             entry["predicted"] = {f"{k}x": {"labels": int(k * top), "error": r6(float(curve.error(k * top))),
-                                            "interval": r6(fit.interval([float(b.error(k * top)) for b in boots[recipe]])),
+                                            "interval": spread(fitted.replicates, lambda b: float(b.error(k * top))),
                                             "extrapolated": True}  # past the largest measured size
                                   for k in (2, 10)}
             measured_range[recipe] = (float(sizes[0]), top)
@@ -98,11 +144,11 @@ def fit_all(plan: Plan, rows: list[dict[str, Any]]) -> dict[str, Any]:
             entry["no_fit_reason"] = (f"{len(sizes)} finished size{'s' if len(sizes) != 1 else ''}: a curve needs "
                                       "at least 3; add sizes or let the remaining cells finish")
         result["recipes"][recipe] = entry
-    cnn, vit = plan.references["cnn"], plan.references["vit"]
-    result["references"] = dict(plan.references)
+    cnn, vit = layout.references.get("cnn"), layout.references.get("vit")
+    result["references"] = dict(layout.references)
     if cnn in curves:
         for recipe, curve in curves.items():
-            if plan.family(recipe) == "vit":  # measured where both curves were measured
+            if layout.family(recipe) == "vit":  # measured where both curves were measured
                 lowest = max(measured_range[recipe][0], measured_range[cnn][0])
                 highest = min(measured_range[recipe][1], measured_range[cnn][1])
                 result["crossovers"][recipe] = describe_crossover(curve, curves[cnn], boots[recipe],
@@ -111,14 +157,21 @@ def fit_all(plan: Plan, rows: list[dict[str, Any]]) -> dict[str, Any]:
         for recipe, curve in curves.items():
             if recipe != vit:  # the multiplier reads the baseline's curve: measured within its finished sizes
                 result["multipliers"][recipe] = [
-                    describe_multiplier(curve, curves[vit], boots[recipe], boots[vit], n, measured_range[vit])
-                    for n in plan.sizes]
+                    describe_multiplier(curve, curves[vit], boots[recipe], boots[vit], n, measured_range[vit],
+                                        own=measured_range[recipe])
+                    for n in layout.sizes]
     return result
+
+
+def spread(replicates: list[fit.Curve] | None, value) -> list[float | None] | None:
+    """The 90 % interval of `value` over the bootstrap curves; None when the fit could not estimate one."""
+    return None if replicates is None else r6(fit.interval([value(b) for b in replicates]))
 
 
 def describe_crossover(challenger, reference, challenger_boots, reference_boots, lowest, highest) -> dict[str, Any]:
     n = fit.crossover(challenger, reference)
-    samples = [fit.crossover(c, r) for c, r in zip(challenger_boots, reference_boots)]
+    samples = ([] if challenger_boots is None or reference_boots is None else
+               [fit.crossover(c, r) for c, r in zip(challenger_boots, reference_boots)])
     finite = [s for s in samples if s is not None]
     if n is None:
         text = "never under the fit: the ViT curve stays above the CNN's up to 10^9 labels"
@@ -130,28 +183,31 @@ def describe_crossover(challenger, reference, challenger_boots, reference_boots,
         text = f"beyond the measured range, extrapolated to about {n:,.0f} labels"
     return {"labels": None if n is None else round(n), "text": text,
             "interval": r6(fit.interval(finite)) if finite else None,
-            "share_never": round(1 - len(finite) / len(samples), 3)}
+            "share_never": round(1 - len(finite) / len(samples), 3) if samples else None}
 
 
-def describe_multiplier(remedy, baseline, remedy_boots, baseline_boots, n, measured: tuple[float, float]
-                        ) -> dict[str, Any]:
+def describe_multiplier(remedy, baseline, remedy_boots, baseline_boots, n, measured: tuple[float, float],
+                        own: tuple[float, float] | None = None) -> dict[str, Any]:
     """How many times `n` labels the baseline needs to match the remedy at `n`; extrapolated when those labels
-    lie outside the baseline's measured sizes at either end (or the remedy's `n` outside its own)."""
+    lie outside the baseline's measured sizes at either end, or `n` outside the remedy's own (`own`)."""
     value = fit.multiplier(remedy, baseline, n)
-    samples = [fit.multiplier(r, b, n) for r, b in zip(remedy_boots, baseline_boots)]
     lowest, highest = measured
-    return {"labels": n, "multiplier": None if math.isinf(value) else round(value, 3),
-            "interval": [None if math.isinf(v) else round(v, 3) for v in fit.interval(samples)],
-            "extrapolated": math.isinf(value) or not lowest <= value * n <= highest}
+    outside_own = own is not None and not own[0] <= n <= own[1]
+    described = {"labels": n, "multiplier": None if math.isinf(value) else round(value, 3), "interval": None,
+                 "extrapolated": math.isinf(value) or outside_own or not lowest <= value * n <= highest}
+    if remedy_boots is not None and baseline_boots is not None:
+        samples = [fit.multiplier(r, b, n) for r, b in zip(remedy_boots, baseline_boots)]
+        described["interval"] = [None if math.isinf(v) else round(v, 3) for v in fit.interval(samples)]
+    return described
 
 
 def r6(value):
-    if isinstance(value, tuple):
+    if isinstance(value, (tuple, list)):
         return [r6(v) for v in value]
     return None if value is None or math.isinf(value) else round(float(value), 6)
 
 
-def plot_curves(plan: Plan, rows: list[dict[str, Any]], fits: dict[str, Any]) -> bytes:
+def plot_curves(layout: Layout, rows: list[dict[str, Any]], fits: dict[str, Any]) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -159,7 +215,7 @@ def plot_curves(plan: Plan, rows: list[dict[str, Any]], fits: dict[str, Any]) ->
 
     figure, axis = plt.subplots(figsize=(7, 4.5), dpi=110)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for index, recipe in enumerate(plan.recipes):
+    for index, recipe in enumerate(layout.families):
         sizes, errors = grouped(rows, recipe)
         if not len(sizes):
             continue
@@ -175,7 +231,7 @@ def plot_curves(plan: Plan, rows: list[dict[str, Any]], fits: dict[str, Any]) ->
     axis.set_xscale("log")
     axis.set_xlabel("labelled training examples")
     axis.set_ylabel("test accuracy")
-    axis.set_title(f"{plan.data.split(':')[0]}: mean ± std over seeds; dashed: fitted power law")
+    axis.set_title(f"{layout.title}: mean ± std over seeds; dashed: fitted power law")
     axis.grid(True, which="both", alpha=0.3)
     axis.legend()
     figure.tight_layout()
@@ -185,49 +241,83 @@ def plot_curves(plan: Plan, rows: list[dict[str, Any]], fits: dict[str, Any]) ->
     return buffer.getvalue()
 
 
-def render_markdown(plan: Plan, rows: list[dict[str, Any]], fits: dict[str, Any], image: str) -> str:
-    lines = [f"# Data-hunger study: {plan.data.split(':')[0]}", "",
-             f"Recipes {', '.join(plan.recipes)} at {', '.join(f'{n:,}' for n in plan.sizes)} labels, seeds "
-             f"{', '.join(map(str, plan.seeds))}; {len(rows)} of {len(plan.cells)} cells finished.", "",
+def render_markdown(layout: Layout, rows: list[dict[str, Any]], fits: dict[str, Any], image: str) -> str:
+    lines = [f"# Data-hunger study: {layout.title}", "",
+             f"Recipes {', '.join(layout.families)} at {', '.join(f'{n:,}' for n in layout.sizes)} labels, seeds "
+             f"{', '.join(map(str, layout.seeds))}; {finished(len(rows), layout.planned)}; exponent "
+             f"prior {fits['exponent_prior']['strength']:g} towards c = {fits['exponent_prior']['centre']:g}.", "",
              f"![learning curves]({image})", "", "## Test accuracy (mean ± std over seeds)", ""]
-    lines += ["| recipe | " + " | ".join(f"{n:,}" for n in plan.sizes) + " |",
-              "|---|" + "---:|" * len(plan.sizes)]
+    lines += ["| recipe | " + " | ".join(f"{n:,}" for n in layout.sizes) + " |",
+              "|---|" + "---:|" * len(layout.sizes)]
     for recipe, entry in fits["recipes"].items():
         by_size = {m["labels"]: m for m in entry["measured"]}
         cells = [f"{1 - by_size[n]['error_mean']:.1%} ± {by_size[n]['error_std']:.1%}" if n in by_size else "–"
-                 for n in plan.sizes]
+                 for n in layout.sizes]
         lines.append(f"| {recipe} | " + " | ".join(cells) + " |")
     lines += ["", "## Fitted learning curves: error(n) = a + b·n^(−c)", "",
               "| recipe | a (error floor) | b | c | error at 2× | error at 10× |", "|---|---:|---:|---:|---:|---:|"]
     for recipe, entry in fits["recipes"].items():
         if entry["fit"]:
             f, p = entry["fit"], entry["predicted"]
-            lines.append(f"| {recipe} | {f['a']:.3f} [{f['a_interval'][0]:.3f}, {f['a_interval'][1]:.3f}] | "
-                         f"{f['b']:.3g} | {f['c']:.3f} [{f['c_interval'][0]:.3f}, {f['c_interval'][1]:.3f}] | "
-                         f"{p['2x']['error']:.1%} at {p['2x']['labels']:,} | {p['10x']['error']:.1%} at {p['10x']['labels']:,} |")
+            lines.append(f"| {recipe} | {f['a']:.3f} {bracket(f['a_interval'], '.3f')} | {f['b']:.3g} | "
+                         f"{f['c']:.3f} {bracket(f['c_interval'], '.3f')} | "
+                         f"{p['2x']['error']:.1%} {bracket(p['2x']['interval'], '.1%')} at {p['2x']['labels']:,} | "
+                         f"{p['10x']['error']:.1%} {bracket(p['10x']['interval'], '.1%')} at {p['10x']['labels']:,} |")
         else:
             lines.append(f"| {recipe} | no fit: {entry['no_fit_reason']} | | | | |")
+    notes = fit_notes(fits)
+    if notes:
+        lines += [""] + notes
     if fits["crossovers"]:
         lines += ["", "## Where a ViT recipe overtakes the CNN", ""]
         for recipe, c in fits["crossovers"].items():
             spread = f"; 90 % bootstrap interval {c['interval'][0]:,.0f} to {c['interval'][1]:,.0f} labels" \
-                     f", never in {c['share_never']:.0%} of resamples" if c["interval"] else ""
+                     f", never in {c['share_never']:.0%} of resamples" if c["interval"] else \
+                     ("; no interval: add seeds" if c["share_never"] is None else "")
             lines.append(f"- **{recipe}**: {c['text']}{spread}.")
     if fits["multipliers"]:
         lines += ["", "## Effective data multiplier against the plain ViT", "",
-                  f"Labels the plain `{plan.references['vit']}` recipe would need, read from its fitted curve, to "
+                  f"Labels the plain `{layout.references['vit']}` recipe would need, read from its fitted curve, to "
                   "match each recipe's "
                   "fitted error, as a multiple of the recipe's own labels (* = outside the measured range).", "",
-                  "| recipe | " + " | ".join(f"{n:,}" for n in plan.sizes) + " |", "|---|" + "---:|" * len(plan.sizes)]
+                  "| recipe | " + " | ".join(f"{n:,}" for n in layout.sizes) + " |", "|---|" + "---:|" * len(layout.sizes)]
         for recipe, values in fits["multipliers"].items():
             lines.append(f"| {recipe} | " + " | ".join(format_multiplier(v) for v in values) + " |")
-    lines += ["", "## Conclusion", ""] + conclusion(plan, fits)
+    lines += ["", "## Conclusion", ""] + conclusion(layout, fits)
     return "\n".join(lines) + "\n"
 
 
+def finished(results: int, planned: int | None) -> str:
+    return f"{results} results" if planned is None else f"{results} of {planned} cells finished"
+
+
+def fit_notes(fits: dict[str, Any]) -> list[str]:
+    """One line per fit that sits on a bound of its parameters or could not estimate intervals."""
+    lines = []
+    for recipe, entry in fits["recipes"].items():
+        fitted = entry["fit"]
+        if not fitted:
+            continue
+        said = ([f"at a bound: {', '.join(fitted['at_bound'])}"] if fitted["at_bound"] else []) + \
+               ([fitted["interval_note"]] if fitted["interval_note"] else [])
+        if said:
+            lines.append(f"- **{recipe}**: {'; '.join(said)}.")
+    return lines
+
+
 def format_multiplier(value: dict[str, Any]) -> str:
-    main, low, high = (format_times(v) for v in (value["multiplier"], *value["interval"]))
-    return f"{main}{'*' if value['extrapolated'] else ''} [{low}, {high}]"
+    main = f"{format_times(value['multiplier'])}{'*' if value['extrapolated'] else ''}"
+    if value["interval"] is None:
+        return f"{main} [not estimable]"
+    low, high = (format_times(v) for v in value["interval"])
+    return f"{main} [{low}, {high}]"
+
+
+def bracket(values: list[float] | None, style: str) -> str:
+    """A 90 % interval as [low, high], or what stands in for one that could not be estimated."""
+    if values is None:
+        return "[not estimable]"
+    return f"[{values[0]:{style}}, {values[1]:{style}}]"
 
 
 def format_times(value: float | None) -> str:
@@ -237,9 +327,9 @@ def format_times(value: float | None) -> str:
     return ">1000×" if value > 1000 else f"{value:.2f}×"
 
 
-def conclusion(plan: Plan, fits: dict[str, Any]) -> list[str]:
+def conclusion(layout: Layout, fits: dict[str, Any]) -> list[str]:
     lines = []
-    for n in plan.sizes:
+    for n in layout.sizes:
         results = [(recipe, m) for recipe, entry in fits["recipes"].items() for m in entry["measured"] if m["labels"] == n]
         if len(results) < 2:
             continue
@@ -252,18 +342,20 @@ def conclusion(plan: Plan, fits: dict[str, Any]) -> list[str]:
                      f"({1 - first['error_mean']:.1%} vs {1 - second['error_mean']:.1%}).")
     for recipe, c in fits["crossovers"].items():
         lines.append(f"- Where {recipe} overtakes the CNN: {c['text']}.")
-    seeds = len(plan.seeds)
-    lines.append(f"- How sure: {seeds} seed{'s' if seeds > 1 else ''} per cell; intervals are 90 % bootstrap "
-                 "intervals over seeds. Figures marked * extrapolate the fitted curves past the largest measured size.")
+    seeds = len(layout.seeds)
+    how = ("whole seed-curves resampled, their spread widened for the few seeds measured" if seeds > 1 else
+           "curves simulated from the fit's residual variance (one seed)")
+    lines.append(f"- How sure: {seeds} seed{'s' if seeds > 1 else ''} per size; intervals are 90 % intervals from "
+                 f"{how}. Figures marked * read a fitted curve outside its measured sizes.")
     return lines
 
 
-def render_html(plan: Plan, rows: list[dict[str, Any]], fits: dict[str, Any], png: bytes) -> str:
+def render_html(layout: Layout, rows: list[dict[str, Any]], fits: dict[str, Any], png: bytes) -> str:
     """A self-contained page: the same Markdown rendered by Python-Markdown, with the plot embedded."""
     import markdown
 
     image = "data:image/png;base64," + base64.b64encode(png).decode()
-    body = markdown.markdown(render_markdown(plan, rows, fits, image=image), extensions=["tables"])
+    body = markdown.markdown(render_markdown(layout, rows, fits, image=image), extensions=["tables"])
     style = ("body{font-family:sans-serif;max-width:60rem;margin:2rem auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}img{max-width:100%}")
     return ("<!doctype html><html><head><meta charset=\"utf-8\"><title>lowdata study</title>"
