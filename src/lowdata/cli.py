@@ -150,6 +150,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="penalty pulling the fitted exponent c towards 0.5 (default 5, as Hoiem et al.; 0: none)")
     report.set_defaults(command=report_command)
 
+    fitting = commands.add_parser(
+        "fit", help="fit learning curves to results from any source (a CSV) and write the study's report files",
+        description="Fit error(n) = a + b*n^-c per recipe to a CSV with columns recipe,labels,seed,error (error as "
+                    "a fraction; accuracy accepted instead; an optional family column says cnn or vit), with the "
+                    "study's own code: fits.json, curves.png, report.md and report.html in --out. A study's "
+                    "results.csv is such a file.")
+    fitting.add_argument("csv", help="results CSV")
+    fitting.add_argument("--out", required=True, help="directory for fits.json, curves.png and the report")
+    fitting.add_argument("--reference", action="append", metavar="RECIPE",
+                         help="a recipe the others of its family are compared with (default: cnn and vit)")
+    fitting.add_argument("--title", default=None, help="the report's title (default: the CSV's file name)")
+    fitting.add_argument("--exponent-prior", type=float, default=None, metavar="STRENGTH",
+                         help="penalty pulling the fitted exponent c towards 0.5 (default 5, as Hoiem et al.; 0: none)")
+    fitting.set_defaults(command=fit_command)
 
     recipes = commands.add_parser("recipes", help="list the study recipes")
     recipes.add_argument("--recipes-file", help="also list the recipes in this YAML file")
@@ -246,6 +260,25 @@ def report_command(args: argparse.Namespace) -> int:
 
     build_report(Path(args.study_dir), prior=exponent_prior(args.exponent_prior))
     print(f"report written to {args.study_dir}/report.md and report.html")
+    return 0
+
+
+def fit_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lowdata.study.report import write_report
+    from lowdata.study.table import layout_for, read_results
+
+    rows = read_results(args.csv)
+    layout = layout_for(rows, args.title or Path(args.csv).stem, args.reference)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    fits = write_report(layout, rows, out, prior=exponent_prior(args.exponent_prior))
+    for recipe, entry in fits["recipes"].items():
+        curve = entry["fit"]
+        print(f"{recipe}: " + (f"a={curve['a']:.4f} b={curve['b']:.4g} c={curve['c']:.3f}" if curve else
+                               f"no fit ({entry['no_fit_reason']})"))
+    print(f"fits and report written to {out}/fits.json, report.md and report.html")
     return 0
 
 

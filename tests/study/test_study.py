@@ -273,3 +273,16 @@ def test_bad_references_are_usage_errors():
     with pytest.raises(UsageError, match="--reference c is not a recipe of this study"):
         pick_references([one], ["c"])
     assert pick_references([one], []) == {"cnn": "a", "vit": "vit"}
+
+
+def test_lowdata_fit_on_a_study_results_csv_refits_the_same_curves(tmp_path, tiny_study):
+    from lowdata.cli import main
+
+    out = tmp_path / "study"
+    fits = run_study(out, **tiny_study)
+    assert main(["fit", str(out / "results.csv"), "--out", str(tmp_path / "refit")]) == 0
+    refit = json.loads((tmp_path / "refit" / "fits.json").read_text())
+    assert refit["recipes"] == fits["recipes"]
+    assert refit["crossovers"] == fits["crossovers"] and refit["multipliers"] == fits["multipliers"]
+    assert (tmp_path / "refit" / "curves.png").is_file() and (tmp_path / "refit" / "report.html").is_file()
+    assert "12 results" in (tmp_path / "refit" / "report.md").read_text()
