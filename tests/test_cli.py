@@ -67,6 +67,12 @@ def test_models_lists_presets_with_sizes(capsys):
     code, out, _ = run_cli(capsys, "models")
     assert code == 0
     assert "vit-tiny" in out and "2.70M" in out and "resnet20" in out and "0.27M" in out
+    rows = {line.split()[0]: line.split()[1:3] for line in out.splitlines()[1:] if line.strip()}
+    assert rows["cct-2/3x2"][0] == "0.28M" and rows["cct-7/3x1"][0] == "3.77M"
+    # forward FLOPs at the input size: CCT-7/3x1's 256 tokens cost several times vit-tiny's 64
+    assert 4 < float(rows["cct-7/3x1"][1]) / float(rows["vit-tiny"][1]) < 8
+    code, out, _ = run_cli(capsys, "models", "--data", "digits")
+    assert "digits: 8x8x1, 10 classes" in out and "cct-2/3x2" in out
 
 
 def test_help_does_not_import_torch():

@@ -184,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     preview.set_defaults(command=preview_command)
 
     models = commands.add_parser("models", help="list model presets with their parameter counts")
+    models.add_argument("--data", help="size the models for this dataset (NAME[:PATH]; default 32x32 RGB, 10 classes)")
     models.add_argument("--timm", metavar="PATTERN", nargs="?", const="*",
                         help="list timm model names matching PATTERN instead (e.g. 'vit_*')")
     models.set_defaults(command=models_command)
@@ -315,11 +316,20 @@ def models_command(args: argparse.Namespace) -> int:
         print("\n".join(timm.list_models(args.timm)))
         return 0
     from lowdata.models import MODELS, count_params, create_model
+    from lowdata.models.factory import forward_flops
 
-    print(f"{'name':<16}{'params':>10}  description (parameters at 32x32 RGB, 10 classes)")
+    classes, channels, size, where = 10, 3, (32, 32), "32x32 RGB, 10 classes"
+    if args.data:
+        from lowdata.data import load_dataset
+
+        info = load_dataset(args.data).info
+        classes, channels, size = info.num_classes, info.channels, tuple(info.image_size)
+        where = f"{args.data.split(':')[0]}: {size[0]}x{size[1]}x{channels}, {classes} classes"
+    print(f"{'name':<19}{'params':>9}{'GFLOPs':>8}  description (parameters and forward FLOPs per image at {where})")
     for name in MODELS.names():
-        model = create_model(name, num_classes=10, in_chans=3, img_size=(32, 32))
-        print(f"{name:<16}{count_params(model) / 1e6:>9.2f}M  {MODELS.get(name).summary}")
+        model = create_model(name, num_classes=classes, in_chans=channels, img_size=size)
+        flops = forward_flops(model, channels, size)
+        print(f"{name:<19}{count_params(model) / 1e6:>8.2f}M{flops / 1e9:>8.3f}  {MODELS.get(name).summary}")
     print("\nAny timm model name works too, with keyword overrides: model_args.depth=6 ...")
     return 0
 

@@ -76,6 +76,21 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def forward_flops(model: nn.Module, in_chans: int, img_size: tuple[int, int]) -> int:
+    """FLOPs of one image's forward pass, as PyTorch's flop counter counts them (matmuls, convolutions and
+    attention; a multiply-add is two)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    was_training = model.training
+    model.eval()
+    with counter, torch.no_grad():
+        model(torch.zeros(1, in_chans, *img_size))
+    model.train(was_training)
+    return counter.get_total_flops()
+
+
 def _load_presets() -> None:
     from lowdata.models import cnn, vit  # noqa: F401  (registers the presets)
 

@@ -5,6 +5,7 @@ reaches about 51 % on CIFAR-10 (lucidrains/vit-pytorch#12).
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
@@ -22,20 +23,58 @@ def default_patch_size(img_size: tuple[int, int]) -> int:
     return 1
 
 
+TOKENIZERS = ("patch", "spt", "convstem", "conv")
+ATTENTIONS = ("plain", "lsa")
+POOLS = ("token", "seq", "avg")
+
+
 def build_vit(num_classes: int, in_chans: int, img_size: tuple[int, int], drop_path: float,
-              distilled: bool = False, **settings: Any) -> nn.Module:
-    """`distilled=True` adds DeiT's distillation token and head (timm's VisionTransformerDistilled, so the state
+              distilled: bool = False, tokenizer: str = "patch", tokenizer_layers: int = 1,
+              attention: str = "plain", pool: str = "token", **settings: Any) -> nn.Module:
+    """timm's VisionTransformer with lowdata's small-data parts chosen by name (so a run's config.yaml says
+    how to rebuild it): `tokenizer` patch (timm's), spt (shifted patches), convstem (early convolutions) or
+    conv (CCT, `tokenizer_layers` conv-pool stages); `attention` plain or lsa (locality self-attention);
+    `pool` token (class token), seq (CCT's sequence pooling) or avg. Other settings are timm's.
+    `distilled=True` adds DeiT's distillation token and head (timm's VisionTransformerDistilled, so the state
     dict loads into timm's `deit_*_distilled` models)."""
     from timm.models.deit import VisionTransformerDistilled
     from timm.models.vision_transformer import VisionTransformer
 
-    settings.setdefault("patch_size", default_patch_size(img_size))
-    patch = settings["patch_size"]
-    if any(side % patch for side in img_size):
-        raise UsageError(f"image size {img_size[0]}x{img_size[1]} is not divisible by patch_size {patch}; "
-                         "set model_args.patch_size to a divisor of the image size")
+    from lowdata.models import small_data
+
+    for name, value, choices in (("tokenizer", tokenizer, TOKENIZERS), ("attention", attention, ATTENTIONS),
+                                 ("pool", pool, POOLS)):
+        if value not in choices:
+            raise UsageError(f"model_args.{name}={value!r} is unknown; choose from {', '.join(choices)}")
+    if tokenizer == "conv":
+        if tokenizer_layers < 1:
+            raise UsageError(f"model_args.tokenizer_layers must be at least 1, got {tokenizer_layers}")
+        settings["patch_size"] = 2 ** tokenizer_layers  # the grid's reduction; any image size works
+        settings["embed_layer"] = partial(small_data.ConvTokenizer, layers=tokenizer_layers)
+    else:
+        settings.setdefault("patch_size", default_patch_size(img_size))
+        patch = settings["patch_size"]
+        if any(side % patch for side in img_size):
+            raise UsageError(f"image size {img_size[0]}x{img_size[1]} is not divisible by patch_size {patch}; "
+                             "set model_args.patch_size to a divisor of the image size")
+        if tokenizer == "convstem" and (patch < 2 or patch & (patch - 1)):
+            raise UsageError(f"the convolutional stem halves the image per convolution, so patch_size must be a "
+                             f"power of 2 (2, 4, 8...), got {patch}")
+        if tokenizer != "patch":
+            settings["embed_layer"] = {"spt": small_data.ShiftedPatchTokenizer,
+                                       "convstem": small_data.ConvStem}[tokenizer]
+    if attention == "lsa":
+        settings["attn_layer"] = small_data.LocalitySelfAttention
+    if pool != "token":
+        if distilled:
+            raise UsageError(f"DeiT's distillation token needs the class-token pooling, not pool={pool}; "
+                             "distil this model without --dist-token (distill=soft or hard on its logits)")
+        settings.update(class_token=False, global_pool="avg", fc_norm=False)  # final norm, then the pooling
     cls = VisionTransformerDistilled if distilled else VisionTransformer
-    return cls(img_size=img_size, in_chans=in_chans, num_classes=num_classes, drop_path_rate=drop_path, **settings)
+    model = cls(img_size=img_size, in_chans=in_chans, num_classes=num_classes, drop_path_rate=drop_path, **settings)
+    if pool == "seq":
+        model.attn_pool = small_data.SeqPool(model.embed_dim)
+    return model
 
 
 def vit_preset(**defaults: Any):
@@ -45,12 +84,31 @@ def vit_preset(**defaults: Any):
     return build
 
 
+VIT_TINY = dict(embed_dim=192, depth=9, num_heads=3, mlp_ratio=2.0)
 # depth 9, width 192, MLP ratio 2: the 2.7M-parameter ViT of the SPT/LSA small-dataset paper (3 heads of 64)
-MODELS.register("vit-tiny")(ModelSpec(vit_preset(embed_dim=192, depth=9, num_heads=3, mlp_ratio=2.0),
-                                      "transformer", "ViT, width 192, depth 9, patch 4 at 32 px", drop_path=0.1))
+MODELS.register("vit-tiny")(ModelSpec(vit_preset(**VIT_TINY), "transformer",
+                                      "ViT, width 192, depth 9, patch 4 at 32 px", drop_path=0.1))
 # DeiT-S widths at patch 4
 MODELS.register("vit-small")(ModelSpec(vit_preset(embed_dim=384, depth=12, num_heads=6, mlp_ratio=4.0),
                                        "transformer", "ViT, width 384, depth 12, patch 4 at 32 px (DeiT-S size)",
+                                       drop_path=0.1))
+# Xiao et al. also drop one block to pay for the stem; at 32 px this stem costs ~5 % of one block, so none is
+MODELS.register("vit-tiny-convstem")(ModelSpec(vit_preset(**VIT_TINY, tokenizer="convstem"), "transformer",
+                                               "vit-tiny with early convolutions (Xiao et al. 2021) for patchify",
+                                               drop_path=0.1))
+MODELS.register("vit-tiny-sl")(ModelSpec(vit_preset(**VIT_TINY, tokenizer="spt", attention="lsa"), "transformer",
+                                         "vit-tiny with shifted patches and locality self-attention (Lee et al. "
+                                         "2021)", drop_path=0.1))
+# Hassani et al.'s CIFAR models: CCT-L/KxC = L layers, C conv-pool stages of kernel K; attention dropout 0.1
+MODELS.register("cct-2/3x2")(ModelSpec(vit_preset(embed_dim=128, depth=2, num_heads=2, mlp_ratio=1.0,
+                                                  tokenizer="conv", tokenizer_layers=2, pool="seq",
+                                                  attn_drop_rate=0.1), "transformer",
+                                       "Compact Convolutional Transformer, 2 layers, width 128, 2 conv stages",
+                                       drop_path=0.1))
+MODELS.register("cct-7/3x1")(ModelSpec(vit_preset(embed_dim=256, depth=7, num_heads=4, mlp_ratio=2.0,
+                                                  tokenizer="conv", tokenizer_layers=1, pool="seq",
+                                                  attn_drop_rate=0.1), "transformer",
+                                       "Compact Convolutional Transformer, 7 layers, width 256, 1 conv stage",
                                        drop_path=0.1))
 
 
@@ -65,6 +123,19 @@ def use_fused_attention(model: nn.Module, fused: bool) -> int:
 
 # The model side of masked image modelling: what an objective needs to encode only some patches, so that
 # objectives never reach into the ViT's layers themselves. timm's VisionTransformer has no masked forward.
+def check_maskable(vit: nn.Module) -> None:
+    """Masked image modelling hides whole patches, so each token must be computed from its own patch alone."""
+    from timm.layers import PatchEmbed
+
+    if not isinstance(getattr(vit, "patch_embed", None), PatchEmbed):
+        kind = type(getattr(vit, "patch_embed", vit)).__name__
+        raise UsageError(f"masked image modelling needs tokens that each see only their own patch; this model's "
+                         f"{kind} mixes neighbouring pixels into every token, so masked patches would leak into "
+                         "the visible ones. Pretrain a patch-embedding ViT (vit-tiny, vit-small, or vit-tiny with "
+                         "model_args.attention=lsa); train this model supervised, with distillation or with "
+                         "strong augmentation")
+
+
 def patch_tokens(vit: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) -> (N, L, D) patch embeddings with their position embeddings, no prefix tokens."""
     tokens = vit.patch_embed(images)

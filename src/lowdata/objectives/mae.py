@@ -25,6 +25,7 @@ class MaskedAutoencoder(nn.Module):
         from timm.models.vision_transformer import Block
 
         super().__init__()
+        vit_api.check_maskable(encoder)
         self.encoder = encoder  # its state dict is the classifier's, without a head
         self.grid, self.patch = vit_api.patch_grid(encoder), vit_api.patch_size(encoder)
         self.in_chans, self.norm_pix_loss = in_chans, norm_pix_loss

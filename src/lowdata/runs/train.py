@@ -124,4 +124,5 @@ def evaluate_run(checkpoint: str | Path, data: str | None = None) -> dict[str, A
 def default_out(config: TrainConfig) -> str:
     budget = config.labels or (f"{config.labels_per_class}pc" if config.labels_per_class else "all")
     name = config.data.split(":")[0].rstrip("/").split("/")[-1]
-    return f"runs/{config.model}-{name}-{budget}-s{config.seed}"
+    model = config.model.replace("/", "_")  # cct-7/3x1 is one folder, not two
+    return f"runs/{model}-{name}-{budget}-s{config.seed}"
