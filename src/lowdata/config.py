@@ -75,6 +75,12 @@ class TrainConfig(RunConfig):
     distill_alpha: float = 0.5  # weight of the distillation term; the label term gets 1 - alpha
     distill_tau: float = 1.0  # temperature of the soft mode
     dist_token: bool = False  # DeiT's distillation token and second head (ViT presets)
+    # the unlabelled pool (training images outside the budget): the teacher's targets, never labels
+    pool: str | None = None  # "all" or a number of pool images (class-blind, seeded); None: labelled images only
+    pool_ratio: float = 1.0  # pool images per labelled image in each step (FixMatch's mu)
+    pool_threshold: float = 0.0  # keep a pool image only where the teacher's top probability reaches this
+    pool_weight: float = 1.0  # weight of the pool term beside the labelled loss
+    pool_augment: str = "strong"  # the student's view of a pool image (Mixup/CutMix off); the teacher sees basic
     # augmentation and optimisation
     repeated_aug: int = 1  # DeiT's repeated augmentation: each drawn image this many times per epoch
     ema_decay: float = 0.0  # 0 = no EMA of weights

@@ -286,3 +286,29 @@ def test_lowdata_fit_on_a_study_results_csv_refits_the_same_curves(tmp_path, tin
     assert refit["crossovers"] == fits["crossovers"] and refit["multipliers"] == fits["multipliers"]
     assert (tmp_path / "refit" / "curves.png").is_file() and (tmp_path / "refit" / "report.html").is_file()
     assert "12 results" in (tmp_path / "refit" / "report.md").read_text()
+
+
+def test_the_combined_recipe_runs_each_stage_once_and_reports_the_pool(tmp_path, tiny_recipes):
+    recipes = tmp_path / "combined.yaml"
+    recipes.write_text(open(tiny_recipes).read() + """
+vit+mae+pool:
+  family: vit
+  description: MAE-pretrained once, then taught by the cnn recipe on its labels and the pool
+  teacher: cnn
+  pretrain: {epochs: 1, batch_size: 256, knn_memory: 100, method_args: {decoder_dim: 16, decoder_depth: 1}}
+  settings: {model: vit-tiny, model_args: {depth: 1, embed_dim: 32, num_heads: 2}, layer_decay: 0.75,
+             distill: soft, pool: 200}
+""")
+    out = tmp_path / "study"
+    run_study(out, data="digits", sizes=[30, 60, 120], recipes=["cnn", "vit+mae+pool"], seeds=[0],
+              budget_epochs=1, settings={"batch_size": 32}, recipes_file=str(recipes))
+    started = Counter(e["cell"] for e in events(out) if e["event"] == "start")
+    assert started["vit+mae+pool-pretrain"] == 1 and set(started.values()) == {1} and len(started) == 7
+    for size in (30, 60, 120):
+        cell = json.loads((out / "cells" / f"vit+mae+pool-n{size}-s0" / "summary.json").read_text())
+        teacher = json.loads((out / "cells" / f"cnn-n{size}-s0" / "summary.json").read_text())
+        assert cell["init"] == str(out / "stages" / "vit+mae+pool-pretrain") and cell["pool_images"] == 200
+        assert cell["teacher_test_acc"] == pytest.approx(teacher["test_acc"]) and cell["pool_images_read"] > 0
+    rows = (out / "results.csv").read_text().splitlines()
+    assert rows[0].endswith(",pool_images") and rows[-1].endswith(",200") and rows[1].endswith(",0")
+    assert "vit+mae+pool read from 200 pool images" in (out / "report.md").read_text()

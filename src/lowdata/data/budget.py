@@ -69,3 +69,21 @@ def select_budget(labels: torch.Tensor, num_classes: int, seed: int, total: int 
     used[labelled_idx] = True
     used[val_idx] = True
     return Budget(labelled=labelled_idx, val=val_idx, pool=torch.nonzero(~used).flatten())
+
+
+def pool_subset(pool: torch.Tensor, wanted: str | None, seed: int) -> torch.Tensor:
+    """The pool images a run reads: none (`wanted` None), all of them ("all"), or N drawn class-blind with a
+    seeded permutation (nested: for one seed, 1,000 pool images are inside 5,000)."""
+    if wanted is None:
+        return pool[:0]
+    if str(wanted).strip().lower() == "all":
+        return pool
+    try:
+        count = int(str(wanted))
+    except ValueError:
+        raise UsageError(f"pool must be all or a number of pool images, got {wanted!r}") from None
+    if not 1 <= count <= len(pool):
+        raise UsageError(f"pool={count} is outside the {len(pool)} images left unlabelled; use 1 to {len(pool)} "
+                         "or all")
+    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))
+    return pool[order[:count]].sort().values

@@ -10,6 +10,14 @@ averages them itself. A student without one uses its single head for both terms.
 
 The teacher sees exactly the student's input (after augmentation and Mixup/CutMix), under the same autocast,
 in eval mode without gradients; its weights never change.
+
+With the unlabelled pool (`pool=(student view, teacher view)` each step; FixMatch / Noisy Student):
+
+    loss += pool_weight * mean over pool images of [teacher confident] * distillation(student, teacher)
+
+the teacher reading its weak view, the student its strong one, in the same forward pass as the labelled
+images (one batch, so batch-norm statistics see both). Pool images have no labels, and take none: only the
+teacher speaks about them, through the distillation head when the student has a distillation token.
 """
 from __future__ import annotations
 
@@ -24,14 +32,19 @@ MODES = ("hard", "soft", "none")
 
 class Distill(Objective):
     def __init__(self, model: nn.Module, teacher: nn.Module, mode: str = "hard", alpha: float = 0.5,
-                 tau: float = 1.0, label_smoothing: float = 0.0) -> None:
+                 tau: float = 1.0, label_smoothing: float = 0.0, pool_threshold: float = 0.0,
+                 pool_weight: float = 1.0) -> None:
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"distillation mode must be one of {', '.join(MODES)}, got {mode!r}")
         if not 0 <= alpha <= 1 or tau <= 0:
             raise ValueError(f"distillation needs 0 <= alpha <= 1 and tau > 0, got alpha={alpha}, tau={tau}")
         self.model, self.teacher = model, teacher.eval().requires_grad_(False)
+        if not 0 <= pool_threshold <= 1 or pool_weight < 0:
+            raise ValueError(f"the pool needs 0 <= pool_threshold <= 1 and pool_weight >= 0, got "
+                             f"pool_threshold={pool_threshold}, pool_weight={pool_weight}")
         self.mode, self.alpha, self.tau, self.label_smoothing = mode, alpha, tau, label_smoothing
+        self.pool_threshold, self.pool_weight = pool_threshold, pool_weight
         if hasattr(model, "set_distilled_training"):
             model.set_distilled_training(True)
 
@@ -40,20 +53,38 @@ class Distill(Objective):
         self.teacher.eval()  # the teacher's dropout and batch-norm statistics stay as trained
         return self
 
-    def forward(self, images: torch.Tensor, targets: torch.Tensor) -> StepOutput:
-        outputs = self.model(images)
-        class_logits, dist_logits = outputs if isinstance(outputs, tuple) else (outputs, outputs)
+    def forward(self, images: torch.Tensor, targets: torch.Tensor,
+                pool: tuple[torch.Tensor, torch.Tensor] | None = None) -> StepOutput:
+        labelled = len(images)
+        if pool is not None and self.mode == "none":
+            raise ValueError("the pool is taught by the teacher alone: use distill=hard or soft with a pool")
+        outputs = self.model(images if pool is None else torch.cat([images, pool[0]]))
+        class_all, dist_all = outputs if isinstance(outputs, tuple) else (outputs, outputs)
+        class_logits, dist_logits = class_all[:labelled], dist_all[:labelled]
         base = F.cross_entropy(class_logits.float(), targets, label_smoothing=self.label_smoothing)
         logits = (class_logits + dist_logits) / 2  # what the model predicts at inference
         if self.mode == "none":
             return StepOutput(loss=base, logits=logits, logs={"base_loss": base.detach()})
         with torch.no_grad():
-            teacher_logits = self.teacher(images).float()
+            teacher_all = self.teacher(images if pool is None else torch.cat([images, pool[1]])).float()
+        teacher_logits = teacher_all[:labelled]
         distill = distillation_loss(dist_logits.float(), teacher_logits, self.mode, self.tau)
         loss = (1 - self.alpha) * base + self.alpha * distill
         agreement = (dist_logits.argmax(1) == teacher_logits.argmax(1)).float().mean()
-        return StepOutput(loss=loss, logits=logits, logs={"base_loss": base.detach(), "distill_loss": distill.detach(),
-                                                          "teacher_agreement": agreement})
+        logs = {"base_loss": base.detach(), "distill_loss": distill.detach(), "teacher_agreement": agreement}
+        if pool is not None:
+            pool_loss, kept = self.pool_term(dist_all[labelled:].float(), teacher_all[labelled:])
+            loss = loss + self.pool_weight * pool_loss
+            logs.update(pool_loss=pool_loss.detach(), pool_kept=kept)
+        return StepOutput(loss=loss, logits=logits, logs=logs)
+
+    def pool_term(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pool's distillation loss, averaged over every pool image (FixMatch's normalisation: dropped
+        images count as zero), and the share the confidence threshold kept."""
+        confident = (teacher_logits.softmax(dim=1).amax(dim=1) >= self.pool_threshold).float()
+        per_image = distillation_loss(student_logits, teacher_logits, self.mode, self.tau, reduction="none")
+        return (per_image * confident).mean(), confident.mean()
 
 
 @OBJECTIVES.register("distill")
@@ -72,7 +103,7 @@ def build_distill(config, model: nn.Module, dataset, device, autocast) -> tuple[
     result = evaluate(teacher, dataset.test_images, dataset.test_labels, Normalize(info).to(device), device, autocast)
     try:
         objective = Distill(model, teacher, config.distill, config.distill_alpha, config.distill_tau,
-                            config.label_smoothing)
+                            config.label_smoothing, config.pool_threshold, config.pool_weight)
     except ValueError as err:
         raise UsageError(str(err)) from None
     return objective, {"teacher": config.teacher, "teacher_model": name, "teacher_test_acc": result["acc"],
@@ -80,10 +111,12 @@ def build_distill(config, model: nn.Module, dataset, device, autocast) -> tuple[
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mode: str,
-                      tau: float = 1.0) -> torch.Tensor:
+                      tau: float = 1.0, reduction: str = "mean") -> torch.Tensor:
+    """Mean over images, or one value per image with reduction="none"."""
     if mode == "hard":
-        return F.cross_entropy(student_logits, teacher_logits.argmax(dim=1))
-    # batchmean: the KL divergence per image. DeiT divides its sum by N x classes instead, which only rescales
-    # alpha by 1/classes; the per-image form keeps alpha's meaning the same for 10 or 1,000 classes.
-    return F.kl_div(F.log_softmax(student_logits / tau, dim=1), F.log_softmax(teacher_logits / tau, dim=1),
-                    reduction="batchmean", log_target=True) * tau * tau
+        return F.cross_entropy(student_logits, teacher_logits.argmax(dim=1), reduction=reduction)
+    # per image: the KL divergence summed over classes (batchmean). DeiT divides its sum by N x classes instead,
+    # which only rescales alpha by 1/classes; the per-image form keeps alpha's meaning for 10 or 1,000 classes.
+    per_image = F.kl_div(F.log_softmax(student_logits / tau, dim=1), F.log_softmax(teacher_logits / tau, dim=1),
+                         reduction="none", log_target=True).sum(dim=1) * tau * tau
+    return per_image if reduction == "none" else per_image.mean()

@@ -23,6 +23,7 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
 
     from lowdata.augment import Normalize, build_policy
     from lowdata.data import load_dataset, select_budget
+    from lowdata.data.budget import pool_subset
     from lowdata.evaluate import classification_evaluator
     from lowdata.models import count_params, create_model
     from lowdata.models.vit import use_fused_attention
@@ -51,10 +52,18 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
     if len(budget.val):
         eval_sets["val"] = (dataset.train_images[budget.val], dataset.train_labels[budget.val])
     evaluator = classification_evaluator(eval_sets, Normalize(info).to(run.device), run.device, run.autocast)
-    data = LoopData(dataset.train_images[budget.labelled], dataset.train_labels[budget.labelled])
-    run.write_config([f"augment: {note}" for note in policy.notes] + [f"init: {line}" for line in init_report])
-    result = run.fit(objective, data, evaluator, policy, build_ema(model, config.ema_decay), run.generators(),
-                     stop_after_epoch)
+    pool = pool_subset(budget.pool, config.pool, config.seed)
+    # the pool's images only: their labels stay in `dataset`, out of the loop's reach
+    feed = pool_feed(config, info, dataset.train_images[pool]) if len(pool) else None
+    data = LoopData(dataset.train_images[budget.labelled], dataset.train_labels[budget.labelled],
+                    feed.to(run.device) if feed else None)
+    notes = [f"augment: {note}" for note in policy.notes] + [f"init: {line}" for line in init_report]
+    if feed:
+        notes.append(f"pool: {len(pool):,} unlabelled images, {feed.ratio:g} per labelled image a step, taught by "
+                     f"the teacher ({config.distill}; student view {feed.student_view.name}, teacher view basic)")
+    run.write_config(notes)
+    result = run.fit(objective, data, evaluator, policy, build_ema(model, config.ema_decay),
+                     run.generators(*(("pool",) if feed else ())), stop_after_epoch)
     if result is None:
         return None
     return run.finish(result, {
@@ -64,8 +73,24 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
         "params": count_params(model), "epochs": config.epochs, "seed": config.seed,
         **teacher_summary, "init": config.init, "init_report": init_report, "linear_probe": config.linear_probe,
         "layer_decay": config.layer_decay, "augment": policy.describe(), "augment_notes": policy.notes,
-        "repeated_aug": config.repeated_aug,
+        "repeated_aug": config.repeated_aug, "pool_images": len(pool),
+        "pool_images_read": result["pool_images_read"],  # draws from the pool, repeats included
     })
+
+
+def pool_feed(config: TrainConfig, info, images):
+    """The teacher's weak view (basic) and the student's strong view (`pool_augment`, never mixed)."""
+    import inspect
+
+    from lowdata.augment import POLICIES, build_policy
+    from lowdata.training.pool import PoolFeed
+
+    if config.pool_ratio <= 0:
+        raise UsageError(f"pool_ratio must be above 0 (pool images per labelled image a step), got {config.pool_ratio}")
+    takes = inspect.signature(POLICIES.get(config.pool_augment)).parameters
+    unmixed = {name: 0.0 for name in ("mixup", "cutmix") if name in takes}  # a pool image has no label to mix
+    return PoolFeed(images, config.pool_ratio, build_policy("basic", info),
+                    build_policy(config.pool_augment, info, **unmixed))
 
 
 def resolved(config: TrainConfig) -> TrainConfig:
@@ -79,6 +104,9 @@ def resolved(config: TrainConfig) -> TrainConfig:
     if config.distill != "none" and not config.teacher:
         raise UsageError(f"distill={config.distill} needs a teacher: --teacher RUN_DIR (a finished lowdata run, "
                          "e.g. a resnet20 trained on the same labels)")
+    if config.pool is not None and (not config.teacher or config.distill == "none"):
+        raise UsageError("the pool is taught by a teacher: give --teacher RUN_DIR and distill=hard or soft with "
+                         "--pool (pool images have no labels)")
     if config.linear_probe and config.drop_path is None:
         config = config.replace(drop_path=0.0)  # frozen features take no stochastic depth
     return config

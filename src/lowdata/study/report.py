@@ -23,7 +23,7 @@ from lowdata.study.plan import Plan, load_plan
 from lowdata.study.run import cell_dir, is_done
 
 CSV_COLUMNS = ["cell", "recipe", "family", "labels", "seed", "test_acc", "test_error", "epochs", "params",
-               "train_seconds", "images_per_second"]
+               "train_seconds", "images_per_second", "pool_images"]
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,9 @@ def collect_rows(plan: Plan, out_dir: Path) -> list[dict[str, Any]]:
                      "labels": cell.size, "seed": cell.seed, "test_acc": summary["test_acc"],
                      "test_error": 1.0 - summary["test_acc"], "epochs": summary["epochs"],
                      "params": summary["params"], "train_seconds": summary["train_seconds"],
-                     "images_per_second": summary["images_per_second"]})
+                     "images_per_second": summary["images_per_second"],
+                     # unlabelled images a cell could read besides its labels (0: labels only)
+                     "pool_images": summary.get("pool_images", 0)})
     return sorted(rows, key=lambda r: (list(plan.recipes).index(r["recipe"]), r["labels"], r["seed"]))
 
 
@@ -254,6 +256,11 @@ def render_markdown(layout: Layout, rows: list[dict[str, Any]], fits: dict[str, 
         cells = [f"{1 - by_size[n]['error_mean']:.1%} ± {by_size[n]['error_std']:.1%}" if n in by_size else "–"
                  for n in layout.sizes]
         lines.append(f"| {recipe} | " + " | ".join(cells) + " |")
+    pooled = sorted({(r["recipe"], r.get("pool_images") or 0) for r in rows if r.get("pool_images")})
+    if pooled:
+        lines += ["", "Besides its labels, a recipe may read unlabelled images (taught by its teacher); those are not "
+                  "counted as labels above: " + ", ".join(f"{recipe} read from {count:,} pool images"
+                                                         for recipe, count in pooled) + "."]
     lines += ["", "## Fitted learning curves: error(n) = a + b·n^(−c)", "",
               "| recipe | a (error floor) | b | c | error at 2× | error at 10× |", "|---|---:|---:|---:|---:|---:|"]
     for recipe, entry in fits["recipes"].items():

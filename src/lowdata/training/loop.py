@@ -22,6 +22,7 @@ from lowdata.data.sampling import epoch_order
 from lowdata.training.distributed import SINGLE, Process
 from lowdata.objectives.base import Objective
 from lowdata.training.optim import build_optimizer, build_schedule
+from lowdata.training.pool import PoolFeed
 from lowdata.training.state import TrainingState, load_checkpoint, save_checkpoint
 
 
@@ -29,6 +30,7 @@ from lowdata.training.state import TrainingState, load_checkpoint, save_checkpoi
 class LoopData:
     train_images: torch.Tensor  # uint8 (N, C, H, W), on the CPU
     train_labels: torch.Tensor  # class indices; a self-supervised objective ignores them
+    pool: PoolFeed | None = None  # unlabelled images added to every step (the objective must take `pool=`)
 
 
 @dataclass
@@ -86,11 +88,14 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
     schedule = build_schedule(optimizer, settings.epochs * steps_per_epoch,
                               round(settings.warmup_epochs * steps_per_epoch), settings.min_lr)
     saved_ema = None if isinstance(ema, NoEma) else ema
-    state = TrainingState(epoch=0, step=0, generators=generators, extra={"train_seconds": 0.0, "images_seen": 0})
+    state = TrainingState(epoch=0, step=0, generators=generators,
+                          extra={"train_seconds": 0.0, "images_seen": 0, "pool_images_read": 0})
+    pool_batch = data.pool.per_step(batch_size) if data.pool is not None else 0
     if resume:
         state = load_checkpoint(run_dir, model, optimizer, saved_ema, generators)
         if "grad_scaler" in state.extra:
             scaler.load_state_dict(state.extra["grad_scaler"])
+        state.extra.setdefault("pool_images_read", 0)  # a checkpoint from before the pool existed
     metrics_log = MetricsLog(run_dir, after_epoch=state.epoch) if process.is_main else None
     writer = SummaryWriter(str(run_dir / "tensorboard")) if process.is_main else None
     head_first = HeadFirst(model, settings.freeze_epochs)
@@ -121,9 +126,12 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
                 index = order[i * batch_size:(i + 1) * batch_size]
                 labels = data.train_labels[index].to(device)
                 images, targets = augment(data.train_images[index].to(device), labels, augment_stream)
+                pool = data.pool.draw(pool_batch, streams["pool"], device) if pool_batch else None
                 schedule.step_update(num_updates=state.step)
-                out = optimizer_step(objective, model, images, targets, autocast, optimizer, scaler, settings.clip_grad)
+                out = optimizer_step(objective, model, images, targets, autocast, optimizer, scaler,
+                                     settings.clip_grad, pool)
                 state.step += 1
+                state.extra["pool_images_read"] += pool_batch * process.world_size
                 ema.update(model, step=state.step)
                 totals.add(out, labels, len(index))
                 if not bar.disable and (i % 10 == 0 or i == steps_per_epoch - 1):
@@ -158,15 +166,18 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
         if writer is not None:
             writer.close()
     return {**last, **timings, "threads": cores.threads, "train_seconds": state.extra["train_seconds"],
+            "pool_images_read": state.extra.get("pool_images_read", 0),
             "images_per_second": state.extra["images_seen"] / max(state.extra["train_seconds"], 1e-9)}
 
 
 def optimizer_step(objective: Objective, model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
                    autocast: Callable[[], AbstractContextManager], optimizer: torch.optim.Optimizer,
-                   scaler: torch.amp.GradScaler, clip_grad: float | None):
-    """One update: the objective's loss under autocast, (scaled) backward, clipping, the optimiser's step."""
+                   scaler: torch.amp.GradScaler, clip_grad: float | None,
+                   pool: tuple[torch.Tensor, torch.Tensor] | None = None):
+    """One update: the objective's loss under autocast, (scaled) backward, clipping, the optimiser's step.
+    `pool` (student view, teacher view of unlabelled images) goes to objectives that learn from the pool."""
     with autocast():
-        out = objective(images, targets)
+        out = objective(images, targets) if pool is None else objective(images, targets, pool=pool)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(out.loss).backward()
     if clip_grad:

@@ -1,0 +1,121 @@
+"""Learning from the unlabelled pool through a teacher (FixMatch / Noisy Student pattern)."""
+import dataclasses
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+from torch.nn import functional as F
+
+from lowdata import train
+from lowdata.data.budget import pool_subset
+from lowdata.errors import UsageError
+from lowdata.objectives.distill import Distill
+
+POOLED = dict(data="digits", labels=100, epochs=3, batch_size=32, model="vit-tiny", model_args={"depth": 1},
+              distill="soft", pool="all", pool_ratio=1.5, threads=1)  # threads change the sums: pinned
+
+
+class Fixed(nn.Module):
+    """A model whose logits are given per image, by the image's first pixel (an index into `table`)."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = table
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        return self.table[x[:, 0, 0, 0].long()] * self.scale
+
+
+def indexed(*rows):
+    x = torch.zeros(len(rows), 1, 2, 2)
+    x[:, 0, 0, 0] = torch.tensor(rows, dtype=torch.float)
+    return x
+
+
+def test_the_threshold_keeps_exactly_the_confident_pool_images_closed_form():
+    teacher_table = torch.tensor([[4.0, 0.0], [0.2, 0.0], [0.0, 3.0], [0.0, 0.1]])  # confident, not, yes, not
+    student_table = torch.tensor([[0.0, 1.0], [1.0, 0.0], [2.0, 0.0], [0.0, 0.0]])
+    objective = Distill(Fixed(student_table), Fixed(teacher_table), mode="hard", alpha=0.5, pool_threshold=0.9,
+                        pool_weight=2.0)
+    labelled, labels = indexed(0, 1), torch.tensor([0, 0])
+    pool = (indexed(0, 1, 2, 3), indexed(0, 1, 2, 3))
+    out = objective(labelled, labels, pool=pool)
+    confident = F.softmax(teacher_table, 1).amax(1) >= 0.9
+    assert confident.tolist() == [True, False, True, False]
+    per_image = F.cross_entropy(student_table, teacher_table.argmax(1), reduction="none")
+    expected_pool = (per_image * confident).sum() / 4  # dropped images count as zero in the mean
+    assert out.logs["pool_kept"] == pytest.approx(0.5)
+    assert out.logs["pool_loss"] == pytest.approx(expected_pool.item(), rel=1e-6)
+    without = objective(labelled, labels)
+    assert out.loss.item() == pytest.approx(without.loss.item() + 2.0 * expected_pool.item(), rel=1e-6)
+    assert out.logits.shape == (2, 2)  # the labelled images' predictions only
+
+
+def test_pool_subsets_are_seeded_nested_and_checked():
+    pool = torch.arange(100, 1100)
+    small, large = pool_subset(pool, "100", 0), pool_subset(pool, 500, 0)
+    assert len(small) == 100 and set(small.tolist()) <= set(large.tolist())
+    assert torch.equal(pool_subset(pool, "all", 0), pool) and len(pool_subset(pool, None, 0)) == 0
+    assert not torch.equal(small, pool_subset(pool, "100", 1))
+    for bad, message in (("0", "outside the 1000"), ("1001", "outside the 1000"), ("some", "all or a number")):
+        with pytest.raises(UsageError, match=message):
+            pool_subset(pool, bad, 0)
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pool") / "teacher"
+    train(data="digits", labels=100, epochs=4, batch_size=32, model="resnet20", out=str(out))
+    return str(out)
+
+
+def test_pool_labels_never_reach_a_loss(tmp_path, teacher, monkeypatch):
+    """Two runs whose datasets differ only in the labels of pool images end with identical weights."""
+    import lowdata.data as data_module
+
+    real_load, real_budget = data_module.load_dataset, data_module.select_budget
+    kept = {}
+
+    def scrambled(*args, **kwargs):
+        dataset = real_load(*args, **kwargs)
+        kept["budget"] = real_budget(dataset.train_labels, dataset.info.num_classes, 0, total=100)
+        labels = dataset.train_labels.clone()
+        labels[kept["budget"].pool] = (labels[kept["budget"].pool] + 3) % 10  # every pool label wrong
+        return dataclasses.replace(dataset, train_labels=labels)
+
+    def same_budget(*args, **kwargs):  # the labelled subset as chosen from the true labels
+        return kept["budget"]
+
+    clean = train(out=str(tmp_path / "clean"), teacher=teacher, **POOLED)
+    monkeypatch.setattr(data_module, "load_dataset", scrambled)
+    monkeypatch.setattr(data_module, "select_budget", same_budget)
+    wrong = train(out=str(tmp_path / "wrong"), teacher=teacher, **POOLED)
+    a = load_file(tmp_path / "clean" / "checkpoint" / "model.safetensors")
+    b = load_file(tmp_path / "wrong" / "checkpoint" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert clean["pool_images"] == 1338 and clean["pool_images_read"] == 3 * 4 * 48  # 3 epochs x 4 steps x 48
+    metrics = json.loads((tmp_path / "clean" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert metrics["pool_loss"] > 0 and metrics["pool_kept"] == 1.0  # threshold 0 keeps every pool image
+
+
+def test_a_pooled_run_resumes_exactly(tmp_path, teacher):
+    settings = dict(teacher=teacher, pool_threshold=0.2, dist_token=True, **POOLED)
+    train(out=str(tmp_path / "straight"), **settings)
+    assert train(out=str(tmp_path / "resumed"), stop_after_epoch=1, **settings) is None
+    summary = train(out=str(tmp_path / "resumed"), resume=True)
+    a = load_file(tmp_path / "straight" / "checkpoint" / "model.safetensors")
+    b = load_file(tmp_path / "resumed" / "checkpoint" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert summary["pool_images_read"] == 3 * 4 * 48
+
+
+def test_a_pool_needs_a_teacher(tmp_path, teacher):
+    with pytest.raises(UsageError, match="the pool is taught by a teacher"):
+        train(out=str(tmp_path / "a"), **{**POOLED, "distill": None})
+    with pytest.raises(UsageError, match="the pool is taught by a teacher"):
+        train(out=str(tmp_path / "b"), teacher=teacher, **{**POOLED, "distill": "none"})
+    with pytest.raises(UsageError, match="pool_ratio must be above 0"):
+        train(out=str(tmp_path / "c"), teacher=teacher, **{**POOLED, "pool_ratio": 0})
