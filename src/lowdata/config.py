@@ -81,6 +81,7 @@ class TrainConfig(RunConfig):
     pool_threshold: float = 0.0  # keep a pool image only where the teacher's top probability reaches this
     pool_weight: float = 1.0  # weight of the pool term beside the labelled loss
     pool_augment: str = "strong"  # the student's view of a pool image (Mixup/CutMix off); the teacher sees basic
+    rounds: int = 1  # self-training: each round's student teaches the next (Noisy Student); earlier rounds in OUT/rounds
     # augmentation and optimisation
     repeated_aug: int = 1  # DeiT's repeated augmentation: each drawn image this many times per epoch
     ema_decay: float = 0.0  # 0 = no EMA of weights

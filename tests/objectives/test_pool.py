@@ -119,3 +119,22 @@ def test_a_pool_needs_a_teacher(tmp_path, teacher):
         train(out=str(tmp_path / "b"), teacher=teacher, **{**POOLED, "distill": "none"})
     with pytest.raises(UsageError, match="pool_ratio must be above 0"):
         train(out=str(tmp_path / "c"), teacher=teacher, **{**POOLED, "pool_ratio": 0})
+
+
+def test_self_training_rounds_pass_the_teaching_on_and_resume(tmp_path, teacher):
+    settings = dict(teacher=teacher, rounds=3, **{**POOLED, "epochs": 2})
+    out = tmp_path / "noisy"
+    assert train(out=str(out), stop_after_epoch=1, **settings) is None  # stopped inside round 1
+    assert not (out / "rounds" / "round-1" / "summary.json").exists()
+    summary = train(out=str(out), resume=True)
+    rounds = [json.loads((out / "rounds" / f"round-{k}" / "summary.json").read_text()) for k in (1, 2)]
+    assert rounds[0]["teacher"] == teacher
+    assert rounds[1]["teacher"] == str(out / "rounds" / "round-1")
+    assert summary["teacher"] == str(out / "rounds" / "round-2") and summary["rounds"] == 3
+    assert summary["teacher_test_acc"] == rounds[1]["test_acc"]
+    assert summary["round_test_acc"] == [rounds[0]["test_acc"], rounds[1]["test_acc"], summary["test_acc"]]
+    assert json.loads((out / "summary.json").read_text()) == summary
+    with pytest.raises(UsageError, match="already holds a run"):
+        train(out=str(out), **settings)
+    with pytest.raises(UsageError, match="self-training starts from a teacher"):
+        train(out=str(tmp_path / "x"), rounds=2, **{**POOLED, "distill": None, "pool": None})

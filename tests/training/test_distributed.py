@@ -86,3 +86,16 @@ except RuntimeError as err:
     assert done.returncode == 0, done.stderr[-2000:]
     for rank in (0, 1):  # every rank stops, not only the one that drifted
         assert "the DDP replicas' weights differ" in (tmp_path / f"caught-{rank}.txt").read_text()
+
+
+def test_pool_distillation_under_torchrun(tmp_path):
+    from lowdata import train
+
+    train(data="digits", labels=100, epochs=2, batch_size=32, model="resnet20", out=str(tmp_path / "teacher"))
+    done = torchrun(tmp_path, "-m", "lowdata", "train", "--data", "digits", "--labels", "100", "--model", "vit-tiny",
+                    "--epochs", "2", "--batch-size", "32", "--teacher", str(tmp_path / "teacher"), "--distill", "soft",
+                    "--pool", "500", "--out", str(tmp_path / "student"), "model_args.depth=1")
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((tmp_path / "student" / "summary.json").read_text())
+    # 2 ranks x 16 labelled and 16 pool images a step, 4 steps an epoch (50 labelled images per rank)
+    assert summary["processes"] == 2 and summary["pool_images"] == 500 and summary["pool_images_read"] == 2 * 4 * 32

@@ -14,6 +14,11 @@ from lowdata.runs.skeleton import Run, build_ema, execute
 
 def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after_epoch: int | None = None,
           **settings: Any) -> dict[str, Any] | None:
+    from lowdata.runs.rounds import self_training
+
+    rounds = self_training(config, settings, resume, stop_after_epoch)
+    if rounds is not None:
+        return rounds.summary
     return execute(train_kind, TrainConfig, config, settings, resume, stop_after_epoch, default_out,
                    "a training run")
 
@@ -73,7 +78,7 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
         "params": count_params(model), "epochs": config.epochs, "seed": config.seed,
         **teacher_summary, "init": config.init, "init_report": init_report, "linear_probe": config.linear_probe,
         "layer_decay": config.layer_decay, "augment": policy.describe(), "augment_notes": policy.notes,
-        "repeated_aug": config.repeated_aug, "pool_images": len(pool),
+        "repeated_aug": config.repeated_aug, "pool_images": len(pool), "rounds": config.rounds,
         "pool_images_read": result["pool_images_read"],  # draws from the pool, repeats included
     })
 
