@@ -312,3 +312,14 @@ vit+mae+pool:
     rows = (out / "results.csv").read_text().splitlines()
     assert rows[0].endswith(",pool_images") and rows[-1].endswith(",200") and rows[1].endswith(",0")
     assert "vit+mae+pool read from 200 pool images" in (out / "report.md").read_text()
+
+
+def test_a_cell_killed_before_its_summary_is_finished_by_the_next_run(tmp_path, tiny_study):
+    out = tmp_path / "study"
+    run_study(out, **tiny_study)
+    before = (out / "results.csv").read_text()
+    (out / "cells" / "vit-n60-s1" / "summary.json").unlink()  # killed after the last checkpoint
+    run_study(out, **tiny_study)
+    assert (out / "results.csv").read_text() == before
+    started = Counter(e["cell"] for e in events(out) if e["event"] == "start")
+    assert started["vit-n60-s1"] == 2 and started["cnn-n60-s1"] == 1

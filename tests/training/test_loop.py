@@ -165,3 +165,25 @@ def test_a_compiled_model_trains_to_the_same_kind_of_result(tmp_path):
     compiled = train(out=str(tmp_path / "compiled"), compile=True, **settings)
     assert set(weights(tmp_path / "compiled")) == set(weights(tmp_path / "eager"))  # the plain model is saved
     assert abs(compiled["test_acc"] - eager["test_acc"]) < 0.1
+
+
+def test_a_run_killed_between_its_last_checkpoint_and_its_summary_resumes_to_the_same_summary(tmp_path):
+    run = tmp_path / "run"
+    summary = train(model="resnet20", out=str(run), **QUICK)
+    (run / "summary.json").unlink()  # as if killed after the last checkpoint, before the summary
+    again = train(out=str(run), resume=True)
+    assert again["test_acc"] == summary["test_acc"] and again["test_loss"] == pytest.approx(summary["test_loss"])
+    assert again["epochs"] == summary["epochs"] and json.loads((run / "summary.json").read_text()) == again
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == QUICK["epochs"]  # nothing trained again
+
+
+def test_resume_on_a_finished_run_says_so_and_exits_0(tmp_path, capsys):
+    from lowdata.cli import main
+
+    run = tmp_path / "run"
+    summary = train(model="resnet20", out=str(run), **{**QUICK, "epochs": 1})
+    before = (run / "summary.json").read_bytes()
+    assert train(out=str(run), resume=True) == summary
+    assert main(["train", "--out", str(run), "--resume"]) == 0
+    assert "is finished (its summary.json is written); nothing to resume" in capsys.readouterr().err
+    assert (run / "summary.json").read_bytes() == before

@@ -82,10 +82,23 @@ def execute(kind: Callable[[Run, int | None], dict[str, Any] | None], cls: type,
     # registered before the data load, so that workers started together count each other (cores.py)
     with CoreShare(config.threads) as cores:
         config, run_dir = open_run(cls, config, resume, set(settings), default_out, what)
+        finished = finished_summary(run_dir, resume)
+        if finished is not None:
+            return finished
         process = current_process()  # one process, or this one's place under torchrun
         device = process_device(process, pick_device(config.device))
         run = Run(config, run_dir, resume, process, device, pick_precision(config.precision, device), cores)
         return kind(run, stop_after_epoch)
+
+
+def finished_summary(run_dir: Path, resume: bool) -> dict[str, Any] | None:
+    """`--resume` on a finished run has nothing to do: say so and hand back its summary."""
+    from lowdata.rundir import is_finished, read_summary
+
+    if not (resume and is_finished(run_dir)):
+        return None
+    print(f"lowdata: {run_dir} is finished (its summary.json is written); nothing to resume", file=sys.stderr)
+    return read_summary(run_dir)
 
 
 def open_run(cls: type, config: RunConfig, resume: bool, explicit: set[str], default_out: Callable[[Any], str],

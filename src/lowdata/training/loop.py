@@ -107,6 +107,11 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
     # a checkpoint of a small model takes ~0.1 s, an epoch of a small budget less: not after every epoch
     checkpoint_clock = Clock(settings.checkpoint_minutes * 60)
     last: dict[str, Any] = {}
+    if state.epoch >= settings.epochs:
+        # resumed after the last checkpoint but before the run's summary (a kill, a full disk): the training is
+        # complete, so the final metrics are evaluated again from the saved weights (evaluation is deterministic)
+        with timed(timings, "eval_seconds"):
+            last = {"epoch": state.epoch, "step": state.step, **evaluator(ema.module)}
     try:
         for epoch in range(state.epoch, settings.epochs):
             if head_first.update(epoch) or epoch == state.epoch:
