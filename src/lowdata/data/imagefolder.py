@@ -68,10 +68,13 @@ def list_images(folder: Path, classes: list[str], allow_missing_classes: bool = 
 
 
 def decode_all(files: list[Path], image_size: int | None) -> torch.Tensor:
+    """Every file as uint8 (N, C, H, W). Images deeper than 8 bits are scaled to 8 bits by one linear map for the
+    whole dataset (train and test together), so that relative intensities between images survive."""
     from tqdm import tqdm
 
-    images = [decode_one(path, image_size) for path in tqdm(files, desc="decoding images", disable=None,
-                                                               leave=False, unit="img")]
+    decoded = [decode_one(path, image_size) for path in tqdm(files, desc="decoding images", disable=None,
+                                                             leave=False, unit="img")]
+    images = to_eight_bits(decoded, files)
     channels = max(image.shape[0] for image in images)
     images = [image.expand(channels, -1, -1) if image.shape[0] != channels else image for image in images]
     sizes = {tuple(image.shape[1:]) for image in images}
@@ -81,8 +84,16 @@ def decode_all(files: list[Path], image_size: int | None) -> torch.Tensor:
     return torch.stack(images)
 
 
+# Pillow modes by what they hold; decode_one converts the rest to these
+EIGHT_BIT = {"1": "L", "L": "L", "LA": "L", "La": "L", "P": "RGB", "PA": "RGB", "RGB": "RGB", "RGBA": "RGB",
+             "RGBa": "RGB", "RGBX": "RGB", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB"}
+INTEGER = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # unsigned 16-bit, and Pillow's signed 32-bit
+FLOAT = ("F",)
+
+
 def decode_one(path: Path, image_size: int | None) -> torch.Tensor:
-    """uint8 (C, H, W) with C = 1 (grey) or 3 (RGB); palettes expanded, alpha dropped.
+    """(C, H, W) with C = 1 (grey) or 3 (RGB): uint8 for 8-bit images (palettes expanded, alpha dropped),
+    int32 or float32 for deeper ones (scaled later, for the dataset as a whole).
 
     Pillow rather than torchvision.io, whose image decoding is deprecated since torchvision 0.29.
     """
@@ -92,16 +103,68 @@ def decode_one(path: Path, image_size: int | None) -> torch.Tensor:
 
     try:
         with Image.open(path) as pil:
-            if pil.mode not in ("L", "RGB"):
-                pil = pil.convert("L" if pil.mode in ("1", "LA", "I", "I;16", "F") else "RGB")
-            array = np.array(pil)
+            if pil.mode in EIGHT_BIT:
+                if pil.mode != EIGHT_BIT[pil.mode]:
+                    pil = pil.convert(EIGHT_BIT[pil.mode])
+                array = np.array(pil)
+            elif pil.mode in INTEGER:
+                array = np.array(pil).astype(np.int64)
+            elif pil.mode in FLOAT:
+                array = np.array(pil).astype(np.float32)
+            else:
+                raise UsageError(f"image {path} has Pillow mode {pil.mode}, which lowdata cannot convert "
+                                 "faithfully; save it as 8- or 16-bit grey or RGB")
     except (OSError, UnidentifiedImageError, ValueError) as err:
         raise UsageError(f"cannot decode image {path} ({err.__class__.__name__}); remove or replace the file") from None
+    if array.dtype == np.int64:
+        if array.min() < 0 or array.max() >= 2 ** 31:
+            raise UsageError(f"image {path} holds values from {array.min()} to {array.max()}; lowdata reads "
+                             "unsigned integer images up to 31 bits: rescale it to 0..65535 or 0..255")
+        array = array.astype(np.int32)
+    elif array.dtype == np.float32 and not np.isfinite(array).all():
+        raise UsageError(f"image {path} holds NaN or infinite values; replace them or remove the file")
     image = torch.from_numpy(array)
     image = image.unsqueeze(0) if image.ndim == 2 else image.permute(2, 0, 1).contiguous()
     if image_size is not None and tuple(image.shape[1:]) != (image_size, image_size):
-        image = F.resize(image, [image_size, image_size], antialias=True)
+        resized = F.resize(image.float() if image.dtype == torch.int32 else image, [image_size, image_size],
+                           antialias=True)
+        image = resized.round().to(torch.int32) if image.dtype == torch.int32 else resized
     return image
+
+
+def to_eight_bits(images: list[torch.Tensor], files: list[Path]) -> list[torch.Tensor]:
+    """uint8 images, with deeper ones mapped linearly to 0..255 for the dataset as a whole: integer images by
+    the range of the fewest bits (10, 12, ..., 31) that holds their brightest pixel (12-bit data in a 16-bit
+    file uses all 256 levels, not 16), float images from [0, 1] when they lie there, else from their
+    smallest to their largest value. The choice is printed once."""
+    import sys
+
+    deep = [i for i, image in enumerate(images) if image.dtype != torch.uint8]
+    if not deep:
+        return images
+    integer = [i for i in deep if images[i].dtype == torch.int32]
+    floating = [i for i in deep if images[i].dtype == torch.float32]
+    out = list(images)
+    if integer:
+        brightest = max(int(images[i].max()) for i in integer)
+        bits = next(b for b in (8, 10, 12, 14, 16, 20, 24, 31) if brightest < 2 ** b)
+        for i in integer:
+            out[i] = (images[i].double() * (255 / (2 ** bits - 1))).round().clamp(0, 255).to(torch.uint8)
+        print(f"lowdata: data: {len(integer)} integer images deeper than 8 bits (brightest pixel {brightest}) "
+              f"scaled from their {bits}-bit range to 8 bits", file=sys.stderr)
+    if floating:
+        low = min(float(images[i].min()) for i in floating)
+        high = max(float(images[i].max()) for i in floating)
+        if low >= 0 and high <= 1:
+            low, high = 0.0, 1.0
+        elif high == low:
+            raise UsageError(f"every floating-point image holds the single value {low} (e.g. {files[floating[0]]}); "
+                             "nothing to learn from")
+        for i in floating:
+            out[i] = ((images[i].double() - low) * (255 / (high - low))).round().clamp(0, 255).to(torch.uint8)
+        print(f"lowdata: data: {len(floating)} floating-point images scaled from [{low:g}, {high:g}] to 8 bits",
+              file=sys.stderr)
+    return out
 
 
 def stratified_holdout(labels: torch.Tensor, test_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
