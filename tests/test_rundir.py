@@ -23,7 +23,7 @@ def test_a_run_is_read_from_its_files(tmp_path):
     assert rundir.read_config(run) == {"model": "resnet20"}
     assert torch.equal(rundir.read_run_weights(run)["w"], torch.ones(2))  # the EMA is what is evaluated
     assert not rundir.is_finished(run) and rundir.read_summary(run) is None and rundir.run_classes(run) is None
-    (run / rundir.SUMMARY).write_text(json.dumps({"classes": ["cat", "dog"]}))
+    (run / rundir.SUMMARY).write_text(json.dumps({"classes": ["cat", "dog"], "test_acc": 0.5, "epochs": 1}))
     assert rundir.is_finished(run) and rundir.run_classes(run) == ["cat", "dog"]
 
 

@@ -40,11 +40,43 @@ def read_config(run_dir: Path) -> dict[str, Any]:
 
 
 def is_finished(run_dir: Path) -> bool:
-    return (run_dir / SUMMARY).is_file()
+    """A run is finished when its summary is written and sound; a damaged one (truncated, empty, edited out of
+    range) does not count, so the run is evaluated again from its checkpoint, or redone."""
+    return (run_dir / SUMMARY).is_file() and summary_problem(run_dir) is None
+
+
+def summary_problem(run_dir: Path) -> str | None:
+    """What is wrong with a run's summary.json (None: nothing)."""
+    import math
+
+    try:
+        summary = json.loads((run_dir / SUMMARY).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        return f"cannot be read ({err.__class__.__name__})"
+    if not isinstance(summary, dict):
+        return "is not a JSON object"
+    epochs = summary.get("epochs")
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        return f"has no valid epochs ({epochs!r})"
+    # a training run's test accuracy, or a pretraining run's k-NN monitor
+    key = "test_acc" if "test_acc" in summary or "knn_acc" not in summary else "knn_acc"
+    value = summary.get(key)
+    if key == "knn_acc" and value is None:
+        return None  # a pretraining run that never ran its monitor
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or not 0 <= value <= 1:
+        return f"has an invalid {key} ({value!r}; an accuracy is a fraction between 0 and 1)"
+    return None
 
 
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
-    return read_json(run_dir / SUMMARY)
+    """The run's summary; None when there is none. A damaged one is an error naming the file."""
+    path = run_dir / SUMMARY
+    if not path.is_file():
+        return None
+    problem = summary_problem(run_dir)
+    if problem:
+        raise UsageError(f"{path} {problem}; delete it and resume the run (`--resume`) to evaluate it again")
+    return json.loads(path.read_text())
 
 
 def run_classes(run_dir: Path) -> list[str] | None:

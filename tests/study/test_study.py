@@ -323,3 +323,35 @@ def test_a_cell_killed_before_its_summary_is_finished_by_the_next_run(tmp_path, 
     assert (out / "results.csv").read_text() == before
     started = Counter(e["cell"] for e in events(out) if e["event"] == "start")
     assert started["vit-n60-s1"] == 2 and started["cnn-n60-s1"] == 1
+
+
+@pytest.mark.parametrize("damage", ['{"test_acc": 0.5', "", '{"test_acc": 5.0, "epochs": 2}',
+                                    '{"test_acc": NaN, "epochs": 2}', '["not", "a", "summary"]'])
+def test_a_damaged_cell_summary_is_named_and_the_cell_evaluated_again(tmp_path, tiny_study, damage, capsys):
+    out = tmp_path / "study"
+    run_study(out, **tiny_study)
+    before = (out / "results.csv").read_text()
+    summary = out / "cells" / "cnn-n30-s0" / "summary.json"
+    summary.write_text(damage)
+    with pytest.raises(UsageError, match=f"{summary}"):
+        from lowdata.rundir import read_summary
+
+        read_summary(summary.parent)
+    run_study(out, **tiny_study)  # the cell is evaluated again from its checkpoint, nothing else reruns
+    assert f"lowdata: {summary}" in capsys.readouterr().err
+    assert (out / "results.csv").read_text() == before
+    started = Counter(e["cell"] for e in events(out) if e["event"] == "start")
+    assert started["cnn-n30-s0"] == 2 and sum(started.values()) == 13
+
+
+def test_report_files_are_written_all_or_nothing(tmp_path, tiny_study, monkeypatch):
+    import lowdata.study.report as report
+
+    out = tmp_path / "study"
+    run_study(out, **tiny_study)
+    monkeypatch.setattr(report, "render_html", lambda *args: 1 / 0)  # fails after the fits and the markdown
+    for name in REPORT_FILES:
+        (out / name).write_bytes(b"old")
+    with pytest.raises(ZeroDivisionError):
+        build_report(out)
+    assert all((out / name).read_bytes() == b"old" for name in REPORT_FILES)

@@ -93,8 +93,10 @@ def execute(kind: Callable[[Run, int | None], dict[str, Any] | None], cls: type,
 
 def finished_summary(run_dir: Path, resume: bool) -> dict[str, Any] | None:
     """`--resume` on a finished run has nothing to do: say so and hand back its summary."""
-    from lowdata.rundir import is_finished, read_summary
+    from lowdata.rundir import SUMMARY, is_finished, read_summary, summary_problem
 
+    if resume and (run_dir / SUMMARY).is_file() and not is_finished(run_dir):
+        print(f"lowdata: {run_dir / SUMMARY} {summary_problem(run_dir)}; finishing the run again", file=sys.stderr)
     if not (resume and is_finished(run_dir)):
         return None
     print(f"lowdata: {run_dir} is finished (its summary.json is written); nothing to resume", file=sys.stderr)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from lowdata.errors import UsageError
-from lowdata.io import atomic_path, atomic_write_json, atomic_write_text
+from lowdata.io import atomic_path, atomic_write_text
 from lowdata.rundir import read_summary
 from lowdata.study import fit
 from lowdata.study.plan import Plan, load_plan
@@ -51,23 +51,32 @@ def build_report(out_dir: Path, prior: float = fit.PRIOR_STRENGTH) -> dict[str, 
     rows = collect_rows(plan, out_dir)
     if not rows:
         raise UsageError(f"no finished cells in {out_dir} yet; run `lowdata study` first")
-    write_csv(rows, out_dir / "results.csv")
-    return write_report(Layout.from_plan(plan), rows, out_dir, prior)
+    return write_report(Layout.from_plan(plan), rows, out_dir, prior, with_csv=True)
 
 
 def write_report(layout: Layout, rows: list[dict[str, Any]], out_dir: Path,
-                 prior: float = fit.PRIOR_STRENGTH) -> dict[str, Any]:
-    """fits.json, curves.png, report.md and report.html in `out_dir`, from result rows (recipe, labels, seed,
-    test_error); returns the fits."""
+                 prior: float = fit.PRIOR_STRENGTH, with_csv: bool = False) -> dict[str, Any]:
+    """fits.json, curves.png, report.md and report.html (and results.csv) in `out_dir`, from result rows
+    (recipe, labels, seed, test_error); returns the fits. Everything is computed before the first file is
+    written, so a failure leaves the previous report whole rather than half replaced."""
     fits = fit_all(layout, rows, prior)
-    atomic_write_json(out_dir / "fits.json", fits)
     png = plot_curves(layout, rows, fits)
+    files = {"fits.json": json_text(fits), "report.md": render_markdown(layout, rows, fits, image="curves.png"),
+             "report.html": render_html(layout, rows, fits, png)}
+    if with_csv:
+        files["results.csv"] = csv_text(rows)
+    for name, text in files.items():
+        atomic_write_text(out_dir / name, text)
     with atomic_path(out_dir / "curves.png") as tmp:
         tmp.write_bytes(png)
-    markdown = render_markdown(layout, rows, fits, image="curves.png")
-    atomic_write_text(out_dir / "report.md", markdown)
-    atomic_write_text(out_dir / "report.html", render_html(layout, rows, fits, png))
     return fits
+
+
+def json_text(value: Any) -> str:
+    """What atomic_write_json writes, with NaN refused (JSON has none) before any file is touched."""
+    import json
+
+    return json.dumps(value, indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
 def collect_rows(plan: Plan, out_dir: Path) -> list[dict[str, Any]]:
@@ -86,12 +95,12 @@ def collect_rows(plan: Plan, out_dir: Path) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (list(plan.recipes).index(r["recipe"]), r["labels"], r["seed"]))
 
 
-def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+def csv_text(rows: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
+    return buffer.getvalue()
 
 
 def measurements(rows: list[dict[str, Any]], recipe: str) -> tuple[np.ndarray, np.ndarray]:
