@@ -58,6 +58,7 @@ def test_mixed_sizes_need_image_size(image_folder, png_writer):
 
 def test_empty_folder_and_missing_path(tmp_path):
     (tmp_path / "empty" / "cls").mkdir(parents=True)
+    (tmp_path / "empty" / "other").mkdir(parents=True)
     with pytest.raises(UsageError, match="no images"):
         load_dataset(str(tmp_path / "empty"))
     with pytest.raises(UsageError, match="does not exist"):

@@ -29,8 +29,10 @@ def per_class_counts(total: int, num_classes: int, seed: int) -> list[int]:
 
 
 def select_budget(labels: torch.Tensor, num_classes: int, seed: int, total: int | None = None,
-                  per_class: int | None = None, val_fraction: float = 0.0) -> Budget:
-    """Pick the labelled subset (and optional validation part) of a training split with these labels."""
+                  per_class: int | None = None, val_fraction: float = 0.0,
+                  class_names: tuple[str, ...] | list[str] | None = None) -> Budget:
+    """Pick the labelled subset (and optional validation part) of a training split with these labels;
+    `class_names` name the classes in messages."""
     n = len(labels)
     if total is not None and per_class is not None:
         raise UsageError("give either labels or labels_per_class, not both")
@@ -52,8 +54,11 @@ def select_budget(labels: torch.Tensor, num_classes: int, seed: int, total: int 
     short = [(c, have, want) for c, (have, want) in enumerate(zip(class_counts, wanted)) if want > have]
     if short:
         cls, have, want = short[0]
-        raise UsageError(f"class {cls} has only {have} training images but the budget needs {want} per class; "
-                         f"lower the budget to at most {min(class_counts) * num_classes} labels")
+        name = f"class {class_names[cls]!r}" if class_names else f"class {cls}"
+        most = min(class_counts) * num_classes if per_class is None else min(class_counts)
+        unit = "labels" if per_class is None else "labels per class"
+        raise UsageError(f"{name} has only {have} training images but the budget needs {want}; "
+                         f"lower the budget to at most {most} {unit}")
     generator = torch.Generator().manual_seed(seed)
     labelled, val = [], []
     for cls in range(num_classes):

@@ -36,8 +36,11 @@ def load_image_folder(root: Path, image_size: int | None, split_seed: int):
     classes = class_names(root)
     files, label_list = list_images(root, classes)
     labels = torch.tensor(label_list, dtype=torch.long)
-    images = decode_all(files, image_size)
     train, test = stratified_holdout(labels, HOLDOUT_FRACTION, split_seed)
+    if len(test) == 0 or len(train) == 0:
+        raise UsageError(f"{root} has too few images ({len(files)}) for a {HOLDOUT_FRACTION:.0%} test hold-out per "
+                         f"class; add images, or lay out {root}/train/<class> and {root}/test/<class> yourself")
+    images = decode_all(files, image_size)
     return (images[train], labels[train], images[test], labels[test]), classes
 
 
@@ -45,11 +48,13 @@ def class_names(folder: Path) -> list[str]:
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise UsageError(f"no class folders in {folder}; lay images out as {folder}/<class>/<image>")
+    if len(classes) < 2:
+        raise UsageError(f"{folder} has one class folder ({classes[0]}); a classifier needs at least 2 classes")
     return classes
 
 
 def list_images(folder: Path, classes: list[str], allow_missing_classes: bool = False):
-    files, labels = [], []
+    files, labels, empty = [], [], []
     for index, name in enumerate(classes):
         class_dir = folder / name
         if not class_dir.is_dir():
@@ -57,6 +62,8 @@ def list_images(folder: Path, classes: list[str], allow_missing_classes: bool = 
                 continue
             raise UsageError(f"class folder {class_dir} is missing; every split needs the same class folders")
         found = sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+        if not found and not allow_missing_classes:
+            empty.append(name)
         files += found
         labels += [index] * len(found)
     extra = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name not in classes and not p.name.startswith("."))
@@ -64,6 +71,9 @@ def list_images(folder: Path, classes: list[str], allow_missing_classes: bool = 
         raise UsageError(f"{folder} has class folders {extra} that the training split lacks; make both splits match")
     if not files:
         raise UsageError(f"no images ({', '.join(sorted(EXTENSIONS))}) under {folder}; check the path and layout")
+    if empty:
+        raise UsageError(f"class folder{'s' if len(empty) > 1 else ''} {', '.join(empty)} in {folder} hold no images "
+                         f"({', '.join(sorted(EXTENSIONS))}); add images or remove the folder")
     return files, labels
 
 

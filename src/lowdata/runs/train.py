@@ -39,7 +39,8 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
     dataset = load_dataset(config.data, config.image_size, config.split_seed, classes=config.classes)
     info = dataset.info
     budget = select_budget(dataset.train_labels, info.num_classes, config.seed, total=config.labels,
-                           per_class=config.labels_per_class, val_fraction=config.val_fraction)
+                           per_class=config.labels_per_class, val_fraction=config.val_fraction,
+                           class_names=info.classes)
     policy = build_policy(config.augment, info, **config.augment_args)
     config = run.config = resolved(config)
     torch.manual_seed(config.seed)  # model initialisation (the same on every rank) and stochastic depth
