@@ -41,6 +41,7 @@ def test_unreadable_config_and_empty_image_folder(capsys, tmp_path):
     code, _, err = run_cli(capsys, "train", "--config", str(bad))
     assert code == 2 and "not valid YAML" in err
     (tmp_path / "images" / "cat").mkdir(parents=True)
+    (tmp_path / "images" / "dog").mkdir(parents=True)
     code, _, err = run_cli(capsys, "train", "--data", str(tmp_path / "images"))
     assert code == 2 and "no images" in err
 

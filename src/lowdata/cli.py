@@ -81,8 +81,15 @@ def parse_with_settings_anywhere(parser: argparse.ArgumentParser, argv: list[str
     return args
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors in one line (the usage block is one `--help` away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lowdata", description="Vision transformers on small data, measured.")
+    parser = Parser(prog="lowdata", description="Vision transformers on small data, measured.")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     train = commands.add_parser("train", help="train and evaluate one model on a label budget",

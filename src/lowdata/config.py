@@ -110,6 +110,36 @@ class PretrainConfig(RunConfig):
 
 DICT_SETTINGS = ("model_args", "augment_args", "method_args")
 
+# The valid range of every numeric setting, checked in `build` (the one place settings are made): (low, high,
+# low included, high included); None leaves that side open. A None value (a default to resolve) is allowed.
+RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "image_size": (1, None, True, True), "drop_path": (0, 1, True, False), "epochs": (1, None, True, True),
+    "batch_size": (1, None, True, True), "lr": (0, None, False, True), "min_lr": (0, None, True, True),
+    "weight_decay": (0, None, True, True), "warmup_epochs": (0, None, True, True),
+    "clip_grad": (0, None, False, True), "threads": (1, None, True, True), "eval_every": (1, None, True, True),
+    "checkpoint_minutes": (0, None, True, True), "labels": (1, None, True, True),
+    "labels_per_class": (1, None, True, True), "val_fraction": (0, 1, True, False),
+    "freeze_epochs": (0, None, True, True), "layer_decay": (0, 1, False, True),
+    "label_smoothing": (0, 1, True, False), "distill_alpha": (0, 1, True, True), "distill_tau": (0, None, False, True),
+    "pool_ratio": (0, None, False, True), "pool_threshold": (0, 1, True, True), "pool_weight": (0, None, True, True),
+    "rounds": (1, None, True, True), "repeated_aug": (1, None, True, True), "ema_decay": (0, 1, True, False),
+    "mask_ratio": (0, 1, False, False), "knn_memory": (1, None, True, True), "knn_k": (1, None, True, True),
+}
+
+
+def check_range(key: str, value: Any) -> None:
+    import math
+
+    if key not in RANGES or value is None:
+        return
+    low, high, low_in, high_in = RANGES[key]
+    ok = math.isfinite(value) and (low is None or (value >= low if low_in else value > low)) and \
+        (high is None or (value <= high if high_in else value < high))
+    if not ok:
+        left = "" if low is None else f"{'>=' if low_in else '>'} {low:g}"
+        right = "" if high is None else f"{'<=' if high_in else '<'} {high:g}"
+        raise UsageError(f"setting {key!r} must be {' and '.join(p for p in (left, right) if p)}, got {value!r}")
+
 
 def field_names(cls: type = TrainConfig) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
@@ -143,7 +173,10 @@ def build(cls: type, values: dict[str, Any]):
             close = difflib.get_close_matches(key, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise UsageError(f"unknown setting {key!r}{hint}; valid settings: {', '.join(known)}")
-    return cls(**{key: coerce(key, value, hints[key]) for key, value in values.items()})
+    coerced = {key: coerce(key, value, hints[key]) for key, value in values.items()}
+    for key, value in coerced.items():
+        check_range(key, value)
+    return cls(**coerced)
 
 
 def load_yaml(file: str | Path) -> dict[str, Any]:

@@ -143,7 +143,7 @@ def test_linear_probe_trains_the_head_only(mae_run, tmp_path):
 @pytest.mark.parametrize("settings, message", [
     ({"method": "simclr"}, "unknown pretraining method 'simclr'"),
     ({"augment": "strong"}, "pretraining reads no labels"),
-    ({"mask_ratio": 1.0}, "mask_ratio must be between 0 and 1"),
+    ({"mask_ratio": 1.0}, "setting 'mask_ratio' must be > 0 and < 1"),
 ])
 def test_pretraining_usage_errors(tmp_path, settings, message):
     with pytest.raises(UsageError, match=message):

@@ -117,7 +117,7 @@ def test_a_pool_needs_a_teacher(tmp_path, teacher):
         train(out=str(tmp_path / "a"), **{**POOLED, "distill": None})
     with pytest.raises(UsageError, match="the pool is taught by a teacher"):
         train(out=str(tmp_path / "b"), teacher=teacher, **{**POOLED, "distill": "none"})
-    with pytest.raises(UsageError, match="pool_ratio must be above 0"):
+    with pytest.raises(UsageError, match="setting 'pool_ratio' must be > 0"):
         train(out=str(tmp_path / "c"), teacher=teacher, **{**POOLED, "pool_ratio": 0})
 
 

@@ -70,6 +70,9 @@ def select_budget(labels: torch.Tensor, num_classes: int, seed: int, total: int 
         val.append(members[len(members) - n_val:])
     labelled_idx = torch.cat(labelled).sort().values
     val_idx = torch.cat(val).sort().values
+    if len(labelled_idx) == 0:
+        raise UsageError(f"val_fraction={val_fraction} takes every one of the {total} labelled images for "
+                         "validation, leaving none to train on; lower val_fraction or raise the budget")
     used = torch.zeros(n, dtype=torch.bool)
     used[labelled_idx] = True
     used[val_idx] = True

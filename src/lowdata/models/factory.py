@@ -40,8 +40,9 @@ def create_model(name: str, num_classes: int, in_chans: int, img_size: tuple[int
         try:
             return spec.build(num_classes=num_classes, in_chans=in_chans, img_size=img_size,
                               drop_path=spec.drop_path if drop_path is None else drop_path, **overrides)
-        except TypeError as err:
-            raise UsageError(f"model {name!r} rejected its settings: {err}; check model_args") from None
+        except (TypeError, ValueError, RuntimeError, ZeroDivisionError) as err:  # e.g. depth=-1, embed_dim=0
+            first = str(err).splitlines()[0] if str(err) else err.__class__.__name__
+            raise UsageError(f"model {name!r} rejected its settings ({first}); check model_args") from None
     import timm
 
     if not timm.is_model(name):

@@ -91,8 +91,6 @@ def pool_feed(config: TrainConfig, info, images):
     from lowdata.augment import POLICIES, build_policy
     from lowdata.training.pool import PoolFeed
 
-    if config.pool_ratio <= 0:
-        raise UsageError(f"pool_ratio must be above 0 (pool images per labelled image a step), got {config.pool_ratio}")
     takes = inspect.signature(POLICIES.get(config.pool_augment)).parameters
     unmixed = {name: 0.0 for name in ("mixup", "cutmix") if name in takes}  # a pool image has no label to mix
     return PoolFeed(images, config.pool_ratio, build_policy("basic", info),
