@@ -187,3 +187,18 @@ def test_resume_on_a_finished_run_says_so_and_exits_0(tmp_path, capsys):
     assert main(["train", "--out", str(run), "--resume"]) == 0
     assert "is finished (its summary.json is written); nothing to resume" in capsys.readouterr().err
     assert (run / "summary.json").read_bytes() == before
+
+
+def test_resume_on_changed_data_is_refused(tmp_path, image_folder_writer):
+    root = image_folder_writer(tmp_path / "images", per_class=12, split=False)
+    run = tmp_path / "run"
+    settings = dict(data=str(root), epochs=3, batch_size=8, out=str(run))
+    assert train(stop_after_epoch=1, **settings) is None
+    image_folder_writer(tmp_path / "more", per_class=4, split=False, seed=1)
+    for image in (tmp_path / "more" / "cat").iterdir():
+        image.rename(root / "cat" / f"new-{image.name}")  # images added between the crash and the resume
+    with pytest.raises(UsageError, match="the training data differ from those .* was trained on so far"):
+        train(out=str(run), resume=True)
+    for image in (root / "cat").glob("new-*"):
+        image.unlink()  # the data restored: the run continues
+    assert train(out=str(run), resume=True)["epochs"] == 3

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from lowdata.augment import Policy
+from lowdata.errors import UsageError
 from lowdata.cores import CoreShare
 from lowdata.data.sampling import epoch_order
 from lowdata.training.distributed import SINGLE, Process
@@ -91,11 +92,17 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
     state = TrainingState(epoch=0, step=0, generators=generators,
                           extra={"train_seconds": 0.0, "images_seen": 0, "pool_images_read": 0})
     pool_batch = data.pool.per_step(batch_size) if data.pool is not None else 0
+    fingerprint = data_fingerprint(data)
     if resume:
         state = load_checkpoint(run_dir, model, optimizer, saved_ema, generators)
         if "grad_scaler" in state.extra:
             scaler.load_state_dict(state.extra["grad_scaler"])
         state.extra.setdefault("pool_images_read", 0)  # a checkpoint from before the pool existed
+        if state.extra.get("data_fingerprint", fingerprint) != fingerprint:
+            raise UsageError(f"the training data differ from those {run_dir} was trained on so far ({len(data.train_images)} "
+                             "images now; files added, removed or changed since its checkpoint); restore the data, "
+                             "or start a new run with another --out")
+    state.extra["data_fingerprint"] = fingerprint
     metrics_log = MetricsLog(run_dir, after_epoch=state.epoch) if process.is_main else None
     writer = SummaryWriter(str(run_dir / "tensorboard")) if process.is_main else None
     head_first = HeadFirst(model, settings.freeze_epochs)
@@ -173,6 +180,19 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
     return {**last, **timings, "threads": cores.threads, "train_seconds": state.extra["train_seconds"],
             "pool_images_read": state.extra.get("pool_images_read", 0),
             "images_per_second": state.extra["images_seen"] / max(state.extra["train_seconds"], 1e-9)}
+
+
+def data_fingerprint(data: LoopData) -> str:
+    """A digest of exactly what the run trains on (images, labels, pool images), kept in the checkpoint so that
+    `--resume` on changed data is refused instead of silently training on something else."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=16)
+    tensors = [data.train_images, data.train_labels] + ([data.pool.images] if data.pool is not None else [])
+    for tensor in tensors:
+        digest.update(str((tuple(tensor.shape), str(tensor.dtype))).encode())
+        digest.update(tensor.contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def optimizer_step(objective: Objective, model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
