@@ -187,6 +187,8 @@ def load_yaml(file: str | Path) -> dict[str, Any]:
         loaded = yaml.safe_load(path.read_text())
     except OSError as err:
         raise UsageError(f"cannot read config file {path}: {err.strerror}; check the path") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"config file {path} is not UTF-8 text; save it as UTF-8") from None
     except yaml.YAMLError as err:
         where = getattr(err, "problem_mark", None)
         line = f" at line {where.line + 1}" if where else ""

@@ -5,6 +5,7 @@ fsync + `os.replace` kept the old one.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -27,6 +28,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.fsync(handle.fileno())
         os.replace(tmp_path, path)
         fsync_dir(path.parent)
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            from lowdata.errors import UsageError
+
+            raise UsageError(f"disk full while writing {path}; the previous version (if any) is kept: free "
+                             "space and run the command again") from None
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -51,3 +59,31 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# Readers for what runs leave on disk: any parse or I/O failure becomes one line naming the file and the fix,
+# instead of a safetensors (Rust) or JSON stack trace.
+def read_json_file(path: str | Path, what: str, fix: str) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise unreadable(path, what, err, fix) from None
+
+
+def read_safetensors(path: str | Path, what: str, fix: str) -> dict:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    try:
+        return load_file(str(path))
+    except (OSError, SafetensorError, ValueError, RuntimeError) as err:
+        raise unreadable(path, what, err, fix) from None
+
+
+def unreadable(path: Path, what: str, err: BaseException, fix: str) -> Exception:
+    from lowdata.errors import UsageError
+
+    detail = str(err).splitlines()[0][:100] if str(err) else err.__class__.__name__
+    return UsageError(f"cannot read {what} {path} ({detail}); {fix}")

@@ -22,6 +22,7 @@ from lowdata.errors import UsageError
 CHECKPOINT = "checkpoint"
 OLD = ".checkpoint.old"
 SUMMARY = "summary.json"
+DAMAGED = "the checkpoint is damaged: start a new run with another --out (or restore the run folder)"
 
 
 def checkpoint_dir(run_dir: Path) -> Path | None:
@@ -36,7 +37,12 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     found = checkpoint_dir(run_dir)
     if found is None:
         raise UsageError(f"no checkpoint in {run_dir}; give the --out folder of a lowdata training run")
-    return json.loads((found / "state.json").read_text())["config"]
+    from lowdata.io import read_json_file
+
+    state = read_json_file(found / "state.json", "checkpoint state", DAMAGED)
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+        raise UsageError(f"checkpoint state {found / 'state.json'} holds no run settings; {DAMAGED}")
+    return state["config"]
 
 
 def is_finished(run_dir: Path) -> bool:
@@ -88,13 +94,13 @@ def run_classes(run_dir: Path) -> list[str] | None:
 
 def read_run_weights(run_dir: Path) -> dict[str, torch.Tensor]:
     """The weights a run is evaluated with: its EMA when it kept one, else the trained weights."""
-    from safetensors.torch import load_file
+    from lowdata.io import read_safetensors
 
     found = checkpoint_dir(run_dir)
     if found is None:
         raise UsageError(f"no checkpoint in {run_dir}; give the --out folder of a lowdata run")
     ema = found / "model_ema.safetensors"
-    return load_file(str(ema if ema.is_file() else found / "model.safetensors"))
+    return read_safetensors(ema if ema.is_file() else found / "model.safetensors", "run weights", DAMAGED)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

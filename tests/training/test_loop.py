@@ -95,7 +95,7 @@ def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
     import safetensors.torch
 
     monkeypatch.setattr(safetensors.torch, "save_file", disk_full)
-    with pytest.raises(OSError):
+    with pytest.raises(UsageError, match="disk full while writing a checkpoint in .*; the previous checkpoint is kept"):
         train(out=str(run), resume=True)
     assert json.loads((run / "checkpoint" / "state.json").read_text())["epoch"] == 1
     assert all(torch.equal(before[k], v) for k, v in weights(run).items())
@@ -202,3 +202,27 @@ def test_resume_on_changed_data_is_refused(tmp_path, image_folder_writer):
     for image in (root / "cat").glob("new-*"):
         image.unlink()  # the data restored: the run continues
     assert train(out=str(run), resume=True)["epochs"] == 3
+
+
+def test_stale_checkpoint_temps_are_removed_at_the_next_resume(tmp_path):
+    run = tmp_path / "run"
+    train(model="resnet20", out=str(run), stop_after_epoch=1, **QUICK)
+    (run / ".checkpoint.tmp-killed").mkdir()  # a kill during a checkpoint write
+    (run / ".checkpoint.tmp-killed" / "model.safetensors").write_bytes(b"half")
+    assert train(out=str(run), resume=True)["epochs"] == 4
+    assert not list(run.glob(".checkpoint.tmp-*"))
+
+
+@pytest.mark.parametrize("file, content, message", [
+    ("model.safetensors", b"", "cannot read checkpoint weights"),
+    ("model.safetensors", b"\x80\x04random bytes, not safetensors", "cannot read checkpoint weights"),
+    ("state.safetensors", b"\x00" * 3, "cannot read checkpoint state"),
+    ("state.json", b"{truncated", "cannot read checkpoint state"),
+    ("state.json", b'{"epoch": 1}', "holds no run settings|does not fit this run"),
+])
+def test_a_damaged_checkpoint_is_a_one_line_error_naming_the_file(tmp_path, file, content, message):
+    run = tmp_path / "run"
+    train(model="resnet20", out=str(run), stop_after_epoch=1, **QUICK)
+    (run / "checkpoint" / file).write_bytes(content)
+    with pytest.raises(UsageError, match=f"({message}).*(start a new run|damaged)"):
+        train(out=str(run), resume=True)

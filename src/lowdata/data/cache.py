@@ -8,11 +8,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
 from lowdata.data import download
+from lowdata.data.imagefolder import EXTENSIONS
+from lowdata.errors import UsageError
 
 CACHE_VERSION = 2  # 2: images deeper than 8 bits are scaled, no longer clamped
 TENSORS = ("train_images", "train_labels", "test_images", "test_labels")
@@ -27,10 +30,17 @@ def fingerprint(root: Path, options: dict) -> str:
         folder = stack.pop()
         with os.scandir(folder) as entries:
             for entry in sorted(entries, key=lambda e: e.name):
-                if entry.is_dir(follow_symlinks=True):
+                # linked folders are not followed, as the listing (Path.rglob) does not: no loops
+                if entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
                 else:
-                    stat = entry.stat()
+                    try:
+                        stat = entry.stat()
+                    except OSError as err:  # a symlink loop or a dangling link
+                        if Path(entry.path).suffix.lower() not in EXTENSIONS:
+                            continue  # not an image: the listing ignores it too
+                        raise UsageError(f"cannot read {entry.path} ({err.strerror}); remove or repair the link "
+                                         "or file") from None
                     digest.update(f"{entry.path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:24]
 
@@ -55,6 +65,9 @@ def cached(root: Path, options: dict, decode: Callable):
             pass  # an unreadable cache entry is rebuilt below
     dataset = decode()
     tensors = {name: getattr(dataset, name).contiguous() for name in TENSORS}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"info": json.dumps(asdict(dataset.info))})
+    try:
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata={"info": json.dumps(asdict(dataset.info))})
+    except (OSError, UsageError, SafetensorError) as err:  # the cache only saves time: a full disk is no reason to stop
+        print(f"lowdata: data: not cached ({err}); the images will be decoded again next time", file=sys.stderr)
     return dataset

@@ -61,7 +61,7 @@ def list_images(folder: Path, classes: list[str], allow_missing_classes: bool = 
             if allow_missing_classes:
                 continue
             raise UsageError(f"class folder {class_dir} is missing; every split needs the same class folders")
-        found = sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+        found = sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in EXTENSIONS and readable_file(p))
         if not found and not allow_missing_classes:
             empty.append(name)
         files += found
@@ -75,6 +75,13 @@ def list_images(folder: Path, classes: list[str], allow_missing_classes: bool = 
         raise UsageError(f"class folder{'s' if len(empty) > 1 else ''} {', '.join(empty)} in {folder} hold no images "
                          f"({', '.join(sorted(EXTENSIONS))}); add images or remove the folder")
     return files, labels
+
+
+def readable_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError as err:  # a symlink loop, a permission error
+        raise UsageError(f"cannot read {path} ({err.strerror}); remove or repair the link or file") from None
 
 
 def decode_all(files: list[Path], image_size: int | None) -> torch.Tensor:

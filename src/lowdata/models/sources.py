@@ -37,9 +37,9 @@ def read_source(source: str, pretrained: bool = False) -> tuple[dict[str, torch.
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
     """A state dict from safetensors, or from a torch file read with weights_only (no code runs)."""
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from lowdata.io import read_safetensors
 
-        return load_file(str(path))
+        return read_safetensors(path, "weights", "it is not a whole safetensors file; save the weights again")
     import pickle
 
     try:
@@ -47,6 +47,10 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError as err:
         raise UsageError(f"{path} holds more than weights (a pickle that would run code), so it is refused: "
                          f"{str(err).splitlines()[0][:120]}; save a plain state dict or safetensors") from None
+    except (OSError, RuntimeError, EOFError, ValueError) as err:  # truncated or not a torch file at all
+        from lowdata.io import unreadable
+
+        raise unreadable(path, "weights", err, "it is not a whole torch file; save the weights again") from None
     for key in ("state_dict", "model"):  # common wrappers around the state dict
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

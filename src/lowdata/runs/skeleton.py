@@ -109,6 +109,8 @@ def open_run(cls: type, config: RunConfig, resume: bool, explicit: set[str], def
     from lowdata.rundir import checkpoint_dir, read_config
 
     run_dir = Path(config.out or default_out(config))
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UsageError(f"--out {run_dir} is a file, not a folder; choose a folder for the run")
     if resume:
         config = resumed_config(cls, read_config(run_dir), config, explicit)
     elif checkpoint_dir(run_dir) is not None:

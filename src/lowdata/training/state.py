@@ -7,6 +7,7 @@ renames; if the process dies between the two renames, `RUN/.checkpoint.old` is s
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -37,7 +38,8 @@ def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
                     state: TrainingState, config: dict[str, Any]) -> None:
     from safetensors.torch import save_file
 
-    tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=".checkpoint.tmp-"))
+    remove_stale_temps(run_dir)
+    tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=TEMP_PREFIX))
     try:
         save_file(contiguous(model.state_dict()), str(tmp / "model.safetensors"))
         tensors, optimizer_json = split_optimizer_state(optimizer.state_dict())
@@ -59,27 +61,48 @@ def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
         os.rename(tmp, current)
         fsync_dir(run_dir)
         shutil.rmtree(old, ignore_errors=True)
+    except OSError as err:
+        if err.errno == errno.ENOSPC:
+            raise UsageError(f"disk full while writing a checkpoint in {run_dir}; the previous checkpoint is "
+                             "kept: free space, then continue with --resume") from None
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+TEMP_PREFIX = ".checkpoint.tmp-"
+
+
+def remove_stale_temps(run_dir: Path) -> None:
+    """Half-written checkpoint folders a killed process left behind (one process writes a run's checkpoints,
+    so any found before a save or a resume is stale)."""
+    for stale in run_dir.glob(f"{TEMP_PREFIX}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 def load_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, ema: nn.Module | None,
                     generators: dict[str, torch.Generator]) -> TrainingState:
-    from safetensors.torch import load_file
+    from lowdata.io import read_json_file, read_safetensors
+    from lowdata.rundir import DAMAGED
 
+    remove_stale_temps(run_dir)
     found = checkpoint_dir(run_dir)
     if found is None:
         raise UsageError(f"nothing to resume in {run_dir}: it has no checkpoint; drop --resume to start afresh")
-    meta = json.loads((found / "state.json").read_text())
-    tensors = load_file(str(found / "state.safetensors"))
-    model.load_state_dict(load_file(str(found / "model.safetensors")))
-    optimizer.load_state_dict(join_optimizer_state(meta["optimizer"], tensors))
-    if ema is not None:
-        ema.module.load_state_dict(load_file(str(found / "model_ema.safetensors")))
-    for name, generator in generators.items():
-        generator.set_state(tensors[f"rng.{name}"])
-    torch.set_rng_state(tensors["rng.torch"])
-    return TrainingState(epoch=meta["epoch"], step=meta["step"], generators=generators, extra=meta["extra"])
+    meta = read_json_file(found / "state.json", "checkpoint state", DAMAGED)
+    tensors = read_safetensors(found / "state.safetensors", "checkpoint state", DAMAGED)
+    try:
+        model.load_state_dict(read_safetensors(found / "model.safetensors", "checkpoint weights", DAMAGED))
+        optimizer.load_state_dict(join_optimizer_state(meta["optimizer"], tensors))
+        if ema is not None:
+            ema.module.load_state_dict(read_safetensors(found / "model_ema.safetensors", "checkpoint EMA", DAMAGED))
+        for name, generator in generators.items():
+            generator.set_state(tensors[f"rng.{name}"])
+        torch.set_rng_state(tensors["rng.torch"])
+        return TrainingState(epoch=meta["epoch"], step=meta["step"], generators=generators, extra=meta["extra"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:  # parsed, but not what this run saved
+        detail = str(err).splitlines()[0][:100] if str(err) else err.__class__.__name__
+        raise UsageError(f"the checkpoint in {found} does not fit this run ({detail}); {DAMAGED}") from None
 
 
 def contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
