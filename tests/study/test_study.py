@@ -3,6 +3,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections import Counter
 
 import pytest
@@ -355,3 +356,25 @@ def test_report_files_are_written_all_or_nothing(tmp_path, tiny_study, monkeypat
     with pytest.raises(ZeroDivisionError):
         build_report(out)
     assert all((out / name).read_bytes() == b"old" for name in REPORT_FILES)
+
+
+@pytest.mark.parametrize("content", ["", "{not json", "[1, 2]"])
+def test_empty_or_unparsable_claims_are_taken_over_once_no_heartbeat_touches_them(tmp_path, content):
+    from lowdata.study.run import claim_is_stale
+
+    claim = tmp_path / "cell.claim"
+    claim.write_text(content)
+    assert not claim_is_stale(claim, claim_timeout=900)  # fresh: its writer may be writing it now
+    old = time.time() - 61  # three missed heartbeats (every 20 s)
+    os.utime(claim, (old, old))
+    assert claim_is_stale(claim, claim_timeout=900)
+
+
+def test_a_live_claim_from_another_host_waits_for_the_timeout(tmp_path):
+    from lowdata.study.run import claim_is_stale
+
+    claim = tmp_path / "cell.claim"
+    claim.write_text(json.dumps({"worker": "w", "host": "elsewhere", "pid": 1}))
+    old = time.time() - 61
+    os.utime(claim, (old, old))
+    assert not claim_is_stale(claim, claim_timeout=900) and claim_is_stale(claim, claim_timeout=60)

@@ -114,11 +114,20 @@ def try_claim(out_dir: Path, cell: Cell, worker: str, claim_timeout: float) -> b
 
 
 def claim_is_stale(path: Path, claim_timeout: float) -> bool:
+    """A claim is stale when its worker is gone: on this host when its process is, elsewhere when it has not been
+    touched for `claim_timeout`. A claim that names no worker (empty or unparsable: its writer died between
+    creating and writing it, or it was damaged) is stale once no heartbeat has touched it for three beats."""
     try:
-        owner = json.loads(path.read_text() or "{}")
+        text = path.read_text()
         age = time.time() - path.stat().st_mtime
-    except (FileNotFoundError, json.JSONDecodeError):
-        return False  # being written or just released: look again later
+    except FileNotFoundError:
+        return False  # just released: look again later
+    try:
+        owner = json.loads(text)
+        if not isinstance(owner, dict) or "pid" not in owner:
+            raise ValueError("no owner")
+    except ValueError:  # JSONDecodeError included; written within microseconds of its creation by a live worker
+        return age > min(claim_timeout, 3 * HEARTBEAT_S)
     if owner.get("host") == socket.gethostname() and not process_alive(owner.get("pid", -1)):
         return True
     return age > claim_timeout
