@@ -192,6 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the policy's own settings, e.g. mixup=0.2 erasing=0")
     preview.set_defaults(command=preview_command)
 
+    data = commands.add_parser("data", help="inspect an image folder")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    check = data_commands.add_parser("check", help="list every problem file and class in an image folder",
+                                     description="Decode every image of a folder and list each problem (unreadable "
+                                                 "files, empty classes, mixed sizes...) without training. Exit 0: "
+                                                 "none; 1: problems listed.")
+    check.add_argument("path", help="an image folder: PATH/<class>/* or PATH/train/<class>/* and PATH/test/...")
+    check.set_defaults(command=data_check_command)
+
     models = commands.add_parser("models", help="list model presets with their parameter counts")
     models.add_argument("--data", help="size the models for this dataset (NAME[:PATH]; default 32x32 RGB, 10 classes)")
     models.add_argument("--timm", metavar="PATTERN", nargs="?", const="*",
@@ -316,6 +325,18 @@ def eval_command(args: argparse.Namespace) -> int:
 
     print(json.dumps(evaluate_run(args.checkpoint, args.data), indent=2))
     return 0
+
+
+def data_check_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lowdata.data.check import check_folder
+
+    problems = check_folder(Path(args.path).expanduser())
+    for line in problems:
+        print(line)
+    print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {args.path}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def models_command(args: argparse.Namespace) -> int:

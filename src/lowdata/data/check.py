@@ -1,0 +1,62 @@
+"""`lowdata data check PATH`: every problem in an image folder, listed at once, without training.
+
+Loading stops at the first problem (that is right for a run); a user cleaning a folder wants them all.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from lowdata.errors import UsageError
+
+
+def check_folder(root: Path) -> list[str]:
+    """One line per problem: unreadable or undecodable files, empty or missing class folders, too few
+    classes or images, mixed image sizes. Empty when the folder loads as it is."""
+    from lowdata.data.imagefolder import EXTENSIONS, HOLDOUT_FRACTION, decode_one, looks_like_split_folder
+
+    if not root.is_dir():
+        raise UsageError(f"{root} is not a folder; give an image folder (PATH/<class>/* or PATH/train, PATH/test)")
+    splits = [root / "train", root / "test"] if looks_like_split_folder(root) else [root]
+    problems: list[str] = []
+    classes = sorted(p.name for p in splits[0].iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 2:
+        problems.append(f"{splits[0]}: {len(classes)} class folder{'s' if len(classes) != 1 else ''}; a classifier "
+                        "needs at least 2")
+    sizes: Counter = Counter()
+    for split in splits:
+        present = sorted(p.name for p in split.iterdir() if p.is_dir() and not p.name.startswith("."))
+        for extra in sorted(set(present) - set(classes)):
+            problems.append(f"{split / extra}: a class the training split lacks")
+        for name in classes:
+            folder = split / name
+            if not folder.is_dir():
+                if split == splits[0]:
+                    problems.append(f"{folder}: missing")
+                continue
+            images = 0
+            for path in sorted(folder.rglob("*")):
+                if path.suffix.lower() not in EXTENSIONS:
+                    continue
+                try:
+                    if not path.is_file():
+                        problems.append(f"{path}: not a file (a dangling link?)")
+                        continue
+                    image = decode_one(path, None)
+                except OSError as err:
+                    problems.append(f"{path}: {err.strerror or err}")
+                    continue
+                except UsageError as err:
+                    problems.append(f"{path}: {str(err).replace(str(path), '').strip(' ;')}")
+                    continue
+                images += 1
+                sizes[tuple(image.shape[1:])] += 1
+            if images == 0:
+                problems.append(f"{folder}: no images ({', '.join(sorted(EXTENSIONS))})")
+            elif len(splits) == 1 and round(images * HOLDOUT_FRACTION) == 0:
+                problems.append(f"{folder}: {images} image{'s' if images > 1 else ''}, too few for a "
+                                f"{HOLDOUT_FRACTION:.0%} test hold-out")
+    if len(sizes) > 1:
+        common = ", ".join(f"{h}x{w} ({n})" for (h, w), n in sizes.most_common(3))
+        problems.append(f"{root}: images of {len(sizes)} sizes ({common}); train with image_size=N to resize them")
+    return problems
