@@ -67,3 +67,20 @@ def test_a_full_cache_disk_only_costs_the_cache(tmp_path, monkeypatch, image_fol
     dataset = load_dataset(str(image_folder_writer(tmp_path / "images")))
     assert len(dataset.train_images) == 18
     assert "not cached" in capsys.readouterr().err
+
+
+def test_a_full_disk_on_an_atomic_write_says_so_and_keeps_the_old_file(tmp_path, monkeypatch):
+    import os
+
+    from lowdata.io import atomic_write_text
+
+    target = tmp_path / "summary.json"
+    target.write_text("old")
+
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(UsageError, match=f"disk full while writing {target}; the previous version"):
+        atomic_write_text(target, "new")
+    assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
