@@ -48,3 +48,11 @@ def evaluate_run(checkpoint: str | Path, data: str | None = None) -> dict[str, A
     from lowdata.runs.train import evaluate_run as evaluate
 
     return evaluate(checkpoint, data)
+
+
+def predict(run: str | Path, images, top_k: int = 1) -> list[dict[str, Any]]:
+    """A finished run's top-k classes and probabilities for image paths, a folder, or a uint8 (N, C, H, W)
+    tensor, with the run's own preprocessing (nothing of the training data needed)."""
+    from lowdata.runs.predict import predict as predict_images
+
+    return predict_images(run, images, top_k)

@@ -126,6 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", default=None, help="dataset to test on (default: the run's own)")
     evaluate.set_defaults(command=eval_command)
 
+    predicting = commands.add_parser("predict", help="classify new images with a finished run",
+                                     description="Top-k classes and probabilities for images or folders of images, "
+                                                 "with the run's own preprocessing (input size, channels, "
+                                                 "normalisation); no training data needed.")
+    predicting.add_argument("--run", required=True, help="a run directory written by `lowdata train`")
+    predicting.add_argument("images", nargs="+", help="image files or folders (every image under them)")
+    predicting.add_argument("--top-k", type=int, default=1, help="classes per image (default 1)")
+    predicting.add_argument("--out", help="write predictions to this .csv or .json file (default: CSV on stdout)")
+    predicting.set_defaults(command=predict_command)
+
     study = commands.add_parser(
         "study", help="learning curves: a grid of recipes x label budgets x seeds, fitted and reported",
         description="Train every recipe at every label budget and seed, fit error(n) = a + b*n^-c per recipe, "
@@ -324,6 +334,24 @@ def eval_command(args: argparse.Namespace) -> int:
     from lowdata.api import evaluate_run
 
     print(json.dumps(evaluate_run(args.checkpoint, args.data), indent=2))
+    return 0
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from lowdata.api import predict
+    from lowdata.runs.predict import write_predictions
+
+    results = predict(args.run, args.images, args.top_k)
+    if args.out:
+        write_predictions(results, Path(args.out))
+        print(f"predictions for {len(results)} images written to {args.out}", file=sys.stderr)
+    else:
+        with tempfile.TemporaryDirectory() as folder:
+            write_predictions(results, Path(folder) / "predictions.csv")
+            print((Path(folder) / "predictions.csv").read_text(), end="")
     return 0
 
 

@@ -76,6 +76,9 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
         "test_acc": result["test_acc"], "test_loss": result["test_loss"], "val_acc": result.get("val_acc"),
         "labels": len(budget.labelled), "val_labels": len(budget.val), "unlabelled_pool": len(budget.pool),
         "dataset": info.name, "num_classes": info.num_classes, "classes": list(info.classes), "model": config.model,
+        # what feeds the model without the training data (lowdata predict): the training split's statistics
+        "input": {"channels": info.channels, "image_size": list(info.image_size), "mean": list(info.mean),
+                  "std": list(info.std)},
         "params": count_params(model), "epochs": config.epochs, "seed": config.seed,
         **teacher_summary, "init": config.init, "init_report": init_report, "linear_probe": config.linear_probe,
         "layer_decay": config.layer_decay, "augment": policy.describe(), "augment_notes": policy.notes,

@@ -1,0 +1,118 @@
+"""`lowdata predict`: a finished run's model on new images, with the run's own preprocessing.
+
+Everything comes from the run directory (architecture from its checkpoint's config; channels, input size,
+normalisation and class names from its summary), so predicting needs neither the training data nor labels.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from lowdata.errors import UsageError
+
+
+def predict(run: str | Path, images: Sequence[str | Path] | str | Path | torch.Tensor, top_k: int = 1,
+            batch_size: int = 256) -> list[dict[str, Any]]:
+    """One entry per image: {"image", "classes": [top-k names], "probabilities": [...]}. `images` are image
+    paths, a folder (every image under it, sorted), or a uint8 (N, C, H, W) tensor at the run's input size."""
+    from lowdata.augment import Normalize
+    from lowdata.data.datasets import DatasetInfo
+    from lowdata.device import pick_device, pick_precision
+    from lowdata.models.loading import load_trained_model
+    from lowdata.config import TrainConfig, build
+    from lowdata.rundir import read_config, read_summary
+
+    run_dir = Path(run)
+    summary = read_summary(run_dir)
+    if summary is None or "input" not in summary:
+        raise UsageError(f"{run_dir} is not a finished lowdata training run with a recorded input (summary.json "
+                         "with `input`); train it with this version of lowdata, or give its --out folder")
+    spec = summary["input"]
+    info = DatasetInfo(summary.get("dataset", "run"), tuple(summary["classes"]), spec["channels"],
+                       tuple(spec["image_size"]), False, tuple(spec["mean"]), tuple(spec["std"]))
+    if top_k < 1:
+        raise UsageError(f"--top-k must be at least 1, got {top_k}")
+    names, batch = load_inputs(images, info)
+    config = build(TrainConfig, read_config(run_dir))
+    device = pick_device(config.device)
+    autocast = pick_precision(config.precision, device).autocast(device)
+    model, _ = load_trained_model(run_dir, info.num_classes, info.channels, info.image_size, what="run")
+    model.to(device).eval()
+    normalize = Normalize(info).to(device)
+    k = min(top_k, info.num_classes)
+    results = []
+    with torch.no_grad():
+        for start in range(0, len(batch), batch_size):
+            with autocast():
+                logits = model(normalize(batch[start:start + batch_size].to(device)))
+            probabilities = logits.float().softmax(dim=1)
+            values, indices = probabilities.topk(k, dim=1)
+            for offset, (row_values, row_indices) in enumerate(zip(values.tolist(), indices.tolist())):
+                results.append({"image": names[start + offset], "classes": [info.classes[i] for i in row_indices],
+                                "probabilities": [round(v, 6) for v in row_values]})
+    return results
+
+
+def load_inputs(images, info) -> tuple[list[str], torch.Tensor]:
+    """(names, uint8 (N, C, H, W)) shaped as the run's input: resized, grey <-> RGB as the model wants."""
+    from lowdata.data.imagefolder import EXTENSIONS
+
+    if isinstance(images, torch.Tensor):
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise UsageError(f"an image tensor must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+        return [str(i) for i in range(len(images))], torch.stack([fit_image(image, info) for image in images])
+    paths = [Path(images)] if isinstance(images, (str, Path)) else [Path(p) for p in images]
+    files = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UsageError(f"{path} is neither an image nor a folder; check the path")
+    if not files:
+        raise UsageError(f"no images ({', '.join(sorted(EXTENSIONS))}) among {', '.join(map(str, paths))}")
+    return [str(f) for f in files], torch.stack([fit_image(image, info) for image in decode_each(files)])
+
+
+def decode_each(files: list[Path]) -> list[torch.Tensor]:
+    from lowdata.data.imagefolder import decode_one, to_eight_bits
+
+    return to_eight_bits([decode_one(path, None) for path in files], files)
+
+
+def fit_image(image: torch.Tensor, info) -> torch.Tensor:
+    from torchvision.transforms.v2 import functional as F
+
+    channels, size = info.channels, tuple(info.image_size)
+    if image.shape[0] != channels:
+        if channels == 3 and image.shape[0] == 1:
+            image = image.expand(3, -1, -1)
+        elif channels == 1 and image.shape[0] == 3:
+            image = F.rgb_to_grayscale(image)
+        else:
+            raise UsageError(f"an image with {image.shape[0]} channels cannot feed a model of {channels}")
+    if tuple(image.shape[1:]) != size:
+        image = F.resize(image, list(size), antialias=True)
+    return image.contiguous()
+
+
+def write_predictions(results: list[dict[str, Any]], path: Path) -> None:
+    """CSV (image, class, probability, then class_2, probability_2 ...) or JSON, by the file's suffix."""
+    from lowdata.io import atomic_write_json, atomic_write_text
+
+    if path.suffix == ".json":
+        atomic_write_json(path, results)
+        return
+    k = max(len(r["classes"]) for r in results)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["image"] + [f"{name}{'' if i == 0 else f'_{i + 1}'}" for i in range(k)
+                                 for name in ("class", "probability")])
+    for r in results:
+        writer.writerow([r["image"]] + [x for pair in zip(r["classes"], r["probabilities"]) for x in pair])
+    atomic_write_text(path, buffer.getvalue())

@@ -1,0 +1,55 @@
+import csv
+import json
+
+import pytest
+import torch
+
+from lowdata import evaluate_run, predict, train
+from lowdata.cli import main
+from lowdata.errors import UsageError
+
+
+@pytest.fixture
+def run(tmp_path, image_folder_writer):
+    root = image_folder_writer(tmp_path / "images", per_class=10)
+    out = tmp_path / "run"
+    train(data=str(root), model="vit-tiny", model_args={"depth": 1}, epochs=3, batch_size=8, out=str(out))
+    return root, out
+
+
+def test_predict_on_a_folder_agrees_with_eval(run):
+    root, out = run
+    results = predict(out, root / "test", top_k=2)
+    assert len(results) == 15 and all(len(r["classes"]) == 2 for r in results)
+    assert all(r["probabilities"][0] >= r["probabilities"][1] for r in results)
+    correct = sum(r["classes"][0] == r["image"].split("/")[-2] for r in results)
+    assert correct / len(results) == pytest.approx(evaluate_run(out)["test_acc"])
+
+
+def test_predict_on_a_tensor_gives_the_same_classes_as_on_files(run):
+    from lowdata.data.imagefolder import decode_all
+
+    root, out = run
+    files = sorted((root / "test").rglob("*.png"))
+    from_files = predict(out, files)
+    from_tensor = predict(out, decode_all(files, None))
+    assert [r["classes"] for r in from_files] == [r["classes"] for r in from_tensor]
+
+
+def test_predict_cli_writes_csv_and_json(run, tmp_path, capsys):
+    root, out = run
+    assert main(["predict", "--run", str(out), str(root / "test" / "cat"), "--top-k", "3",
+                 "--out", str(tmp_path / "p.csv")]) == 0
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert len(rows) == 5 and set(rows[0]) == {"image", "class", "probability", "class_2", "probability_2",
+                                               "class_3", "probability_3"}
+    assert main(["predict", "--run", str(out), str(root / "test" / "dog" / "000.png"), "--out",
+                 str(tmp_path / "p.json")]) == 0
+    assert json.loads((tmp_path / "p.json").read_text())[0]["classes"][0] in ("cat", "dog", "frog")
+    assert main(["predict", "--run", str(tmp_path), str(root)]) == 2  # not a run
+    assert main(["predict", "--run", str(out), str(tmp_path / "missing.png")]) == 2
+
+
+def test_predict_refuses_a_float_tensor(run):
+    with pytest.raises(UsageError, match="must be uint8"):
+        predict(run[1], torch.zeros(1, 3, 12, 12))
