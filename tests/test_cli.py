@@ -120,3 +120,13 @@ def test_unknown_flag_is_still_refused(capsys):
         main(["train", "--data", "digits", "classes=0,1", "--epokhs", "1", "x=1"])
     assert stop.value.code == 2
     assert "--epokhs" in capsys.readouterr().err
+
+
+def test_version_and_train_says_where_its_run_went(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit:
+        main(["--version"])
+    assert exit.value.code == 0 and capsys.readouterr().out.startswith("lowdata 0.")
+    code, out, err = run_cli(capsys, "train", "--data", "digits", "--labels", "100", "--epochs", "1",
+                             "--out", str(tmp_path / "r"))
+    assert code == 0 and f"run written to {tmp_path / 'r'}" in err
+    assert json.loads(out)["run_dir"] == str(tmp_path / "r")

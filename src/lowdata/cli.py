@@ -90,6 +90,9 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="lowdata", description="Vision transformers on small data, measured.")
+    import lowdata
+
+    parser.add_argument("--version", action="version", version=f"lowdata {lowdata.__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     train = commands.add_parser("train", help="train and evaluate one model on a label budget",
@@ -228,6 +231,9 @@ def train_command(args: argparse.Namespace) -> int:
     # only what the user gave: with --resume these must agree with the run's saved settings
     summary = train(resume=args.resume, **given_values(args.config, flags, args.settings))
     print(json.dumps(summary, indent=2))
+    if summary is not None:
+        print(f"lowdata: run written to {summary.get('run_dir', args.out)} (summary.json, checkpoint/, metrics.jsonl)",
+              file=sys.stderr)
     return 0
 
 
@@ -238,6 +244,9 @@ def pretrain_command(args: argparse.Namespace) -> int:
     flags = {dest: getattr(args, dest) for dest, *_ in PRETRAIN_FLAGS.values()}
     summary = pretrain(resume=args.resume, **given_values(args.config, flags, args.settings))
     print(json.dumps(summary, indent=2))
+    if summary is not None:
+        print(f"lowdata: run written to {summary.get('run_dir', args.out)}; fine-tune it with "
+              f"`lowdata train ... --init {summary.get('run_dir', args.out)}`", file=sys.stderr)
     return 0
 
 

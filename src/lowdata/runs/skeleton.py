@@ -136,6 +136,7 @@ def provenance(run: Run, result: dict[str, Any]) -> dict[str, Any]:
     import lowdata
 
     return {
+        "run_dir": str(run.run_dir),
         "train_seconds": round(result["train_seconds"], 2), "eval_seconds": round(result["eval_seconds"], 2),
         "checkpoint_seconds": round(result["checkpoint_seconds"], 2),
         "images_per_second": round(result["images_per_second"], 1),
