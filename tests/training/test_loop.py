@@ -226,3 +226,10 @@ def test_a_damaged_checkpoint_is_a_one_line_error_naming_the_file(tmp_path, file
     (run / "checkpoint" / file).write_bytes(content)
     with pytest.raises(UsageError, match=f"({message}).*(start a new run|damaged)"):
         train(out=str(run), resume=True)
+
+
+def test_every_epoch_leaves_a_line_when_not_on_a_terminal(tmp_path, capsys):
+    train(model="resnet20", out=str(tmp_path / "run"), **QUICK)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("lowdata: epoch ")]
+    assert [line.split(":")[1].strip().split()[1] for line in lines] == ["1/4", "2/4", "3/4", "4/4"]
+    assert "test_acc" in lines[1] and "test_acc" not in lines[0] and "img/s" in lines[-1]  # eval_every=2

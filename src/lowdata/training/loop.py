@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -166,6 +167,7 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
             stopping = stop_after_epoch is not None and stop_after_epoch <= state.epoch < settings.epochs
             if process.is_main:
                 metrics_log.append(last, writer)
+                tqdm.write(epoch_line(last, settings.epochs), file=sys.stderr)  # kept, on a terminal or not
                 if stopping or state.epoch == settings.epochs or checkpoint_clock.due():
                     with timed(timings, "checkpoint_seconds"):
                         save_checkpoint(run_dir, model, optimizer, saved_ema, state, config)
@@ -180,6 +182,14 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
     return {**last, **timings, "threads": cores.threads, "train_seconds": state.extra["train_seconds"],
             "pool_images_read": state.extra.get("pool_images_read", 0),
             "images_per_second": state.extra["images_seen"] / max(state.extra["train_seconds"], 1e-9)}
+
+
+def epoch_line(metrics: dict[str, Any], epochs: int) -> str:
+    """One line per epoch, kept in logs (under nohup, in CI) as on a terminal."""
+    shown = [f"{key} {metrics[key]:.4g}" for key in ("train_loss", "train_acc", "test_acc", "val_acc", "knn_acc")
+             if isinstance(metrics.get(key), float)]
+    return (f"lowdata: epoch {metrics['epoch']}/{epochs}: {', '.join(shown)}, "
+            f"{metrics['images_per_second']:.0f} img/s")
 
 
 def data_fingerprint(data: LoopData) -> str:
