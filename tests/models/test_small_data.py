@@ -7,7 +7,6 @@ from lowdata.errors import UsageError
 from lowdata.models import create_model
 from lowdata.models.loading import load_trained_model
 from lowdata.models.small_data import ConvTokenizer, LocalitySelfAttention, SeqPool, ShiftedPatchTokenizer
-from lowdata.models.vit import use_fused_attention
 
 PRESETS = ["vit-tiny-convstem", "vit-tiny-sl", "cct-2/3x2", "cct-7/3x1"]
 
@@ -83,16 +82,6 @@ def test_conv_tokenizer_grid_and_sequence_pooling():
         pool.attention.weight.zero_()
         pool.attention.bias.zero_()
     torch.testing.assert_close(pool(tokens), tokens.mean(1))  # equal scores: the plain average
-
-
-def test_fused_and_explicit_attention_agree_for_lsa_models():
-    torch.manual_seed(0)
-    model = create_model("vit-tiny-sl", num_classes=10, in_chans=3, img_size=(32, 32), depth=2).eval()
-    x = torch.randn(2, 3, 32, 32)
-    assert use_fused_attention(model, True) == 2
-    fused = model(x)
-    use_fused_attention(model, False)
-    torch.testing.assert_close(model(x), fused, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("args, message", [
