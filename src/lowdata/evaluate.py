@@ -13,20 +13,61 @@ from torch.nn import functional as F
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, normalize: nn.Module,
              device: torch.device, autocast: Callable[[], AbstractContextManager], batch_size: int = 512
              ) -> dict[str, float]:
-    """Top-1 accuracy and mean cross-entropy over uint8 `images`."""
+    """Top-1 accuracy, mean cross-entropy, top-5 accuracy (with 5 or more classes) and the confusion matrix
+    (rows: true class, columns: predicted) over uint8 `images`."""
     was_training = model.training
     model.eval()
-    correct, loss_sum = 0, 0.0
+    correct, top5, loss_sum, confusion = 0, 0, 0.0, None
     for start in range(0, len(images), batch_size):
         x = normalize(images[start:start + batch_size].to(device))
         y = labels[start:start + batch_size].to(device)
         with autocast():
             logits = model(x)
+        classes = logits.shape[1]
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum").item()
-        correct += (logits.argmax(dim=1) == y).sum().item()
+        predicted = logits.argmax(dim=1)
+        correct += (predicted == y).sum().item()
+        top5 += (logits.topk(min(5, classes), dim=1).indices == y[:, None]).any(dim=1).sum().item()
+        counts = torch.bincount(y * classes + predicted, minlength=classes * classes).reshape(classes, classes)
+        confusion = counts.cpu() if confusion is None else confusion + counts.cpu()
     model.train(was_training)
     n = max(len(images), 1)
-    return {"acc": correct / n, "loss": loss_sum / n}
+    result = {"acc": correct / n, "loss": loss_sum / n, "confusion": [] if confusion is None else confusion.tolist()}
+    if confusion is not None and confusion.shape[0] >= 5:
+        result["top5_acc"] = top5 / n
+    return result
+
+
+def per_class_accuracy(confusion: list[list[int]], classes) -> dict[str, float | None]:
+    """Each class's accuracy (its recall) from a confusion matrix; None for a class with no test image."""
+    return {name: (row[i] / sum(row) if sum(row) else None) for i, (name, row) in enumerate(zip(classes, confusion))}
+
+
+def confusion_png(confusion: list[list[int]], classes) -> bytes:
+    """The confusion matrix as a PNG (counts, rows true, columns predicted)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    size = max(4.0, 0.45 * len(classes) + 2)
+    figure, axis = plt.subplots(figsize=(size, size), dpi=100)
+    axis.imshow(confusion, cmap="Blues")
+    axis.set_xticks(range(len(classes)), classes, rotation=90)
+    axis.set_yticks(range(len(classes)), classes)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    if len(classes) <= 20:
+        for i, row in enumerate(confusion):
+            for j, count in enumerate(row):
+                axis.text(j, i, str(count), ha="center", va="center", fontsize=7)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    plt.close(figure)
+    return buffer.getvalue()
 
 
 def classification_evaluator(eval_sets: dict[str, tuple[torch.Tensor, torch.Tensor]], normalize: nn.Module,
@@ -36,7 +77,7 @@ def classification_evaluator(eval_sets: dict[str, tuple[torch.Tensor, torch.Tens
         out = {}
         for name, (images, labels) in eval_sets.items():
             result = evaluate(model, images, labels, normalize, device, autocast)
-            out.update({f"{name}_acc": result["acc"], f"{name}_loss": result["loss"]})
+            out.update({f"{name}_{key}": value for key, value in result.items()})
         return out
     return run
 

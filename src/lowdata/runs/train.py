@@ -29,7 +29,7 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
     from lowdata.augment import Normalize, build_policy
     from lowdata.data import load_dataset, select_budget
     from lowdata.data.budget import pool_subset
-    from lowdata.evaluate import classification_evaluator
+    from lowdata.evaluate import classification_evaluator, per_class_accuracy
     from lowdata.models import count_params, create_model
     from lowdata.models.vit import use_fused_attention
     from lowdata.objectives import build_objective
@@ -72,8 +72,11 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
                      run.generators(*(("pool",) if feed else ())), stop_after_epoch)
     if result is None:
         return None
+    write_confusion(run, result["test_confusion"], info.classes)
     return run.finish(result, {
         "test_acc": result["test_acc"], "test_loss": result["test_loss"], "val_acc": result.get("val_acc"),
+        "test_top5_acc": result.get("test_top5_acc"),
+        "per_class_acc": per_class_accuracy(result["test_confusion"], info.classes),
         "labels": len(budget.labelled), "val_labels": len(budget.val), "unlabelled_pool": len(budget.pool),
         "dataset": info.name, "num_classes": info.num_classes, "classes": list(info.classes), "model": config.model,
         # what feeds the model without the training data (lowdata predict): the training split's statistics
@@ -85,6 +88,19 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
         "repeated_aug": config.repeated_aug, "pool_images": len(pool), "rounds": config.rounds,
         "pool_images_read": result["pool_images_read"],  # draws from the pool, repeats included
     })
+
+
+def write_confusion(run: Run, confusion: list[list[int]], classes) -> None:
+    """confusion.json and confusion.png beside the run (rank 0)."""
+    from lowdata.evaluate import confusion_png
+    from lowdata.io import atomic_path, atomic_write_json
+
+    if not run.process.is_main:
+        return
+    atomic_write_json(run.run_dir / "confusion.json", {"classes": list(classes), "rows_true_columns_predicted":
+                                                       confusion})
+    with atomic_path(run.run_dir / "confusion.png") as tmp:
+        tmp.write_bytes(confusion_png(confusion, list(classes)))
 
 
 def pool_feed(config: TrainConfig, info, images):
@@ -152,7 +168,11 @@ def evaluate_run(checkpoint: str | Path, data: str | None = None) -> dict[str, A
     model, _ = load_trained_model(run_dir, info.num_classes, info.channels, info.image_size, what="run")
     model.to(device)
     result = evaluate(model, dataset.test_images, dataset.test_labels, Normalize(info).to(device), device, autocast)
-    return {"test_acc": result["acc"], "test_loss": result["loss"], "test_images": len(dataset.test_images),
+    from lowdata.evaluate import per_class_accuracy
+
+    return {"test_acc": result["acc"], "test_loss": result["loss"], "test_top5_acc": result.get("top5_acc"),
+            "per_class_acc": per_class_accuracy(result["confusion"], info.classes), "confusion": result["confusion"],
+            "test_images": len(dataset.test_images),
             "dataset": info.name, "model": config.model, "checkpoint": str(run_dir)}
 
 

@@ -328,9 +328,10 @@ class MetricsLog:
             atomic_write_text(self.path, "".join(line + "\n" for line in kept))
 
     def append(self, record: dict[str, Any], writer) -> None:
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps(record, sort_keys=True) + "\n")
-        for key, value in record.items():
+        scalars = {key: value for key, value in record.items() if isinstance(value, (int, float))}
+        with open(self.path, "a") as handle:  # a confusion matrix goes to the summary, not to every line
+            handle.write(json.dumps(scalars, sort_keys=True) + "\n")
+        for key, value in scalars.items():
             if key not in ("epoch", "step"):
                 writer.add_scalar(key, value, record["epoch"])
         writer.flush()
