@@ -46,3 +46,15 @@ def test_layer_decay_assigns_the_expected_learning_rates():
     assert rates["blocks.2.attn.qkv.weight"] == pytest.approx(1e-3 * 0.5)
     assert rates["blocks.0.mlp.fc1.weight"] == pytest.approx(1e-3 * 0.5 ** 3)
     assert rates["patch_embed.proj.weight"] == pytest.approx(1e-3 * 0.5 ** 4)
+
+
+def test_a_run_shorter_than_its_warmup_still_decays_and_says_so(capsys):
+    model = torch.nn.Linear(4, 2)
+    optimizer = build_optimizer(model, lr=1e-3, weight_decay=0.0)
+    schedule = build_schedule(optimizer, total_steps=12, warmup_steps=30, min_lr=1e-5)
+    rates = []
+    for step in range(12):
+        schedule.step_update(num_updates=step)
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert "warm-up shortened from 30 to 2 steps" in capsys.readouterr().err
+    assert max(rates) == pytest.approx(1e-3, rel=0.05) and rates[-1] < 0.2 * max(rates)
