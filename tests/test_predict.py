@@ -53,3 +53,23 @@ def test_predict_cli_writes_csv_and_json(run, tmp_path, capsys):
 def test_predict_refuses_a_float_tensor(run):
     with pytest.raises(UsageError, match="must be uint8"):
         predict(run[1], torch.zeros(1, 3, 12, 12))
+
+
+def test_eval_on_a_folder_takes_it_whole_with_the_runs_statistics(run, tmp_path):
+    import shutil
+
+    root, out = run
+    results = predict(out, root / "test")  # every test image, the run's preprocessing
+    accuracy = sum(r["classes"][0] == r["image"].split("/")[-2] for r in results) / len(results)
+    evaluated = evaluate_run(out, data=str(root / "test"))  # a plain class folder: no hold-out
+    assert evaluated["test_images"] == 15 and evaluated["test_acc"] == pytest.approx(accuracy)
+    two = tmp_path / "two"
+    for name in ("dog", "frog"):  # fewer classes than the run learned: labels keep the run's indices
+        shutil.copytree(root / "test" / name, two / name)
+    subset = [r for r in results if r["image"].split("/")[-2] in ("dog", "frog")]
+    expected = sum(r["classes"][0] == r["image"].split("/")[-2] for r in subset) / len(subset)
+    assert evaluate_run(out, data=str(two))["test_acc"] == pytest.approx(expected)
+    (two / "horse").mkdir()
+    shutil.copy(root / "test" / "cat" / "000.png", two / "horse" / "000.png")
+    with pytest.raises(UsageError, match="classes the run never learned \\(horse\\)"):
+        evaluate_run(out, data=str(two))
