@@ -31,3 +31,19 @@ def test_a_recipe_with_fewer_than_three_finished_sizes_gets_no_fit_and_a_reason(
     assert fits["recipes"]["vit"]["no_fit_reason"].startswith("2 finished sizes: a curve needs at least 3")
     assert fits["crossovers"] == {} and fits["multipliers"] == {}
     assert np.isfinite(fits["recipes"]["cnn"]["fit"]["c"])
+
+
+def test_a_study_at_chance_warns_and_names_no_winner():
+    from lowdata.study.report import Layout, conclusion
+
+    layout = Layout("digits", {"cnn": "cnn", "vit": "vit"}, {"cnn": "cnn", "vit": "vit"}, [50, 100, 200], [0, 1],
+                    12, num_classes=10)
+    rows = [{"recipe": recipe, "labels": n, "seed": seed, "test_error": 0.89 + 0.01 * seed + (0.005 if recipe == "vit" else 0)}
+            for recipe in ("cnn", "vit") for n in (50, 100, 200) for seed in (0, 1)]
+    lines = conclusion(layout, fit_all(layout, rows))
+    assert lines[0].startswith("- **Warning**: cnn, vit stay within noise of chance (10.0% for 10 classes)")
+    assert not any("use **" in line for line in lines)
+    assert sum("no recipe is named" in line for line in lines) == 3
+    learned = [{**row, "test_error": row["test_error"] - (0.5 if row["recipe"] == "cnn" else 0)} for row in rows]
+    lines = conclusion(layout, fit_all(layout, learned))
+    assert lines[0].startswith("- **Warning**: vit stays within noise") and "use **cnn**" in lines[1]

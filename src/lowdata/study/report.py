@@ -6,6 +6,7 @@ rebuilding from unchanged cells gives byte-identical files.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import csv
 import io
 import math
@@ -23,7 +24,7 @@ from lowdata.study.plan import Plan, load_plan
 from lowdata.study.run import cell_dir, is_done
 
 CSV_COLUMNS = ["cell", "recipe", "family", "labels", "seed", "test_acc", "test_error", "epochs", "params",
-               "train_seconds", "images_per_second", "pool_images"]
+               "train_seconds", "images_per_second", "pool_images", "num_classes"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Layout:
     sizes: list[int]
     seeds: list[int]
     planned: int | None  # cells the study planned; None for results read from a CSV
+    num_classes: int | None = None  # for the chance level; None when unknown (a CSV)
 
     @classmethod
     def from_plan(cls, plan: Plan) -> "Layout":
@@ -51,7 +53,9 @@ def build_report(out_dir: Path, prior: float = fit.PRIOR_STRENGTH) -> dict[str, 
     rows = collect_rows(plan, out_dir)
     if not rows:
         raise UsageError(f"no finished cells in {out_dir} yet; run `lowdata study` first")
-    return write_report(Layout.from_plan(plan), rows, out_dir, prior, with_csv=True)
+    classes = {r["num_classes"] for r in rows if r.get("num_classes")}
+    layout = dataclasses.replace(Layout.from_plan(plan), num_classes=classes.pop() if len(classes) == 1 else None)
+    return write_report(layout, rows, out_dir, prior, with_csv=True)
 
 
 def write_report(layout: Layout, rows: list[dict[str, Any]], out_dir: Path,
@@ -91,7 +95,7 @@ def collect_rows(plan: Plan, out_dir: Path) -> list[dict[str, Any]]:
                      "params": summary["params"], "train_seconds": summary["train_seconds"],
                      "images_per_second": summary["images_per_second"],
                      # unlabelled images a cell could read besides its labels (0: labels only)
-                     "pool_images": summary.get("pool_images", 0)})
+                     "pool_images": summary.get("pool_images", 0), "num_classes": summary.get("num_classes")})
     return sorted(rows, key=lambda r: (list(plan.recipes).index(r["recipe"]), r["labels"], r["seed"]))
 
 
@@ -343,14 +347,31 @@ def format_times(value: float | None) -> str:
     return ">1000×" if value > 1000 else f"{value:.2f}×"
 
 
+def near_chance(measured: dict[str, Any], chance: float) -> bool:
+    """Accuracy within noise of guessing: less than two seed spreads (at least 2 points) above chance."""
+    return (1 - measured["error_mean"]) - chance < max(2 * measured["error_std"], 0.02)
+
+
 def conclusion(layout: Layout, fits: dict[str, Any]) -> list[str]:
     lines = []
+    chance = 1 / layout.num_classes if layout.num_classes else None
+    if chance is not None:
+        idle = [recipe for recipe, entry in fits["recipes"].items()
+                if entry["measured"] and all(near_chance(m, chance) for m in entry["measured"])]
+        if idle:
+            lines.append(f"- **Warning**: {', '.join(idle)} stay{'s' if len(idle) == 1 else ''} within noise of chance "
+                         f"({chance:.1%} for {layout.num_classes} classes) at every size: under-trained or broken, "
+                         "not evidence about data hunger; give the cells more steps before reading this study.")
     for n in layout.sizes:
         results = [(recipe, m) for recipe, entry in fits["recipes"].items() for m in entry["measured"] if m["labels"] == n]
         if len(results) < 2:
             continue
         results.sort(key=lambda item: item[1]["error_mean"])
         (best, first), (runner, second) = results[0], results[1]
+        if chance is not None and near_chance(first, chance):
+            lines.append(f"- With {n:,} labels no recipe is named: even the best ({best}, {1 - first['error_mean']:.1%}) "
+                         f"is within noise of chance ({chance:.1%}).")
+            continue
         gap = second["error_mean"] - first["error_mean"]
         noise = math.hypot(first["error_std"], second["error_std"])
         sure = "clearly" if gap > 2 * noise and min(first["seeds"], second["seeds"]) > 1 else "narrowly, within the seed spread,"
