@@ -46,6 +46,9 @@ def test_predict_cli_writes_csv_and_json(run, tmp_path, capsys):
     assert main(["predict", "--run", str(out), str(root / "test" / "dog" / "000.png"), "--out",
                  str(tmp_path / "p.json")]) == 0
     assert json.loads((tmp_path / "p.json").read_text())[0]["classes"][0] in ("cat", "dog", "frog")
+    capsys.readouterr()
+    assert main(["predict", "--run", str(out), str(root / "test" / "cat")]) == 0  # CSV on stdout
+    assert capsys.readouterr().out.splitlines()[0] == "image,class,probability"
     assert main(["predict", "--run", str(tmp_path), str(root)]) == 2  # not a run
     assert main(["predict", "--run", str(out), str(tmp_path / "missing.png")]) == 2
 

@@ -347,20 +347,17 @@ def eval_command(args: argparse.Namespace) -> int:
 
 
 def predict_command(args: argparse.Namespace) -> int:
-    import tempfile
     from pathlib import Path
 
     from lowdata.api import predict
-    from lowdata.runs.predict import write_predictions
+    from lowdata.runs.predict import predictions_csv, write_predictions
 
     results = predict(args.run, args.images, args.top_k)
     if args.out:
         write_predictions(results, Path(args.out))
         print(f"predictions for {len(results)} images written to {args.out}", file=sys.stderr)
     else:
-        with tempfile.TemporaryDirectory() as folder:
-            write_predictions(results, Path(folder) / "predictions.csv")
-            print((Path(folder) / "predictions.csv").read_text(), end="")
+        print(predictions_csv(results), end="")
     return 0
 
 

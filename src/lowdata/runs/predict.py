@@ -102,12 +102,17 @@ def fit_image(image: torch.Tensor, info) -> torch.Tensor:
 
 
 def write_predictions(results: list[dict[str, Any]], path: Path) -> None:
-    """CSV (image, class, probability, then class_2, probability_2 ...) or JSON, by the file's suffix."""
+    """CSV or JSON, by the file's suffix."""
     from lowdata.io import atomic_write_json, atomic_write_text
 
     if path.suffix == ".json":
         atomic_write_json(path, results)
-        return
+    else:
+        atomic_write_text(path, predictions_csv(results))
+
+
+def predictions_csv(results: list[dict[str, Any]]) -> str:
+    """image, class, probability, then class_2, probability_2 ... for top-k."""
     k = max(len(r["classes"]) for r in results)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -115,4 +120,4 @@ def write_predictions(results: list[dict[str, Any]], path: Path) -> None:
                                  for name in ("class", "probability")])
     for r in results:
         writer.writerow([r["image"]] + [x for pair in zip(r["classes"], r["probabilities"]) for x in pair])
-    atomic_write_text(path, buffer.getvalue())
+    return buffer.getvalue()
