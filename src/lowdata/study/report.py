@@ -120,7 +120,12 @@ def measurements(rows: list[dict[str, Any]], recipe: str) -> tuple[np.ndarray, n
 
 def grouped(rows: list[dict[str, Any]], recipe: str) -> tuple[np.ndarray, list[np.ndarray]]:
     sizes, matrix = measurements(rows, recipe)
-    return sizes, [column[~np.isnan(column)] for column in matrix.T]
+    return sizes, per_size(matrix)
+
+
+def per_size(matrix: np.ndarray) -> list[np.ndarray]:
+    """Each size's measured errors (its column without the seeds that have none)."""
+    return [column[~np.isnan(column)] for column in matrix.T]
 
 
 def fit_all(layout: Layout | Plan, rows: list[dict[str, Any]], prior: float = fit.PRIOR_STRENGTH) -> dict[str, Any]:
@@ -132,7 +137,7 @@ def fit_all(layout: Layout | Plan, rows: list[dict[str, Any]], prior: float = fi
     measured_range: dict[str, tuple[float, float]] = {}  # finished sizes of each fitted recipe
     for recipe in layout.families:
         sizes, matrix = measurements(rows, recipe)
-        errors = [column[~np.isnan(column)] for column in matrix.T]
+        errors = per_size(matrix)
         measured = [{"labels": int(n), "error_mean": round(float(e.mean()), 6),
                      "error_std": round(float(e.std(ddof=1)) if len(e) > 1 else 0.0, 6), "seeds": len(e)}
                     for n, e in zip(sizes, errors)]
