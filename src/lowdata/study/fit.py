@@ -21,7 +21,7 @@ no interval is given.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -60,7 +60,6 @@ class Fit:
     replicates: list[Curve] | None  # bootstrap curves; None when no interval can be estimated
     interval_method: str | None = None
     note: str | None = None
-    sizes: tuple[float, ...] = field(default=())
 
 
 def seed_matrix(sizes: np.ndarray, errors: list[np.ndarray]) -> np.ndarray:
@@ -91,7 +90,7 @@ def fit_learning_curve(sizes: np.ndarray, matrix: np.ndarray, prior: float = PRI
     source = "seeds" if counts.max() >= 2 else "residuals"
     at_bound = bounds_hit(curve)
     if replicates <= 0:
-        return Fit(curve, (float(v0[0]), float(v1[0])), source, at_bound, None, sizes=tuple(sizes))
+        return Fit(curve, (float(v0[0]), float(v1[0])), source, at_bound, None)
     rng = np.random.default_rng(seed)
     if source == "seeds":
         drawn = resample_seed_curves(matrix[0], replicates, rng)
@@ -100,12 +99,11 @@ def fit_learning_curve(sizes: np.ndarray, matrix: np.ndarray, prior: float = PRI
         drawn = simulate_single_seed(sizes, curve, float(v1[0]), replicates, rng)
         method = f"{replicates} curves simulated from the residual variance model"
     else:
-        return Fit(curve, (float(v0[0]), float(v1[0])), source, at_bound, None, note=NOT_ESTIMABLE,
-                   sizes=tuple(sizes))
+        return Fit(curve, (float(v0[0]), float(v1[0])), source, at_bound, None, note=NOT_ESTIMABLE)
     ra, rb, rc, _, _ = fit_replicates(sizes, drawn, prior)
     usable = np.isfinite(ra)
     curves = [Curve(float(x), float(y), float(z)) for x, y, z in zip(ra[usable], rb[usable], rc[usable])]
-    return Fit(curve, (float(v0[0]), float(v1[0])), source, at_bound, curves, method, sizes=tuple(sizes))
+    return Fit(curve, (float(v0[0]), float(v1[0])), source, at_bound, curves, method)
 
 
 def bounds_hit(curve: Curve) -> list[str]:
