@@ -43,16 +43,45 @@ def run_study(out: str | Path, **options: Any) -> dict[str, Any] | None:
     return study(out, **options)
 
 
-def evaluate_run(checkpoint: str | Path, data: str | None = None) -> dict[str, Any]:
-    """Test accuracy of a finished run's weights, on its own dataset's test split or on `data`'s."""
+def evaluate_run(run: str | Path, data: str | None = None, device: str | None = None) -> dict[str, Any]:
+    """Top-1, top-5, per-class accuracy and the confusion matrix of a finished run's weights, on its own test
+    split or on `data` (a named dataset's test split, or a labelled image folder as a whole)."""
     from lowdata.runs.train import evaluate_run as evaluate
 
-    return evaluate(checkpoint, data)
+    return evaluate(run, data, device)
 
 
-def predict(run: str | Path, images, top_k: int = 1) -> list[dict[str, Any]]:
+def predict(run: str | Path, images, top_k: int = 1, device: str | None = None) -> list[dict[str, Any]]:
     """A finished run's top-k classes and probabilities for image paths, a folder, or a uint8 (N, C, H, W)
     tensor, with the run's own preprocessing (nothing of the training data needed)."""
     from lowdata.runs.predict import predict as predict_images
 
-    return predict_images(run, images, top_k)
+    return predict_images(run, images, top_k, device)
+
+
+def export(run: str | Path, format: str = "timm", out: str | Path | None = None) -> dict[str, Any]:
+    """Write a finished run's model as `timm` (a folder `timm.create_model("local-dir:...", pretrained=True)`
+    loads once `lowdata.models` is imported), `torchscript` or `onnx`, checked against the run's own outputs;
+    returns {"format", "path", "max_abs_diff", "input"}."""
+    from lowdata.runs.export import export_run
+
+    return export_run(run, format, out)
+
+
+def load_run(run: str | Path, device: str | None = None):
+    """A finished run as a usable model: `.model` (eval mode), `.classes`, `.info` (channels, image size,
+    mean/std) and `.logits(uint8 images)` with the run's own normalisation."""
+    from lowdata.runs.load import load_run as load
+
+    return load(run, device)
+
+
+def create_model(name: str, num_classes: int, in_chans: int = 3, img_size: int | tuple[int, int] = 32,
+                 **overrides: Any):
+    """A lowdata preset (see `lowdata models`) or any timm model, sized to the data; `overrides` are timm's
+    keyword names (depth=6, patch_size=2, ...)."""
+    from lowdata.models import create_model as create
+
+    size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+    return create(name, num_classes=num_classes, in_chans=in_chans, img_size=size, **overrides)
+

@@ -139,6 +139,18 @@ def build_parser() -> argparse.ArgumentParser:
     predicting.add_argument("--out", help="write predictions to this .csv or .json file (default: CSV on stdout)")
     predicting.set_defaults(command=predict_command)
 
+    exporting = commands.add_parser("export", help="a finished run's model for other tools (timm, TorchScript, ONNX)",
+                                    description="Write a finished run's model as a timm folder (model.safetensors + "
+                                                "config.json), TorchScript or ONNX, and check that the exported "
+                                                "model's outputs equal the run's. Inputs: normalised float images "
+                                                "(the mean/std are printed and in config.json).")
+    exporting.add_argument("--run", required=True, help="a run directory written by `lowdata train`")
+    exporting.add_argument("--format", default="timm", choices=["timm", "torchscript", "onnx"],
+                           help="timm (default; every run already has one in RUN/model), torchscript, or onnx "
+                                "(pip install 'lowdata[onnx]')")
+    exporting.add_argument("--out", help="where to write (default: RUN/model, RUN/model.torchscript.pt, RUN/model.onnx)")
+    exporting.set_defaults(command=export_command)
+
     study = commands.add_parser(
         "study", help="learning curves: a grid of recipes x label budgets x seeds, fitted and reported",
         description="Train every recipe at every label budget and seed, fit error(n) = a + b*n^-c per recipe, "
@@ -358,6 +370,16 @@ def predict_command(args: argparse.Namespace) -> int:
         print(f"predictions for {len(results)} images written to {args.out}", file=sys.stderr)
     else:
         print(predictions_csv(results), end="")
+    return 0
+
+
+def export_command(args: argparse.Namespace) -> int:
+    from lowdata.api import export
+
+    result = export(args.run, args.format, args.out)
+    print(json.dumps(result, indent=2))
+    print(f"lowdata: {args.format} export written to {result['path']} (outputs equal the run's within "
+          f"{result['max_abs_diff']:.1g})", file=sys.stderr)
     return 0
 
 

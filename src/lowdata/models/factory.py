@@ -35,15 +35,18 @@ def create_model(name: str, num_classes: int, in_chans: int, img_size: tuple[int
             raise UsageError(f"a distillation token needs a ViT preset ({', '.join(transformer_presets())}), "
                              f"not {name!r}; timm's deit_*_distilled models have one built in")
         overrides = {**overrides, "distilled": True}
+    import timm
+
     if name in MODELS:
-        spec = MODELS.get(name)
+        from lowdata.models.timm_names import timm_name
+
+        # through timm's factory, so the model carries timm's pretrained_cfg and reconstruction arguments
         try:
-            return spec.build(num_classes=num_classes, in_chans=in_chans, img_size=img_size,
-                              drop_path=spec.drop_path if drop_path is None else drop_path, **overrides)
+            return timm.create_model(timm_name(name), num_classes=num_classes, in_chans=in_chans,
+                                     img_size=tuple(img_size), drop_path_rate=drop_path, **overrides)
         except (TypeError, ValueError, RuntimeError, ZeroDivisionError) as err:  # e.g. depth=-1, embed_dim=0
             first = str(err).splitlines()[0] if str(err) else err.__class__.__name__
             raise UsageError(f"model {name!r} rejected its settings ({first}); check model_args") from None
-    import timm
 
     if not timm.is_model(name):
         raise UsageError(MODELS.unknown_message(name, extra=", or any timm model name (see `lowdata models --timm`)"))
@@ -73,6 +76,11 @@ def default_lr(name: str) -> float:
     return MODELS.get(name).lr if name in MODELS else ModelSpec.lr
 
 
+def default_drop_path(name: str) -> float:
+    """A preset's stochastic depth; 0 for timm's models, which is timm's own default."""
+    return MODELS.get(name).drop_path if name in MODELS else 0.0
+
+
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -94,6 +102,9 @@ def forward_flops(model: nn.Module, in_chans: int, img_size: tuple[int, int]) ->
 
 def _load_presets() -> None:
     from lowdata.models import cnn, vit  # noqa: F401  (registers the presets)
+    from lowdata.models.timm_names import register_presets
+
+    register_presets()
 
 
 _load_presets()

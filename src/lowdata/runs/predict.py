@@ -16,44 +16,22 @@ from lowdata.errors import UsageError
 
 
 def predict(run: str | Path, images: Sequence[str | Path] | str | Path | torch.Tensor, top_k: int = 1,
-            batch_size: int = 256) -> list[dict[str, Any]]:
+            device: str | None = None, batch_size: int = 256) -> list[dict[str, Any]]:
     """One entry per image: {"image", "classes": [top-k names], "probabilities": [...]}. `images` are image
     paths, a folder (every image under it, sorted), or a uint8 (N, C, H, W) tensor at the run's input size."""
-    from lowdata.augment import Normalize
-    from lowdata.data.datasets import DatasetInfo
-    from lowdata.device import pick_device, pick_precision
-    from lowdata.models.loading import load_trained_model
-    from lowdata.config import TrainConfig, build
-    from lowdata.rundir import read_config, read_summary
+    from lowdata.runs.load import load_run
 
-    run_dir = Path(run)
-    summary = read_summary(run_dir)
-    if summary is None or "input" not in summary:
-        raise UsageError(f"{run_dir} is not a finished lowdata training run with a recorded input (summary.json "
-                         "with `input`); train it with this version of lowdata, or give its --out folder")
-    spec = summary["input"]
-    info = DatasetInfo(summary.get("dataset", "run"), tuple(summary["classes"]), spec["channels"],
-                       tuple(spec["image_size"]), False, tuple(spec["mean"]), tuple(spec["std"]))
+    loaded = load_run(run, device)
     if top_k < 1:
         raise UsageError(f"--top-k must be at least 1, got {top_k}")
-    names, batch = load_inputs(images, info)
-    config = build(TrainConfig, read_config(run_dir))
-    device = pick_device(config.device)
-    autocast = pick_precision(config.precision, device).autocast(device)
-    model, _ = load_trained_model(run_dir, info.num_classes, info.channels, info.image_size, what="run")
-    model.to(device).eval()
-    normalize = Normalize(info).to(device)
-    k = min(top_k, info.num_classes)
+    names, batch = load_inputs(images, loaded.info)
+    k = min(top_k, len(loaded.classes))
     results = []
-    with torch.no_grad():
-        for start in range(0, len(batch), batch_size):
-            with autocast():
-                logits = model(normalize(batch[start:start + batch_size].to(device)))
-            probabilities = logits.float().softmax(dim=1)
-            values, indices = probabilities.topk(k, dim=1)
-            for offset, (row_values, row_indices) in enumerate(zip(values.tolist(), indices.tolist())):
-                results.append({"image": names[start + offset], "classes": [info.classes[i] for i in row_indices],
-                                "probabilities": [round(v, 6) for v in row_values]})
+    for start in range(0, len(batch), batch_size):
+        values, indices = loaded.logits(batch[start:start + batch_size]).softmax(dim=1).topk(k, dim=1)
+        for offset, (row_values, row_indices) in enumerate(zip(values.tolist(), indices.tolist())):
+            results.append({"image": names[start + offset], "classes": [loaded.classes[i] for i in row_indices],
+                            "probabilities": [round(v, 6) for v in row_values]})
     return results
 
 

@@ -87,6 +87,8 @@ def execute(kind: Callable[[Run, int | None], dict[str, Any] | None], cls: type,
             return finished
         process = current_process()  # one process, or this one's place under torchrun
         device = process_device(process, pick_device(config.device))
+        # device and precision stay saved as asked ("auto" re-decides where a resumed run lands: bf16 is fast on
+        # one CPU and 10-85x slower on another); what was chosen is in the summary
         run = Run(config, run_dir, resume, process, device, pick_precision(config.precision, device), cores)
         return kind(run, stop_after_epoch)
 
@@ -118,15 +120,22 @@ def open_run(cls: type, config: RunConfig, resume: bool, explicit: set[str], def
     return config.replace(out=str(run_dir)), run_dir
 
 
+# where and how fast a run computes, not what it computes: given explicitly on --resume, they replace the saved
+# ones (a run started on a GPU can finish on a CPU)
+PLACEMENT = ("device", "precision", "threads")
+
+
 def resumed_config(cls: type, saved: dict[str, Any], given: RunConfig, explicit: set[str]):
-    """The saved config wins; a setting the caller gave explicitly must agree with it."""
+    """The saved config wins; a setting the caller gave explicitly must agree with it, except placement."""
     saved_config = build(cls, saved)
+    placement = {key: getattr(given, key) for key in PLACEMENT if key in explicit}
     clashes = [f"{key}={getattr(given, key)!r} (run has {getattr(saved_config, key)!r})" for key in sorted(explicit)
-               if key in field_names(cls) and key != "out" and getattr(given, key) != getattr(saved_config, key)]
+               if key in field_names(cls) and key not in ("out", *PLACEMENT)
+               and getattr(given, key) != getattr(saved_config, key)]
     if clashes:
         raise UsageError(f"--resume continues a run under its saved settings, but these differ: {', '.join(clashes)}; "
                          "drop them or start a new run with another --out")
-    return saved_config
+    return saved_config.replace(**placement)
 
 
 def provenance(run: Run, result: dict[str, Any]) -> dict[str, Any]:

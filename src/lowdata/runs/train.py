@@ -9,6 +9,7 @@ from typing import Any
 
 from lowdata.config import TrainConfig, build
 from lowdata.errors import UsageError
+from lowdata.runs.export import write_run_model
 from lowdata.runs.skeleton import Run, build_ema, execute
 
 
@@ -68,11 +69,14 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
         notes.append(f"pool: {len(pool):,} unlabelled images, {feed.ratio:g} per labelled image a step, taught by "
                      f"the teacher ({config.distill}; student view {feed.student_view.name}, teacher view basic)")
     run.write_config(notes)
-    result = run.fit(objective, data, evaluator, policy, build_ema(model, config.ema_decay),
-                     run.generators(*(("pool",) if feed else ())), stop_after_epoch)
+    ema = build_ema(model, config.ema_decay)
+    result = run.fit(objective, data, evaluator, policy, ema, run.generators(*(("pool",) if feed else ())),
+                     stop_after_epoch)
     if result is None:
         return None
     write_confusion(run, result["test_confusion"], info.classes)
+    if run.process.is_main:  # before the summary, which marks the run finished
+        write_run_model(ema.module, info, run.run_dir)
     return run.finish(result, {
         "test_acc": result["test_acc"], "test_loss": result["test_loss"], "val_acc": result.get("val_acc"),
         "test_top5_acc": result.get("test_top5_acc"),
@@ -118,7 +122,7 @@ def pool_feed(config: TrainConfig, info, images):
 
 def resolved(config: TrainConfig) -> TrainConfig:
     """Defaults that depend on other settings, resolved once and saved resolved, so the run describes itself."""
-    from lowdata.models import default_lr
+    from lowdata.models import default_drop_path, default_lr
 
     if config.lr is None:
         config = config.replace(lr=default_lr(config.model))
@@ -132,6 +136,8 @@ def resolved(config: TrainConfig) -> TrainConfig:
                          "--pool (pool images have no labels)")
     if config.linear_probe and config.drop_path is None:
         config = config.replace(drop_path=0.0)  # frozen features take no stochastic depth
+    if config.drop_path is None:
+        config = config.replace(drop_path=default_drop_path(config.model))
     return config
 
 
@@ -150,7 +156,7 @@ def prepare_init(config: TrainConfig, model, load: bool = True, classes: Sequenc
     return report
 
 
-def evaluate_run(checkpoint: str | Path, data: str | None = None) -> dict[str, Any]:
+def evaluate_run(checkpoint: str | Path, data: str | None = None, device: str | None = None) -> dict[str, Any]:
     """Test accuracy (top-1, top-5, per class, confusion) of a finished run's weights, on its own dataset's test
     split, or on `data`: a named dataset's test split, or an image folder as a whole (all its images; a folder
     you evaluate on is not split). Images are normalised with the run's own training statistics."""
@@ -187,7 +193,7 @@ def evaluate_run(checkpoint: str | Path, data: str | None = None) -> dict[str, A
         recorded = summary.get("input")
         if recorded:  # the run's normalisation, not the new data's
             info = dataclasses.replace(info, mean=tuple(recorded["mean"]), std=tuple(recorded["std"]))
-    device = pick_device(config.device)
+    device = pick_device(device or config.device)
     autocast = pick_precision(config.precision, device).autocast(device)
     model, _ = load_trained_model(run_dir, info.num_classes, info.channels, info.image_size, what="run")
     model.to(device)

@@ -1,0 +1,122 @@
+"""`lowdata export`: a finished run's model in a format other tools load, checked against the run's own outputs.
+
+- `timm`: a folder with `model.safetensors` and timm's `config.json` (architecture, reconstruction arguments,
+  class names, and the run's input size and normalisation as `pretrained_cfg`), written by timm's own
+  `save_for_hf`; `timm.create_model("local-dir:FOLDER", pretrained=True)` rebuilds it (after `import
+  lowdata.models` for lowdata's presets). Every training run writes one as `RUN/model/`.
+- `torchscript`: a traced module (`torch.jit.load`), the images already normalised as the run was.
+- `onnx`: through `torch.onnx.export` (dynamo), batch size dynamic; needs `pip install 'lowdata[onnx]'`.
+
+The exported model takes normalised float images (N, C, H, W); the normalisation is in the config.json, in
+the run's summary (`input`) and printed by the command.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lowdata.errors import UsageError
+
+FORMATS = {"timm": "model", "torchscript": "model.torchscript.pt", "onnx": "model.onnx"}
+TOLERANCE = 1e-4  # float32 re-implementations (ONNX Runtime's kernels) differ from PyTorch's in the last bits
+
+
+def export_run(run: str | Path, format: str = "timm", out: str | Path | None = None) -> dict[str, Any]:
+    """Export and check: the exported model's logits on a fixed random batch must match the run's within
+    TOLERANCE. Returns {"format", "path", "max_abs_diff", "input"}."""
+    from lowdata.runs.load import load_run
+
+    if format not in FORMATS:
+        raise UsageError(f"unknown export format {format!r}; choose from {', '.join(FORMATS)}")
+    loaded = load_run(run, device="cpu")
+    path = Path(out) if out else loaded.run_dir / FORMATS[format]
+    info = loaded.info
+    difference = write_checked(format, loaded.model, info, path)
+    return {"format": format, "path": str(path), "max_abs_diff": difference,
+            "input": {"shape": ["N", info.channels, *info.image_size], "mean": list(info.mean),
+                      "std": list(info.std), "classes": list(info.classes)}}
+
+
+def write_run_model(model: torch.nn.Module, info, run_dir: Path) -> Path:
+    """RUN/model/: the evaluated weights in timm's format, written by every training run before its summary."""
+    path = run_dir / FORMATS["timm"]
+    write_checked("timm", model, info, path)
+    return path
+
+
+def write_checked(format: str, model: torch.nn.Module, info, path: Path) -> float:
+    """Write `model` as `format` at `path`, reload it, and return the largest logit difference on a fixed
+    random batch (an error above TOLERANCE)."""
+    import copy
+
+    model = copy.deepcopy(model).cpu().float().eval()
+    example = torch.randn(4, info.channels, *info.image_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model(example)
+    writer = {"timm": write_timm, "torchscript": write_torchscript, "onnx": write_onnx}[format]
+    rerun = writer(model, info, example, path)
+    difference = (rerun(example) - expected).abs().max().item()
+    if not difference <= TOLERANCE:
+        raise RuntimeError(f"the {format} export in {path} differs from the run's model by {difference:.3g} "
+                           f"(more than {TOLERANCE}); please report this with the model name")
+    return difference
+
+
+def timm_data_config(info) -> dict[str, Any]:
+    return {"input_size": (info.channels, *info.image_size), "mean": tuple(info.mean), "std": tuple(info.std),
+            "crop_pct": 1.0, "interpolation": "bilinear"}
+
+
+def write_timm(model: torch.nn.Module, info, example: torch.Tensor, path: Path):
+    """model.safetensors + config.json, swapped in whole; returns the model timm rebuilds from them."""
+    import timm
+    from timm.models import save_for_hf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    try:
+        save_for_hf(model, str(tmp), model_config={"label_names": list(info.classes)}, safe_serialization=True,
+                    data_config=timm_data_config(info))
+        shutil.rmtree(path, ignore_errors=True)
+        tmp.rename(path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    rebuilt = timm.create_model(f"local-dir:{path}", pretrained=True).eval()
+    return lambda images: rebuilt(images).detach()
+
+
+def write_torchscript(model: torch.nn.Module, info, example: torch.Tensor, path: Path):
+    import warnings
+
+    from lowdata.io import atomic_path
+
+    with warnings.catch_warnings():
+        # torch.jit is deprecated in favour of torch.export, but TorchScript is still what C++ and mobile load
+        warnings.simplefilter("ignore", FutureWarning)
+        # the trace fixes the input size, as the model (position embeddings) does; timm's size asserts say so
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(model, example)
+        with atomic_path(path) as tmp:
+            torch.jit.save(traced, str(tmp))
+        reloaded = torch.jit.load(str(path))
+    return lambda images: reloaded(images).detach()
+
+
+def write_onnx(model: torch.nn.Module, info, example: torch.Tensor, path: Path):
+    try:
+        import onnxruntime
+    except ImportError:
+        raise UsageError("ONNX export needs the onnx extra: pip install 'lowdata[onnx]' (onnx, onnxscript, "
+                         "onnxruntime)") from None
+    from lowdata.io import atomic_path
+
+    batch = torch.export.Dim("batch", min=1)
+    with atomic_path(path) as tmp:
+        torch.onnx.export(model, (example,), str(tmp), dynamo=True, input_names=["images"], output_names=["logits"],
+                          dynamic_shapes=({0: batch},), verbose=False)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return lambda images: torch.from_numpy(session.run(None, {"images": images.numpy()})[0])

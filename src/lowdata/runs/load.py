@@ -1,0 +1,58 @@
+"""A finished run as a usable model: its architecture with the weights it was evaluated with, and what feeds it
+(channels, input size, the training split's normalisation, class names) — all read from the run directory, so
+neither the training data nor its labels are needed."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from lowdata.errors import UsageError
+
+
+@dataclass
+class LoadedRun:
+    model: nn.Module  # eval mode, on `device`
+    info: Any  # data.datasets.DatasetInfo: classes, channels, image_size, mean, std
+    config: Any  # config.TrainConfig, as the run saved it
+    summary: dict[str, Any]
+    run_dir: Path
+    device: torch.device
+    autocast: Callable[[], Any]
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.info.classes
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Float logits of uint8 (N, C, H, W) images at the run's input size, with the run's normalisation."""
+        from lowdata.augment import Normalize
+
+        with torch.no_grad(), self.autocast():
+            return self.model(Normalize(self.info).to(self.device)(images.to(self.device))).float()
+
+
+def load_run(run: str | Path, device: str | None = None) -> LoadedRun:
+    """The run in `run` (a `lowdata train --out` folder), on `device` (default: the run's own setting)."""
+    from lowdata.config import TrainConfig, build
+    from lowdata.data.datasets import DatasetInfo
+    from lowdata.device import pick_device, pick_precision
+    from lowdata.models.loading import load_trained_model
+    from lowdata.rundir import read_config, read_summary
+
+    run_dir = Path(run)
+    summary = read_summary(run_dir) if run_dir.is_dir() else None
+    if summary is None or "input" not in summary:
+        raise UsageError(f"{run_dir} is not a finished lowdata training run with a recorded input (summary.json "
+                         "with `input`); train it with this version of lowdata, or give its --out folder")
+    spec = summary["input"]
+    info = DatasetInfo(summary.get("dataset", "run"), tuple(summary["classes"]), spec["channels"],
+                       tuple(spec["image_size"]), False, tuple(spec["mean"]), tuple(spec["std"]))
+    config = build(TrainConfig, read_config(run_dir))
+    chosen = pick_device(device or config.device)
+    autocast = pick_precision(config.precision, chosen).autocast(chosen)
+    model, _ = load_trained_model(run_dir, info.num_classes, info.channels, info.image_size, what="run")
+    return LoadedRun(model.to(chosen).eval(), info, config, summary, run_dir, chosen, autocast)

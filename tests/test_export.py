@@ -1,0 +1,97 @@
+import json
+
+import pytest
+import torch
+import yaml
+
+import lowdata
+from lowdata.cli import main
+from lowdata.data.datasets import DatasetInfo
+from lowdata.models import MODELS, create_model
+from lowdata.runs.export import write_checked
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "run"
+    lowdata.train(data="digits", labels=100, model="vit-tiny", model_args={"depth": 1}, epochs=1, batch_size=32,
+                  out=str(out))
+    return out
+
+
+@pytest.mark.parametrize("name", [*MODELS.names(), "vit-tiny+token", "resnet10t"])
+def test_every_preset_round_trips_through_timms_own_folder_format(name, tmp_path):
+    import timm
+    from timm.data import resolve_data_config
+
+    grey = name in ("resnet20", "cct-2/3x2")  # one-channel inputs too
+    info = DatasetInfo("t", tuple("abcdefg"), 1 if grey else 3, (28, 28) if grey else (32, 32), False,
+                       (0.2,) if grey else (0.4, 0.5, 0.6), (0.3,) if grey else (0.2, 0.25, 0.3))
+    distilled = name.endswith("+token")
+    torch.manual_seed(0)
+    model = create_model(name.removesuffix("+token"), num_classes=7, in_chans=info.channels,
+                         img_size=info.image_size, distilled=distilled)
+    assert write_checked("timm", model, info, tmp_path / "m") == 0.0  # bit-identical after the reload
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["label_names"] == list("abcdefg") and config["num_classes"] == 7
+    rebuilt = timm.create_model(f"local-dir:{tmp_path / 'm'}", pretrained=True)
+    data = resolve_data_config(model=rebuilt)
+    assert data["input_size"] == (info.channels, *info.image_size)
+    assert tuple(data["mean"]) == pytest.approx(info.mean) and tuple(data["std"]) == pytest.approx(info.std)
+
+
+def test_a_training_run_writes_its_model_in_timm_format_and_a_resolved_config(run):
+    import timm
+
+    from lowdata.runs.load import load_run
+
+    loaded = load_run(run)
+    rebuilt = timm.create_model(f"local-dir:{run / 'model'}", pretrained=True).eval()
+    images = torch.randint(0, 256, (5, 1, 8, 8), dtype=torch.uint8)
+    normalised = (images.float() / 255 - torch.tensor(loaded.info.mean).view(1, -1, 1, 1)) / torch.tensor(
+        loaded.info.std).view(1, -1, 1, 1)
+    with torch.no_grad():
+        assert torch.allclose(rebuilt(normalised), loaded.logits(images), atol=0.05)  # the run computes in bf16
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["drop_path"] == 0.1 and saved["lr"] == 1e-3 and saved["distill"] == "none"
+
+
+@pytest.mark.parametrize("format", ["torchscript", "onnx"])
+def test_export_formats_reproduce_the_runs_outputs(run, format, tmp_path):
+    if format == "onnx":
+        pytest.importorskip("onnxruntime")
+    result = lowdata.export(run, format, tmp_path / f"m.{format}")
+    assert result["max_abs_diff"] < 1e-4 and (tmp_path / f"m.{format}").stat().st_size > 10_000
+    assert result["input"]["shape"] == ["N", 1, 8, 8] and len(result["input"]["classes"]) == 10
+    if format == "torchscript":
+        reloaded = torch.jit.load(result["path"])
+        assert reloaded(torch.zeros(3, 1, 8, 8)).shape == (3, 10)
+
+
+def test_export_cli(run, tmp_path, capsys):
+    assert main(["export", "--run", str(run), "--format", "torchscript", "--out", str(tmp_path / "t.pt")]) == 0
+    assert json.loads(capsys.readouterr().out)["path"] == str(tmp_path / "t.pt")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", "--run", str(run), "--format", "tflite"])
+    assert exit_info.value.code == 2
+    assert main(["export", "--run", str(tmp_path), "--format", "timm"]) == 2  # not a run
+
+
+def test_resume_takes_a_new_device_or_precision_but_refuses_other_changes(tmp_path):
+    from lowdata.errors import UsageError
+
+    out = tmp_path / "r"
+    lowdata.train(data="digits", labels=50, model="resnet20", epochs=2, out=str(out), stop_after_epoch=1)
+    summary = lowdata.train(data="digits", labels=50, model="resnet20", epochs=2, out=str(out), resume=True,
+                            precision="fp32")
+    assert summary["precision"] == "fp32"
+    with pytest.raises(UsageError, match="lr="):
+        lowdata.train(data="digits", labels=50, model="resnet20", epochs=2, out=str(out), resume=True, lr=0.5)
+
+
+def test_the_python_api_builds_and_loads(run):
+    model = lowdata.create_model("cct-2/3x2", num_classes=4, in_chans=1, img_size=28)
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 4)
+    loaded = lowdata.load_run(run)
+    assert loaded.logits(torch.zeros(2, 1, 8, 8, dtype=torch.uint8)).shape == (2, 10)
+    assert loaded.classes == tuple(str(i) for i in range(10))
