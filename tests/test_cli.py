@@ -57,9 +57,11 @@ def test_train_then_eval(capsys, tmp_path):
     assert summary["epochs"] == 2 and summary["labels"] == 300  # flag over YAML, YAML over default
     saved = (run / "config.yaml").read_text()
     assert "lr: 0.002" in saved and "epochs: 2" in saved
-    code, out, _ = run_cli(capsys, "eval", "--checkpoint", str(run))
+    code, out, _ = run_cli(capsys, "eval", "--run", str(run), "--device", "cpu")
     assert code == 0
     assert json.loads(out)["test_acc"] == pytest.approx(summary["test_acc"])
+    code, out, _ = run_cli(capsys, "eval", "--checkpoint", str(run))  # the old name still works
+    assert code == 0 and json.loads(out)["test_acc"] == pytest.approx(summary["test_acc"])
     code, _, err = run_cli(capsys, "eval", "--checkpoint", str(run), "--data", "fashion-mnist:" + str(tmp_path))
     assert code == 2
 
@@ -89,12 +91,14 @@ def test_augment_preview_writes_a_grid(capsys, tmp_path):
     from PIL import Image
 
     out = tmp_path / "grid.png"
-    code, printed, err = run_cli(capsys, "augment-preview", "--data", "digits", "--policy", "3aug", "--out", str(out),
-                                 "--images", "6", "--views", "2", "mixup=0")
+    # the same names as `train`: --augment and augment_args.KEY=VALUE
+    code, printed, err = run_cli(capsys, "augment-preview", "--data", "digits", "--augment", "3aug", "--out", str(out),
+                                 "--images", "6", "--views", "2", "augment_args.mixup=0")
     assert code == 0 and "wrote" in printed and "solarize and blur only" in err
     width, height = Image.open(out).size
     assert width > height > 100  # 6 columns, 3 rows
-    code, _, err = run_cli(capsys, "augment-preview", "--data", "digits", "--out", str(tmp_path / "x.png"), "mix=1")
+    code, _, err = run_cli(capsys, "augment-preview", "--data", "digits", "--policy", "strong", "--out",
+                           str(tmp_path / "x.png"), "mix=1")
     assert code == 2 and "has no setting mix" in err and not (tmp_path / "x.png").exists()
 
 

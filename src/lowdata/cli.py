@@ -31,6 +31,7 @@ TRAIN_FLAGS = {  # flag -> (setting, type, help)
     "--freeze-epochs": ("freeze_epochs", int, "fine-tuning: train only the head for this many epochs first"),
     "--layer-decay": ("layer_decay", float, "layer-wise learning-rate decay for fine-tuning (MAE: 0.65-0.75)"),
     "--seed": ("seed", int, "seed for the label subset, initialisation and augmentation"),
+    "--image-size": ("image_size", int, "resize every image to this size (image folders of mixed sizes)"),
     "--device": ("device", str, "auto, cpu or cuda[:N]"),
     "--out": ("out", str, "run directory (config, metrics, checkpoint, summary)"),
 }
@@ -44,6 +45,7 @@ PRETRAIN_FLAGS = {
     "--lr": ("lr", float, "peak learning rate (AdamW, betas 0.9/0.95, cosine with warm-up)"),
     "--mask-ratio": ("mask_ratio", float, "share of patches hidden from the encoder (default 0.75)"),
     "--seed": ("seed", int, "seed for initialisation, masking and augmentation"),
+    "--image-size": ("image_size", int, "resize every image to this size (image folders of mixed sizes)"),
     "--device": ("device", str, "auto, cpu or cuda[:N]"),
     "--out": ("out", str, "run directory (config, metrics with k-NN accuracy, checkpoint, reconstructions.png)"),
 }
@@ -125,8 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.set_defaults(command=pretrain_command)
 
     evaluate = commands.add_parser("eval", help="evaluate a finished run's weights on a test split")
-    evaluate.add_argument("--checkpoint", required=True, help="a run directory written by `lowdata train`")
+    # --checkpoint: this command's first name for the run directory, kept so old scripts work
+    evaluate.add_argument("--run", "--checkpoint", dest="run", required=True,
+                          help="a run directory written by `lowdata train`")
     evaluate.add_argument("--data", default=None, help="dataset to test on (default: the run's own)")
+    evaluate.add_argument("--device", default=None, help="auto, cpu or cuda[:N] (default: the run's setting)")
     evaluate.set_defaults(command=eval_command)
 
     predicting = commands.add_parser("predict", help="classify new images with a finished run",
@@ -137,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     predicting.add_argument("images", nargs="+", help="image files or folders (every image under them)")
     predicting.add_argument("--top-k", type=int, default=1, help="classes per image (default 1)")
     predicting.add_argument("--out", help="write predictions to this .csv or .json file (default: CSV on stdout)")
+    predicting.add_argument("--device", default=None, help="auto, cpu or cuda[:N] (default: the run's setting)")
     predicting.set_defaults(command=predict_command)
 
     exporting = commands.add_parser("export", help="a finished run's model for other tools (timm, TorchScript, ONNX)",
@@ -207,14 +213,16 @@ def build_parser() -> argparse.ArgumentParser:
                                   description="Show what the model sees: training images as stored, then "
                                               "augmented views with their (mixed) labels.")
     preview.add_argument("--data", default="digits", help="NAME[:PATH] or an image-folder path, as for `train`")
-    preview.add_argument("--policy", default="strong", help="none, basic, strong or 3aug")
+    # --policy: this command's first name for the policy, kept so old scripts work
+    preview.add_argument("--augment", "--policy", dest="augment", default="strong",
+                         help="none, basic, strong or 3aug, as for `train`")
     preview.add_argument("--out", required=True, help="PNG file to write")
     preview.add_argument("--images", type=int, default=8, help="images per row")
     preview.add_argument("--views", type=int, default=3, help="augmented rows")
     preview.add_argument("--seed", type=int, default=0)
     preview.add_argument("--image-size", type=int, default=None, help="resize image folders of mixed sizes")
     preview.add_argument("settings", nargs="*", metavar="key=value",
-                         help="the policy's own settings, e.g. mixup=0.2 erasing=0")
+                         help="the policy's own settings, as for `train`: augment_args.mixup=0.2 (or mixup=0.2)")
     preview.set_defaults(command=preview_command)
 
     data = commands.add_parser("data", help="inspect an image folder")
@@ -266,8 +274,8 @@ def preview_command(args: argparse.Namespace) -> int:
     from lowdata.augment.preview import write_preview
     from lowdata.config import parse_assignment
 
-    policy_args = dict(parse_assignment(text) for text in args.settings)
-    result = write_preview(args.data, args.policy, args.out, args.images, args.views, args.seed, args.image_size,
+    policy_args = dict(parse_assignment(text.removeprefix("augment_args.")) for text in args.settings)
+    result = write_preview(args.data, args.augment, args.out, args.images, args.views, args.seed, args.image_size,
                            policy_args)
     for note in result["notes"]:
         print(f"lowdata: augment: {note}", file=sys.stderr)
@@ -354,7 +362,7 @@ def recipes_command(args: argparse.Namespace) -> int:
 def eval_command(args: argparse.Namespace) -> int:
     from lowdata.api import evaluate_run
 
-    print(json.dumps(evaluate_run(args.checkpoint, args.data), indent=2))
+    print(json.dumps(evaluate_run(args.run, args.data, args.device), indent=2))
     return 0
 
 
@@ -364,7 +372,7 @@ def predict_command(args: argparse.Namespace) -> int:
     from lowdata.api import predict
     from lowdata.runs.predict import predictions_csv, write_predictions
 
-    results = predict(args.run, args.images, args.top_k)
+    results = predict(args.run, args.images, args.top_k, args.device)
     if args.out:
         write_predictions(results, Path(args.out))
         print(f"predictions for {len(results)} images written to {args.out}", file=sys.stderr)
