@@ -47,3 +47,22 @@ def test_a_study_at_chance_warns_and_names_no_winner():
     learned = [{**row, "test_error": row["test_error"] - (0.5 if row["recipe"] == "cnn" else 0)} for row in rows]
     lines = conclusion(layout, fit_all(layout, learned))
     assert lines[0].startswith("- **Warning**: vit stays within noise") and "use **cnn**" in lines[1]
+
+
+def test_the_report_leads_with_its_answer_in_one_unit_and_marks_extrapolation(tmp_path):
+    from lowdata.study.report import Layout, write_report
+
+    layout = Layout("digits", {"cnn": "cnn", "vit": "vit", "vit+x": "vit"}, {"cnn": "cnn", "vit": "vit"},
+                    [50, 100, 200], [0, 1], 18, num_classes=10, train_images=1_000)
+    truth = {"cnn": (0.1, 2.0), "vit": (0.15, 3.0), "vit+x": (0.12, 2.5)}
+    rows = [{"recipe": recipe, "labels": n, "seed": seed, "test_error": a + b * n ** -0.5 + 0.004 * seed,
+             "test_acc": 1 - (a + b * n ** -0.5 + 0.004 * seed), "epochs": 5, "steps": 40, "train_acc": 0.97,
+             "run": f"cells/{recipe}-n{n}-s{seed}"}
+            for recipe, (a, b) in truth.items() for n in (50, 100, 200) for seed in (0, 1)]
+    write_report(layout, rows, tmp_path)
+    markdown = (tmp_path / "report.md").read_text()
+    answer = markdown[markdown.index("## Answer"):markdown.index("![learning curves]")]
+    assert "With 200 labels, use **cnn**" in answer and "**vit+x** at 100 labels is worth 1.86×" in answer  # 200 would read vit past its sizes
+    assert "accuracy at 10×" in markdown and "error" not in markdown.split("## Fitted")[1].split("\n")[4]
+    assert "at 2,000 (more than the data set's images)" in markdown  # 10x the largest size, past the 1,000
+    assert "| vit+x | 200 | 1 | " in markdown and "| 97.0% | 5 | 40 | [cells/vit+x-n200-s1](cells/vit+x-n200-s1/) |" in markdown

@@ -31,11 +31,14 @@ def test_study_writes_every_report_file(tmp_path, tiny_study):
     assert json.loads((out / "fits.json").read_text()) == fits
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     markdown = (out / "report.md").read_text()
-    assert "## Conclusion" in markdown and "With 120 labels" in markdown  # a winner, or none at chance
+    assert markdown.index("## Answer") < markdown.index("![learning curves]") < markdown.index("## Test accuracy")
+    assert "With 120 labels" in markdown  # a winner, or none at chance
     html = (out / "report.html").read_text()
     assert "data:image/png;base64," in html and "<table>" in html
     summary = json.loads((out / "cells" / "vit-n60-s1" / "summary.json").read_text())
     assert summary["labels"] == 60 and summary["seed"] == 1 and summary["epochs"] == 2
+    assert summary["steps"] == 4 and 0 <= summary["train_acc"] <= 1  # 2 epochs of 2 batches of 32
+    assert "[cells/vit-n60-s1](cells/vit-n60-s1/)" in markdown
 
 
 def test_report_rebuilds_byte_identical_from_cells_alone(tmp_path, tiny_study):
@@ -310,8 +313,11 @@ vit+mae+pool:
         teacher = json.loads((out / "cells" / f"cnn-n{size}-s0" / "summary.json").read_text())
         assert cell["init"] == str(out / "stages" / "vit+mae+pool-pretrain") and cell["pool_images"] == 200
         assert cell["teacher_test_acc"] == pytest.approx(teacher["test_acc"]) and cell["pool_images_read"] > 0
-    rows = (out / "results.csv").read_text().splitlines()
-    assert rows[0].endswith(",pool_images,num_classes") and rows[-1].endswith(",200,10") and rows[1].endswith(",0,10")
+    import csv
+
+    rows = list(csv.DictReader((out / "results.csv").read_text().splitlines()))
+    assert [(r["recipe"], r["pool_images"], r["num_classes"]) for r in (rows[0], rows[-1])] == [
+        ("cnn", "0", "10"), ("vit+mae+pool", "200", "10")]
     assert "vit+mae+pool read from 200 pool images" in (out / "report.md").read_text()
 
 

@@ -86,7 +86,9 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
         # what feeds the model without the training data (lowdata predict): the training split's statistics
         "input": {"channels": info.channels, "image_size": list(info.image_size), "mean": list(info.mean),
                   "std": list(info.std)},
-        "params": count_params(model), "epochs": config.epochs, "seed": config.seed,
+        # the cell's budget and how well it fit its own labels: tells data-hungry from under-trained
+        "params": count_params(model), "epochs": config.epochs, "steps": result["step"],
+        "train_acc": result.get("train_acc"), "seed": config.seed,
         **teacher_summary, "init": config.init, "init_report": init_report, "linear_probe": config.linear_probe,
         "layer_decay": config.layer_decay, "augment": policy.describe(), "augment_notes": policy.notes,
         "repeated_aug": config.repeated_aug, "pool_images": len(pool), "rounds": config.rounds,

@@ -24,7 +24,8 @@ from lowdata.study.plan import Plan, load_plan
 from lowdata.study.run import cell_dir, is_done
 
 CSV_COLUMNS = ["cell", "recipe", "family", "labels", "seed", "test_acc", "test_error", "epochs", "params",
-               "train_seconds", "images_per_second", "pool_images", "num_classes"]
+               "train_seconds", "images_per_second", "pool_images", "num_classes", "steps", "train_acc",
+               "train_images", "run"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Layout:
     seeds: list[int]
     planned: int | None  # cells the study planned; None for results read from a CSV
     num_classes: int | None = None  # for the chance level; None when unknown (a CSV)
+    train_images: int | None = None  # the training split's size: no curve is drawn past it; None when unknown
 
     @classmethod
     def from_plan(cls, plan: Plan) -> "Layout":
@@ -54,7 +56,8 @@ def build_report(out_dir: Path, prior: float = fit.PRIOR_STRENGTH) -> dict[str, 
     if not rows:
         raise UsageError(f"no finished cells in {out_dir} yet; run `lowdata study` first")
     classes = {r["num_classes"] for r in rows if r.get("num_classes")}
-    layout = dataclasses.replace(Layout.from_plan(plan), num_classes=classes.pop() if len(classes) == 1 else None)
+    layout = dataclasses.replace(Layout.from_plan(plan), num_classes=classes.pop() if len(classes) == 1 else None,
+                                 train_images=max((r["train_images"] or 0 for r in rows), default=0) or None)
     return write_report(layout, rows, out_dir, prior, with_csv=True)
 
 
@@ -88,14 +91,18 @@ def collect_rows(plan: Plan, out_dir: Path) -> list[dict[str, Any]]:
     for cell in plan.cells:
         if not is_done(out_dir, cell):
             continue
-        summary = read_summary(cell_dir(out_dir, cell))
+        folder = cell_dir(out_dir, cell)
+        summary = read_summary(folder)
         rows.append({"cell": cell.id, "recipe": cell.recipe, "family": plan.family(cell.recipe),
                      "labels": cell.size, "seed": cell.seed, "test_acc": summary["test_acc"],
                      "test_error": 1.0 - summary["test_acc"], "epochs": summary["epochs"],
                      "params": summary["params"], "train_seconds": summary["train_seconds"],
                      "images_per_second": summary["images_per_second"],
                      # unlabelled images a cell could read besides its labels (0: labels only)
-                     "pool_images": summary.get("pool_images", 0), "num_classes": summary.get("num_classes")})
+                     "pool_images": summary.get("pool_images", 0), "num_classes": summary.get("num_classes"),
+                     "steps": summary.get("steps"), "train_acc": summary.get("train_acc"),
+                     "train_images": summary["labels"] + summary.get("val_labels", 0) + summary.get("unlabelled_pool", 0),
+                     "run": folder.relative_to(out_dir).as_posix()})
     return sorted(rows, key=lambda r: (list(plan.recipes).index(r["recipe"]), r["labels"], r["seed"]))
 
 
@@ -240,18 +247,25 @@ def plot_curves(layout: Layout, rows: list[dict[str, Any]], fits: dict[str, Any]
         if not len(sizes):
             continue
         colour = colours[index % len(colours)]
-        accuracy = np.array([1 - e.mean() for e in errors])
-        spread = np.array([e.std(ddof=1) if len(e) > 1 else 0.0 for e in errors])
+        accuracy = np.array([100 * (1 - e.mean()) for e in errors])
+        spread = np.array([100 * e.std(ddof=1) if len(e) > 1 else 0.0 for e in errors])
         axis.plot(sizes, accuracy, "o-", color=colour, label=recipe)
         axis.fill_between(sizes, accuracy - spread, accuracy + spread, color=colour, alpha=0.2, linewidth=0)
         curve = fits["recipes"][recipe]["fit"]
         if curve:
-            grid = np.logspace(np.log10(sizes[0]), np.log10(sizes[-1] * 10), 100)
-            axis.plot(grid, 1 - (curve["a"] + curve["b"] * grid ** -curve["c"]), "--", color=colour, alpha=0.8)
+            end = sizes[-1] * 10 if layout.train_images is None else min(sizes[-1] * 10, layout.train_images)
+            for low, high, style in ((sizes[0], sizes[-1], "--"), (sizes[-1], end, ":")):
+                if high > low:
+                    grid = np.logspace(np.log10(low), np.log10(high), 50)
+                    axis.plot(grid, 100 * (1 - (curve["a"] + curve["b"] * grid ** -curve["c"])), style,
+                              color=colour, alpha=0.8)
+    if layout.num_classes:
+        axis.axhline(100 / layout.num_classes, color="grey", linestyle="-.", linewidth=1,
+                     label=f"chance ({100 / layout.num_classes:.0f} %)")
     axis.set_xscale("log")
     axis.set_xlabel("labelled training examples")
-    axis.set_ylabel("test accuracy")
-    axis.set_title(f"{layout.title}: mean ± std over seeds; dashed: fitted power law")
+    axis.set_ylabel("test accuracy (%)")
+    axis.set_title(f"{layout.title}: mean ± std over seeds; fit dashed, extrapolated dotted", fontsize=10)
     axis.grid(True, which="both", alpha=0.3)
     axis.legend()
     figure.tight_layout()
@@ -262,11 +276,14 @@ def plot_curves(layout: Layout, rows: list[dict[str, Any]], fits: dict[str, Any]
 
 
 def render_markdown(layout: Layout, rows: list[dict[str, Any]], fits: dict[str, Any], image: str) -> str:
+    """The answer first (which recipe at which budget, how sure, what each remedy is worth), then the plot,
+    then the tables that back it. Accuracy in % throughout."""
     lines = [f"# Data-hunger study: {layout.title}", "",
              f"Recipes {', '.join(layout.families)} at {', '.join(f'{n:,}' for n in layout.sizes)} labels, seeds "
              f"{', '.join(map(str, layout.seeds))}; {finished(len(rows), layout.planned)}; exponent "
              f"prior {fits['exponent_prior']['strength']:g} towards c = {fits['exponent_prior']['centre']:g}.", "",
-             f"![learning curves]({image})", "", "## Test accuracy (mean ± std over seeds)", ""]
+             "## Answer", ""] + conclusion(layout, fits) + worth(layout, fits)
+    lines += ["", f"![learning curves]({image})", "", "## Test accuracy (mean ± std over seeds)", ""]
     lines += ["| recipe | " + " | ".join(f"{n:,}" for n in layout.sizes) + " |",
               "|---|" + "---:|" * len(layout.sizes)]
     for recipe, entry in fits["recipes"].items():
@@ -279,15 +296,18 @@ def render_markdown(layout: Layout, rows: list[dict[str, Any]], fits: dict[str, 
         lines += ["", "Besides its labels, a recipe may read unlabelled images (taught by its teacher); those are not "
                   "counted as labels above: " + ", ".join(f"{recipe} read from {count:,} pool images"
                                                          for recipe, count in pooled) + "."]
-    lines += ["", "## Fitted learning curves: error(n) = a + b·n^(−c)", "",
-              "| recipe | a (error floor) | b | c | error at 2× | error at 10× |", "|---|---:|---:|---:|---:|---:|"]
+    lines += ["", "## Fitted learning curves: accuracy(n) = 100 % − (a + b·n^(−c))", "",
+              "90 % intervals in brackets; 2× and 10× the largest size are extrapolations.", "",
+              "| recipe | ceiling (100 % − a) | b | c | accuracy at 2× | accuracy at 10× |",
+              "|---|---:|---:|---:|---:|---:|"]
     for recipe, entry in fits["recipes"].items():
         if entry["fit"]:
             f, p = entry["fit"], entry["predicted"]
-            lines.append(f"| {recipe} | {f['a']:.3f} {bracket(f['a_interval'], '.3f')} | {f['b']:.3g} | "
+            lines.append(f"| {recipe} | {1 - f['a']:.1%} {accuracy_bracket(f['a_interval'])} | {f['b']:.3g} | "
                          f"{f['c']:.3f} {bracket(f['c_interval'], '.3f')} | "
-                         f"{p['2x']['error']:.1%} {bracket(p['2x']['interval'], '.1%')} at {p['2x']['labels']:,} | "
-                         f"{p['10x']['error']:.1%} {bracket(p['10x']['interval'], '.1%')} at {p['10x']['labels']:,} |")
+                         f"{1 - p['2x']['error']:.1%} {accuracy_bracket(p['2x']['interval'])} at {p['2x']['labels']:,} | "
+                         f"{1 - p['10x']['error']:.1%} {accuracy_bracket(p['10x']['interval'])} at "
+                         f"{p['10x']['labels']:,}{past_the_data(layout, p['10x']['labels'])} |")
         else:
             lines.append(f"| {recipe} | no fit: {entry['no_fit_reason']} | | | | |")
     notes = fit_notes(fits)
@@ -308,8 +328,41 @@ def render_markdown(layout: Layout, rows: list[dict[str, Any]], fits: dict[str, 
                   "| recipe | " + " | ".join(f"{n:,}" for n in layout.sizes) + " |", "|---|" + "---:|" * len(layout.sizes)]
         for recipe, values in fits["multipliers"].items():
             lines.append(f"| {recipe} | " + " | ".join(format_multiplier(v) for v in values) + " |")
-    lines += ["", "## Conclusion", ""] + conclusion(layout, fits)
+    lines += ["", "## Cells", "", "Each cell's budget and how well it fit its own labels (a low training accuracy "
+              "means under-trained, not data-hungry).", "",
+              "| recipe | labels | seed | test accuracy | train accuracy | epochs | steps | run |",
+              "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        link = f"[{r['run']}]({r['run']}/)" if r.get("run") else "–"
+        lines.append(f"| {r['recipe']} | {r['labels']:,} | {r.get('seed', 0)} | {1 - r['test_error']:.1%} | "
+                     f"{percent(r.get('train_acc'))} | {r.get('epochs') or '–'} | {r.get('steps') or '–'} | {link} |")
     return "\n".join(lines) + "\n"
+
+
+def percent(value: float | None) -> str:
+    return "–" if value is None or value == "" else f"{float(value):.1%}"
+
+
+def past_the_data(layout: Layout, labels: int) -> str:
+    return " (more than the data set's images)" if layout.train_images and labels > layout.train_images else ""
+
+
+def worth(layout: Layout, fits: dict[str, Any]) -> list[str]:
+    """What each remedy is worth in labels of the plain ViT, at the largest size read inside measured ranges."""
+    lines = []
+    for recipe, values in fits["multipliers"].items():
+        inside = [v for v in values if not v["extrapolated"] and v["multiplier"] is not None]
+        if not inside:
+            continue
+        value = inside[-1]
+        lines.append(f"- **{recipe}** at {value['labels']:,} labels is worth {format_multiplier(value)} as many labels "
+                     f"for the plain {layout.references['vit']}.")
+    return lines
+
+
+def accuracy_bracket(errors: list[float] | None) -> str:
+    """An error interval as the accuracy interval it is."""
+    return bracket(None if errors is None else [1 - errors[1], 1 - errors[0]], ".1%")
 
 
 def finished(results: int, planned: int | None) -> str:

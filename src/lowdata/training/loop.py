@@ -119,7 +119,8 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
         # resumed after the last checkpoint but before the run's summary (a kill, a full disk): the training is
         # complete, so the final metrics are evaluated again from the saved weights (evaluation is deterministic)
         with timed(timings, "eval_seconds"):
-            last = {"epoch": state.epoch, "step": state.step, **evaluator(ema.module)}
+            last = {"epoch": state.epoch, "step": state.step, **state.extra.get("last_train", {}),
+                    **evaluator(ema.module)}
     try:
         for epoch in range(state.epoch, settings.epochs):
             if head_first.update(epoch) or epoch == state.epoch:
@@ -159,6 +160,8 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
             # loss and accuracy are this rank's (rank 0's under torchrun): a sample of the epoch
             last = {"epoch": state.epoch, "step": state.step, "lr": peak_lr(optimizer), **totals.means(share),
                     "epoch_seconds": seconds, "images_per_second": n / seconds}
+            # the last epoch's training figures, for a summary written after a resume that only re-evaluates
+            state.extra["last_train"] = {key: value for key, value in last.items() if key.startswith("train_")}
             if state.epoch % eval_every == 0 or state.epoch == settings.epochs:
                 with timed(timings, "eval_seconds"):
                     last.update(evaluator(ema.module))
