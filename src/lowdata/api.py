@@ -23,7 +23,7 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
     """
     from lowdata.runs.train import train as train_run
 
-    return train_run(config, resume=resume, stop_after_epoch=stop_after_epoch, **settings)
+    return train_run(config, resume=resume, stop_after_epoch=stop_after_epoch, **named_data(settings))
 
 
 def pretrain(config: PretrainConfig | None = None, *, resume: bool = False, stop_after_epoch: int | None = None,
@@ -32,7 +32,7 @@ def pretrain(config: PretrainConfig | None = None, *, resume: bool = False, stop
     Fine-tune the result with `train(..., init=OUT)`."""
     from lowdata.runs.pretrain import pretrain as pretrain_run
 
-    return pretrain_run(config, resume=resume, stop_after_epoch=stop_after_epoch, **settings)
+    return pretrain_run(config, resume=resume, stop_after_epoch=stop_after_epoch, **named_data(settings))
 
 
 def run_study(out: str | Path, **options: Any) -> dict[str, Any] | None:
@@ -40,7 +40,7 @@ def run_study(out: str | Path, **options: Any) -> dict[str, Any] | None:
     options are `lowdata.study.study.run_study`'s (data, sizes, recipes, seeds, budget_steps, settings, ...)."""
     from lowdata.study.study import run_study as study
 
-    return study(out, **options)
+    return study(out, **named_data(options))
 
 
 def evaluate_run(run: str | Path, data: str | None = None, device: str | None = None) -> dict[str, Any]:
@@ -85,3 +85,14 @@ def create_model(name: str, num_classes: int, in_chans: int = 3, img_size: int |
     size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
     return create(name, num_classes=num_classes, in_chans=in_chans, img_size=size, **overrides)
 
+
+def named_data(settings: dict[str, Any]) -> dict[str, Any]:
+    """`data` may be in memory: (images, labels), (images, labels, test_images, test_labels), torch Datasets;
+    it is stored once in lowdata's cache and named `tensors:PATH` in the run's config (data/memory.py).
+    `data_classes` names the classes of in-memory data."""
+    data, classes = settings.get("data"), settings.pop("data_classes", None)
+    if data is None or isinstance(data, (str, Path)):
+        return {**settings, **({"data": str(data)} if data is not None else {})}
+    from lowdata.data.memory import dataset_spec
+
+    return {**settings, "data": dataset_spec(data, classes)}

@@ -105,6 +105,14 @@ def load_digits(path: str | None, options: dict) -> Dataset:
     return Dataset(info, images[train], labels[train], images[test], labels[test])
 
 
+@DATASETS.register("tensors")
+def load_in_memory(path: str | None, options: dict) -> Dataset:
+    """Data handed to the Python API as tensors or a torch Dataset (see data/memory.py)."""
+    from lowdata.data.memory import load_tensors
+
+    return load_tensors(path, options)
+
+
 @DATASETS.register("folder")
 def load_folder(path: str | None, options: dict) -> Dataset:
     if path is None:
