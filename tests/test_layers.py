@@ -10,7 +10,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "lowdata"
 LAYERS = [  # bottom first
     {"errors", "registry", "io", "config", "streams", "rundir", "device", "cores"},
     {"data"},
-    {"augment", "models", "evaluate", "objectives", "training"},
+    {"augment", "models", "metrics", "objectives", "training"},
     {"runs"},
     {"study"},
     {"api", "cli", "__main__", "__init__"},

@@ -93,7 +93,7 @@ def build_distill(config, model: nn.Module, dataset, device, autocast) -> tuple[
     accuracy for the summary."""
     from lowdata.augment import Normalize
     from lowdata.errors import UsageError
-    from lowdata.evaluate import evaluate
+    from lowdata.metrics import evaluate
     from lowdata.models.loading import load_trained_model
 
     info = dataset.info

@@ -28,7 +28,7 @@ def pretrain_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | No
     from lowdata.augment import Normalize, build_policy
     from lowdata.augment.mixing import NoMixing
     from lowdata.data import load_dataset, select_budget
-    from lowdata.evaluate import knn_evaluator
+    from lowdata.metrics import knn_evaluator
     from lowdata.io import atomic_write_json
     from lowdata.models import count_params, create_model
     from lowdata.models.vit import use_fused_attention

@@ -30,7 +30,7 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
     from lowdata.augment import Normalize, build_policy
     from lowdata.data import load_dataset, select_budget
     from lowdata.data.budget import pool_subset
-    from lowdata.evaluate import classification_evaluator, per_class_accuracy
+    from lowdata.metrics import classification_evaluator, per_class_accuracy
     from lowdata.models import count_params, create_model
     from lowdata.models.vit import use_fused_attention
     from lowdata.objectives import build_objective
@@ -98,7 +98,7 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
 
 def write_confusion(run: Run, confusion: list[list[int]], classes) -> None:
     """confusion.json and confusion.png beside the run (rank 0)."""
-    from lowdata.evaluate import confusion_png
+    from lowdata.metrics import confusion_png
     from lowdata.io import atomic_path, atomic_write_json
 
     if not run.process.is_main:
@@ -170,7 +170,7 @@ def evaluate_run(checkpoint: str | Path, data: str | None = None, device: str | 
     from lowdata.data import load_dataset
     from lowdata.data.datasets import parse_spec
     from lowdata.device import pick_device, pick_precision
-    from lowdata.evaluate import evaluate, per_class_accuracy
+    from lowdata.metrics import evaluate, per_class_accuracy
     from lowdata.models.loading import load_trained_model
     from lowdata.rundir import read_config, read_summary
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from lowdata.evaluate import knn_accuracy
+from lowdata.metrics import knn_accuracy
 
 
 def test_knn_accuracy_on_known_neighbours():
