@@ -95,3 +95,27 @@ def test_the_python_api_builds_and_loads(run):
     loaded = lowdata.load_run(run)
     assert loaded.logits(torch.zeros(2, 1, 8, 8, dtype=torch.uint8)).shape == (2, 10)
     assert loaded.classes == tuple(str(i) for i in range(10))
+
+
+def test_a_fresh_process_rebuilds_the_run_from_its_record_alone(run, tmp_path):
+    """No dataset, no lowdata run code: timm and the folder's config.json (after lowdata registers its names)."""
+    import subprocess
+    import sys
+
+    images = torch.randint(0, 256, (6, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    torch.save(images, tmp_path / "images.pt")
+    script = f"""
+import torch, timm, lowdata.models
+model = timm.create_model("local-dir:{run / 'model'}", pretrained=True).eval()
+cfg = timm.data.resolve_data_config(model=model)
+x = torch.load("{tmp_path / 'images.pt'}").float() / 255
+x = (x - torch.tensor(cfg["mean"]).view(1, -1, 1, 1)) / torch.tensor(cfg["std"]).view(1, -1, 1, 1)
+with torch.no_grad():
+    torch.save(model(x), "{tmp_path / 'logits.pt'}")
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    loaded = lowdata.load_run(run)
+    expected = loaded.model.float()((images.float() / 255 - torch.tensor(loaded.info.mean).view(1, -1, 1, 1))
+                                    / torch.tensor(loaded.info.std).view(1, -1, 1, 1))
+    assert torch.allclose(torch.load(tmp_path / "logits.pt"), expected.detach(), atol=1e-5)
+    assert lowdata.evaluate is lowdata.evaluate_run  # the API name, not a module

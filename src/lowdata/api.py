@@ -51,6 +51,9 @@ def evaluate_run(run: str | Path, data: str | None = None, device: str | None = 
     return evaluate(run, data, device)
 
 
+evaluate = evaluate_run  # the CLI's name (`lowdata eval`), for the API's users
+
+
 def predict(run: str | Path, images, top_k: int = 1, device: str | None = None) -> list[dict[str, Any]]:
     """A finished run's top-k classes and probabilities for image paths, a folder, or a uint8 (N, C, H, W)
     tensor, with the run's own preprocessing (nothing of the training data needed)."""

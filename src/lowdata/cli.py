@@ -252,7 +252,7 @@ def train_command(args: argparse.Namespace) -> int:
     summary = train(resume=args.resume, **given_values(args.config, flags, args.settings))
     print(json.dumps(summary, indent=2))
     if summary is not None:
-        print(f"lowdata: run written to {summary.get('run_dir', args.out)} (summary.json, checkpoint/, metrics.jsonl)",
+        print(f"lowdata: run written to {summary.get('run_dir', args.out)} (summary.json, model/, checkpoint/, metrics.jsonl)",
               file=sys.stderr)
     return 0
 
