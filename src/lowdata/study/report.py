@@ -201,7 +201,7 @@ def describe_crossover(challenger, reference, challenger_boots, reference_boots,
                [fit.crossover(c, r) for c, r in zip(challenger_boots, reference_boots)])
     finite = [s for s in samples if s is not None]
     if n is None:
-        text = "never under the fit: the ViT curve stays above the CNN's up to 10^9 labels"
+        text = "never under the fit: the ViT's accuracy stays below the CNN's up to 10^9 labels"
     elif n <= lowest:
         text = "below the measured range: the ViT recipe is already better at the smallest size"
     elif n <= highest:
@@ -316,9 +316,13 @@ def render_markdown(layout: Layout, rows: list[dict[str, Any]], fits: dict[str, 
     if fits["crossovers"]:
         lines += ["", "## Where a ViT recipe overtakes the CNN", ""]
         for recipe, c in fits["crossovers"].items():
-            spread = f"; 90 % bootstrap interval {c['interval'][0]:,.0f} to {c['interval'][1]:,.0f} labels" \
-                     f", never in {c['share_never']:.0%} of resamples" if c["interval"] else \
-                     ("; no interval: add seeds" if c["share_never"] is None else "")
+            if c["share_never"] is None:
+                spread = "; no interval: add seeds"
+            elif c["interval"] is None or c["share_never"] >= 0.5:  # mostly no crossover: an interval would mislead
+                spread = f"; no crossover in {c['share_never']:.0%} of bootstrap resamples"
+            else:
+                spread = (f"; 90 % bootstrap interval {c['interval'][0]:,.0f} to {c['interval'][1]:,.0f} labels, "
+                          f"no crossover in {c['share_never']:.0%} of resamples")
             lines.append(f"- **{recipe}**: {c['text']}{spread}.")
     if fits["multipliers"]:
         lines += ["", "## Effective data multiplier against the plain ViT", "",
