@@ -181,6 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="join the study in --out (plan arguments optional); run as many as you like")
     study.add_argument("--claim-timeout", type=float, default=900.0,
                        help="seconds after which another host's silent claim on a cell is taken over")
+    study.add_argument("--jobs", type=int, default=1, help="workers on this host, each with cores/N threads")
+    study.add_argument("--backend", default="local", choices=["local", "ray"],
+                       help="local workers (default) or Ray tasks (pip install 'lowdata[ray]')")
+    study.add_argument("--address", help="with --backend ray: the Ray cluster to join (default: start one here)")
+    study.add_argument("--cpus-per-cell", type=float, default=1.0, help="with --backend ray: CPUs each cell asks for")
+    study.add_argument("--gpus-per-cell", type=float, default=0.0, help="with --backend ray: GPUs each cell asks for")
+    study.add_argument("--retries", type=int, default=2,
+                       help="with --backend ray: times a cell whose worker died is started again (from its checkpoint)")
+    study.add_argument("--no-report", dest="report", action="store_false", help=argparse.SUPPRESS)
     study.add_argument("settings", nargs="*", metavar="key=value", help="training settings for every cell")
     study.set_defaults(command=study_command)
 
@@ -303,8 +312,12 @@ def study_command(args: argparse.Namespace) -> int:
                  recipes=args.recipes, seeds=args.seeds, budget_epochs=args.budget_epochs,
                  budget_steps=args.budget_steps, settings=settings, recipes_file=args.recipes_file,
                  preset=args.preset, worker=args.worker, claim_timeout=args.claim_timeout,
-                 references=args.reference)
-    if fits is None:
+                 references=args.reference, jobs=args.jobs, backend=args.backend, address=args.address,
+                 cpus_per_cell=args.cpus_per_cell, gpus_per_cell=args.gpus_per_cell, retries=args.retries,
+                 report=args.report)
+    if not args.report:
+        pass  # a --jobs child: the command that started it reports
+    elif fits is None:
         print(f"study: this worker is done; other workers still hold cells in {args.out}", file=sys.stderr)
     else:
         print(f"study: report written to {args.out}/report.md and report.html", file=sys.stderr)

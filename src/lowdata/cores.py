@@ -39,6 +39,9 @@ def usable_cores(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
     return max(cores, 1)
 
 
+WORKERS_ENV = "LOWDATA_WORKERS"
+
+
 def registry_dir() -> Path:
     return Path(os.environ.get("LOWDATA_PROCESSES", Path(tempfile.gettempdir()) / f"lowdata-{os.getuid()}"))
 
@@ -83,7 +86,9 @@ class CoreShare:
 
     def share(self) -> int:
         local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # torchrun's processes on this host
-        return max(1, usable_cores() // max(local_ranks, len(self.live_processes())))
+        # workers planned on this host (`lowdata study --jobs N`, Ray's CPUs per cell), counted before they start
+        planned = int(os.environ.get(WORKERS_ENV, "1"))
+        return max(1, usable_cores() // max(local_ranks, planned, len(self.live_processes())))
 
     def live_processes(self) -> list[int]:
         """Registered processes still running (this one included); entries of dead ones are removed."""

@@ -384,3 +384,15 @@ def test_a_live_claim_from_another_host_waits_for_the_timeout(tmp_path):
     old = time.time() - 61
     os.utime(claim, (old, old))
     assert not claim_is_stale(claim, claim_timeout=900) and claim_is_stale(claim, claim_timeout=60)
+
+
+def test_jobs_starts_that_many_workers_each_with_its_share_of_the_cores(tmp_path, tiny_study):
+    from lowdata.cores import usable_cores
+
+    out = tmp_path / "study"
+    assert run_study(out, jobs=2, **tiny_study) is not None
+    starts = Counter(e["cell"] for e in events(out) if e["event"] == "start")
+    assert len(starts) == 12 and set(starts.values()) == {1}
+    assert len({e["worker"] for e in events(out)}) == 2
+    threads = {json.loads((out / "cells" / cell / "summary.json").read_text())["threads"] for cell in starts}
+    assert threads == {max(1, usable_cores() // 2)}

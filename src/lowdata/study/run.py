@@ -71,6 +71,36 @@ def run_cells(plan: Plan, out_dir: Path, claim_timeout: float = 900.0, max_cells
               f"(this worker's pace)", file=sys.stderr, flush=True)
 
 
+def run_jobs(plan: Plan, out_dir: Path, jobs: int, claim_timeout: float = 900.0) -> int:
+    """`jobs` workers on this host from one command: this process and jobs - 1 `lowdata study --worker` children,
+    each with its share of the cores (cores / jobs threads). Returns the cells this process trained."""
+    import subprocess
+
+    from lowdata.cores import WORKERS_ENV
+    from lowdata.errors import UsageError
+
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    before = os.environ.get(WORKERS_ENV)
+    os.environ[WORKERS_ENV] = str(jobs)  # counted before the others have registered; the children inherit it
+    command = [sys.executable, "-m", "lowdata", "study", "--out", str(out_dir), "--worker", "--no-report",
+               "--claim-timeout", str(claim_timeout)]
+    try:
+        children = [subprocess.Popen(command) for _ in range(jobs - 1)]
+        try:
+            trained = run_cells(plan, out_dir, claim_timeout=claim_timeout)
+        finally:
+            codes = [child.wait() for child in children]
+    finally:
+        if before is None:
+            os.environ.pop(WORKERS_ENV, None)
+        else:
+            os.environ[WORKERS_ENV] = before
+    if any(codes):
+        raise RuntimeError(f"study workers exited with {codes}; their errors are above; rerun the command to resume")
+    return trained
+
+
 def run_cell(unit: Unit, out_dir: Path) -> None:
     from lowdata.config import PretrainConfig, TrainConfig, build
 

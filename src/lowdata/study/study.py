@@ -17,7 +17,7 @@ from lowdata.study.plan import load_plan, make_plan, save_or_check_plan
 from lowdata.study.presets import preset as preset_defaults
 from lowdata.study.recipes import load_recipes, pick
 from lowdata.study.report import build_report
-from lowdata.study.run import is_done, run_cells
+from lowdata.study.run import is_done, run_cells, run_jobs
 
 
 def run_study(out: str | Path, data: str | None = None, sizes: list[int] | None = None,
@@ -25,12 +25,17 @@ def run_study(out: str | Path, data: str | None = None, sizes: list[int] | None 
               seeds: list[int] | None = None, budget_epochs: int | None = None, budget_steps: int | None = None,
               settings: dict[str, Any] | None = None, recipes_file: str | None = None, preset: str | None = None,
               worker: bool = False, claim_timeout: float = 900.0,
-              max_cells: int | None = None, references: list[str] | None = None) -> dict[str, Any] | None:
+              max_cells: int | None = None, references: list[str] | None = None, jobs: int = 1,
+              backend: str = "local", address: str | None = None, cpus_per_cell: float = 1.0,
+              gpus_per_cell: float = 0.0, retries: int = 2, report: bool = True) -> dict[str, Any] | None:
     """Run (or join, or resume) a data-hunger study in `out`; returns the fits once every cell is done.
 
     `settings` are TrainConfig fields applied to every cell, under each recipe's own settings. With
     `worker=True` and no plan arguments, the process joins the plan already in `out`. `references` names the
     recipes the others are compared with (default: those marked `reference: true`, else `cnn` and `vit`).
+    `backend` "local" runs the cells here (`jobs` workers on this host); "ray" runs each as a Ray task
+    (study/ray_backend.py) on the cluster at `address`, else on a local Ray instance. `report=False` leaves
+    the report to another worker.
     """
     out_dir = Path(out)
     defaults = preset_defaults(preset)
@@ -57,7 +62,16 @@ def run_study(out: str | Path, data: str | None = None, sizes: list[int] | None 
                          budget_epochs, budget_steps, base, available=known, references=references)
         check_units(plan, whole)
         save_or_check_plan(plan, out_dir)
-    run_cells(plan, out_dir, claim_timeout=claim_timeout, max_cells=max_cells)
-    if not all(is_done(out_dir, cell) for cell in plan.cells):
+    if backend == "ray":
+        from lowdata.study.ray_backend import run_units_ray
+
+        run_units_ray(plan, out_dir, address, cpus_per_cell, gpus_per_cell, retries, max_units=max_cells)
+    elif backend != "local":
+        raise UsageError(f"unknown backend {backend!r}; choose local or ray")
+    elif jobs > 1:
+        run_jobs(plan, out_dir, jobs, claim_timeout)
+    else:
+        run_cells(plan, out_dir, claim_timeout=claim_timeout, max_cells=max_cells)
+    if not report or not all(is_done(out_dir, cell) for cell in plan.cells):
         return None
     return build_report(out_dir)
