@@ -140,6 +140,19 @@ def test_budget_steps_give_more_epochs_to_smaller_sizes(tmp_path, tiny_study):
     assert epochs == {64: 100, 128: 50, 640: 10}
 
 
+def test_the_combined_cct_recipe_is_taught_by_the_cnn_cell_of_its_size_on_the_whole_pool():
+    from lowdata.study.plan import make_plan
+    from lowdata.study.recipes import load_recipes
+
+    known = load_recipes()
+    plan = make_plan("digits", [64, 128, 640], [known["cnn"], known["cct-2+pool"]], [0], 1438, budget_epochs=2,
+                     base={}, available=known)
+    cells = {c.id: c for c in plan.cells}
+    assert cells["cct-2+pool-n128-s0"].needs == {"teacher": "cells/cnn-n128-s0"}
+    assert cells["cct-2+pool-n128-s0"].settings["model"] == "cct-2/3x2"
+    assert cells["cct-2+pool-n128-s0"].settings["pool"] == "all"
+
+
 def test_quick_preset_on_a_reduced_grid(tmp_path):
     out = tmp_path / "quick"
     fits = run_study(out, preset="quick", sizes=[50, 100, 200], seeds=[0], budget_steps=6)
