@@ -119,3 +119,13 @@ with torch.no_grad():
                                     / torch.tensor(loaded.info.std).view(1, -1, 1, 1))
     assert torch.allclose(torch.load(tmp_path / "logits.pt"), expected.detach(), atol=1e-5)
     assert lowdata.evaluate is lowdata.evaluate_run  # the API name, not a module
+
+
+def test_a_model_timm_cannot_describe_costs_only_its_model_folder(tmp_path, capsys):
+    from lowdata.runs.export import write_run_model
+
+    model = create_model("resnet20", num_classes=3, in_chans=1, img_size=(8, 8))
+    model._model_args["act_layer"] = torch.nn.ReLU  # a class, not JSON: timm's writer refuses it
+    info = DatasetInfo("t", ("a", "b", "c"), 1, (8, 8), False, (0.5,), (0.5,))
+    assert write_run_model(model, info, tmp_path) is None
+    assert "not written" in capsys.readouterr().err and not (tmp_path / "model").exists()

@@ -41,10 +41,18 @@ def export_run(run: str | Path, format: str = "timm", out: str | Path | None = N
                       "std": list(info.std), "classes": list(info.classes)}}
 
 
-def write_run_model(model: torch.nn.Module, info, run_dir: Path) -> Path:
-    """RUN/model/: the evaluated weights in timm's format, written by every training run before its summary."""
+def write_run_model(model: torch.nn.Module, info, run_dir: Path) -> Path | None:
+    """RUN/model/: the evaluated weights in timm's format, written by every training run before its summary.
+    A model timm cannot describe (arguments that are not JSON) costs only this folder, never the finished run."""
+    import sys
+
     path = run_dir / FORMATS["timm"]
-    write_checked("timm", model, info, path)
+    try:
+        write_checked("timm", model, info, path)
+    except (ValueError, TypeError, RuntimeError, OSError) as err:
+        print(f"lowdata: {path} not written ({str(err).splitlines()[0] if str(err) else type(err).__name__}); "
+              "the weights are in the run's checkpoint", file=sys.stderr)
+        return None
     return path
 
 
