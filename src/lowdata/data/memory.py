@@ -43,7 +43,8 @@ def dataset_spec(data: Any, classes: Sequence[str] | None = None, name: str = "m
     meta = {"name": name, "classes": names, "hflip": hflip}
     digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
     for key in sorted(tensors):
-        digest.update(key.encode() + tensors[key].numpy().tobytes())
+        digest.update(key.encode())
+        digest.update(tensors[key].numpy().data)  # the contiguous buffer itself, not a copy
     return f"{SOURCE}:{write_once(tensors, meta, digest.hexdigest()[:20])}"
 
 
