@@ -134,3 +134,13 @@ def test_version_and_train_says_where_its_run_went(capsys, tmp_path):
                              "--out", str(tmp_path / "r"))
     assert code == 0 and f"run written to {tmp_path / 'r'}" in err
     assert json.loads(out)["run_dir"] == str(tmp_path / "r")
+
+
+@pytest.mark.parametrize("argv", [["train", "--bogus"], ["predict", "--run", "x", "a.png", "--top", "2", "--nope"],
+                                  ["study", "--out", "x", "--jobz", "2"]])
+def test_a_wrong_flag_after_a_subcommand_points_to_that_subcommands_help(capsys, argv):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert err.startswith(f"lowdata {argv[0]}: error: unrecognized arguments") and f"`lowdata {argv[0]} --help`" in err

@@ -76,8 +76,8 @@ def parse_with_settings_anywhere(parser: argparse.ArgumentParser, argv: list[str
     args, extra = parser.parse_known_args(argv)
     settings = getattr(args, "settings", None)
     unknown = [text for text in extra if settings is None or text.startswith("-")]
-    if unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if unknown:  # told by the subcommand's parser, so the hint names its --help
+        getattr(args, "subparser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if extra:
         args.settings = list(settings) + extra
     return args
@@ -248,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--timm", metavar="PATTERN", nargs="?", const="*",
                         help="list timm model names matching PATTERN instead (e.g. 'vit_*')")
     models.set_defaults(command=models_command)
+    for subparser in commands.choices.values():
+        subparser.set_defaults(subparser=subparser)
     return parser
 
 
