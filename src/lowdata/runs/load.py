@@ -22,6 +22,7 @@ class LoadedRun:
     run_dir: Path
     device: torch.device
     autocast: Callable[[], Any]
+    normalize: nn.Module  # the run's training statistics, on `device`
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -29,14 +30,13 @@ class LoadedRun:
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """Float logits of uint8 (N, C, H, W) images at the run's input size, with the run's normalisation."""
-        from lowdata.augment import Normalize
-
         with torch.no_grad(), self.autocast():
-            return self.model(Normalize(self.info).to(self.device)(images.to(self.device))).float()
+            return self.model(self.normalize(images.to(self.device))).float()
 
 
 def load_run(run: str | Path, device: str | None = None) -> LoadedRun:
     """The run in `run` (a `lowdata train --out` folder), on `device` (default: the run's own setting)."""
+    from lowdata.augment import Normalize
     from lowdata.config import TrainConfig, build
     from lowdata.data.datasets import DatasetInfo
     from lowdata.device import pick_device, pick_precision
@@ -55,4 +55,5 @@ def load_run(run: str | Path, device: str | None = None) -> LoadedRun:
     chosen = pick_device(device or config.device)
     autocast = pick_precision(config.precision, chosen).autocast(chosen)
     model, _ = load_trained_model(run_dir, info.num_classes, info.channels, info.image_size, what="run")
-    return LoadedRun(model.to(chosen).eval(), info, config, summary, run_dir, chosen, autocast)
+    return LoadedRun(model.to(chosen).eval(), info, config, summary, run_dir, chosen, autocast,
+                     Normalize(info).to(chosen))
