@@ -61,21 +61,24 @@ def test_local_and_ray_resume_each_others_studies(tmp_path, plan, local_ray):
 def test_a_killed_cell_is_retried_and_finishes_once(tmp_path, tiny_study, local_ray):
     out = tmp_path / "study"
     study = {**tiny_study, "recipes": ["cnn"], "seeds": [0], "budget_epochs": 40}
+    target = "cnn-n120-s0"  # the longest cell: a short one can finish before the kill lands
     killed = {}
 
-    def kill_the_first_cell():
+    def kill_the_longest_cell_mid_training():
         deadline = time.time() + 120
         while time.time() < deadline and not killed:
             if (out / "events.jsonl").is_file():
-                for event in events(out):
-                    if event["event"] == "start":
-                        time.sleep(1.0)  # mid-training
-                        killed[event["cell"]] = event["worker"]
-                        os.kill(int(event["worker"].split(":")[1]), signal.SIGKILL)
-                        return
-            time.sleep(0.1)
+                starts = [e for e in events(out) if e["event"] == "start" and e["cell"] == target]
+                if starts:
+                    time.sleep(0.5)  # into its training
+                    if any(e["event"] == "done" and e["cell"] == target for e in events(out)):
+                        return  # it finished first: the assertions below then fail and say so
+                    killed[target] = starts[0]["worker"]
+                    os.kill(int(starts[0]["worker"].split(":")[1]), signal.SIGKILL)
+                    return
+            time.sleep(0.05)
 
-    watcher = threading.Thread(target=kill_the_first_cell)
+    watcher = threading.Thread(target=kill_the_longest_cell_mid_training)
     watcher.start()
     fits = run_study(out, backend="ray", retries=2, **study)
     watcher.join()
