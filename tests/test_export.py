@@ -129,3 +129,51 @@ def test_a_model_timm_cannot_describe_costs_only_its_model_folder(tmp_path, caps
     info = DatasetInfo("t", ("a", "b", "c"), 1, (8, 8), False, (0.5,), (0.5,))
     assert write_run_model(model, info, tmp_path) is None
     assert "not written" in capsys.readouterr().err and not (tmp_path / "model").exists()
+
+
+def snapshot(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("target", ["user-folder", "run", "checkpoint"])
+def test_export_refuses_a_folder_it_did_not_write_and_removes_nothing(run, tmp_path, capsys, target):
+    out = {"user-folder": tmp_path / "keep", "run": run, "checkpoint": run / "checkpoint"}[target]
+    if target == "user-folder":
+        out.mkdir()
+        (out / "a.jpg").write_bytes(b"holiday")
+    before = snapshot(out)
+    assert main(["export", "--run", str(run), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "lowdata did not export" in err and "nothing was written" in err
+    assert snapshot(out) == before
+
+
+def test_export_to_a_file_or_an_unrelated_file_is_refused_in_one_line(run, tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    assert main(["export", "--run", str(run), "--out", str(notes)]) == 2  # timm wants a folder
+    assert "is a file" in capsys.readouterr().err
+    assert main(["export", "--run", str(run), "--format", "torchscript", "--out", str(notes)]) == 2
+    assert "is a file lowdata did not export" in capsys.readouterr().err
+    assert main(["export", "--run", str(run), "--format", "torchscript", "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert notes.read_text() == "mine"
+
+
+def test_export_replaces_its_own_previous_export_and_fills_an_empty_folder(run, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["export", "--run", str(run), "--out", str(empty)]) == 0
+    assert sorted(p.name for p in empty.iterdir()) == ["config.json", "model.safetensors"]
+    assert main(["export", "--run", str(run), "--out", str(empty)]) == 0  # again: a previous export
+    traced = tmp_path / "m.pt"
+    assert main(["export", "--run", str(run), "--format", "torchscript", "--out", str(traced)]) == 0
+    assert main(["export", "--run", str(run), "--format", "torchscript", "--out", str(traced)]) == 0
+
+
+def test_export_under_a_file_is_one_line(run, tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    assert main(["export", "--run", str(run), "--out", str(notes / "model")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is a file, not a folder" in err and err.count("\n") == 0 and notes.read_text() == "mine"

@@ -65,6 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lowdata: interrupted; finished epochs are checkpointed, continue with --resume", file=sys.stderr)
         return 130
+    except OSError as err:  # a path the user named cannot be written: one line, not a traceback
+        from lowdata.io import describe_os_error
+
+        message = describe_os_error(err)
+        if message is None:
+            raise
+        print(f"lowdata: error: {message}", file=sys.stderr)
+        return 2
 
 
 def parse_with_settings_anywhere(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:

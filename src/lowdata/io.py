@@ -8,7 +8,7 @@ from __future__ import annotations
 import errno
 import json
 import os
-import tempfile
+import secrets
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -19,24 +19,80 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temp path beside `path`; on success fsync it and move it over `path` in one step."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = make_temp_file(path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         yield tmp_path
+        follow_umask(tmp_path)  # writers that recreate the file (safetensors: 0600) lose the mode given here
         with open(tmp_path, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp_path, path)
         fsync_dir(path.parent)
-    except OSError as err:
-        if err.errno == errno.ENOSPC:
+    except Exception as err:
+        reason = storage_full(err)
+        if reason:
             from lowdata.errors import UsageError
 
-            raise UsageError(f"disk full while writing {path}; the previous version (if any) is kept: free "
-                             "space and run the command again") from None
+            raise UsageError(f"{reason} while writing {path}; the previous version (if any) is kept: free "
+                             "space (or raise the limit) and run the command again") from None
         raise
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+# tempfile.mkstemp/mkdtemp create 0600/0700 whatever the umask, which made every run file private to its writer;
+# these create with 0666/0777 and let the umask decide, as open() and mkdir do.
+def make_temp_file(directory: Path, prefix: str, suffix: str = "") -> Path:
+    for _ in range(100):
+        path = directory / f"{prefix}{secrets.token_hex(4)}{suffix}"
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {directory}")
+
+
+def make_temp_dir(directory: Path, prefix: str) -> Path:
+    for _ in range(100):
+        path = directory / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            path.mkdir(mode=0o777)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {directory}")
+
+
+def follow_umask(path: Path) -> None:
+    """Give a file lowdata wrote the mode open() would have: 0666 less the umask."""
+    os.chmod(path, 0o666 & ~current_umask())
+
+
+def current_umask() -> int:
+    try:  # Linux says it without changing it (os.umask can only be read by setting it, racing other threads)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+STORAGE_FULL = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded",
+                errno.EFBIG: "file too large for the file system or the process's file-size limit (ulimit -f)"}
+
+
+def storage_full(err: BaseException) -> str | None:
+    """Why a write failed for lack of room (disk, quota, file-size limit), or None for any other failure."""
+    import re
+
+    if isinstance(err, OSError):
+        return STORAGE_FULL.get(err.errno)
+    # safetensors reports I/O errors from Rust as text (SafetensorError): "I/O error: File too large (os error 27)"
+    found = re.search(r"\(os error (\d+)\)|Os \{ code: (\d+)", str(err))
+    return STORAGE_FULL.get(int(found.group(1) or found.group(2))) if found else None
 
 
 def cache_root() -> Path:
@@ -87,3 +143,30 @@ def unreadable(path: Path, what: str, err: BaseException, fix: str) -> Exception
 
     detail = str(err).splitlines()[0][:100] if str(err) else err.__class__.__name__
     return UsageError(f"cannot read {what} {path} ({detail}); {fix}")
+
+
+def check_writable(path: str | Path, flag: str) -> None:
+    """Before any work: `path` can be created or replaced, i.e. its nearest existing ancestor is a writable
+    folder (a file on the way, or a read-only folder, is said in one line instead of a traceback at the end)."""
+    from lowdata.errors import UsageError
+
+    path = Path(path)
+    ancestor = path.parent if not path.exists() else path if path.is_dir() else path.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UsageError(f"{flag} {path}: {ancestor} is a file, not a folder; choose another path")
+    if not os.access(ancestor, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UsageError(f"{flag} {path}: {ancestor if not path.exists() else path} is not writable; choose a "
+                         "writable path or fix its permissions")
+
+
+def describe_os_error(err: OSError) -> str | None:
+    """One line for an OS error about a named file (permissions, a read-only or full disk, a folder where a
+    file was expected), or None for errors that are not about the user's files."""
+    reasons = {errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+               errno.EROFS: "read-only file system", errno.EISDIR: "is a folder, not a file",
+               errno.ENOTDIR: "a part of the path is a file, not a folder", **STORAGE_FULL}
+    if err.filename is None or err.errno not in reasons:
+        return None
+    return f"cannot write or read {err.filename}: {reasons[err.errno]}; fix the path or its permissions and run again"

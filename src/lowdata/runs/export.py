@@ -12,8 +12,8 @@ the run's summary (`input`) and printed by the command.
 """
 from __future__ import annotations
 
+import json
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +34,52 @@ def export_run(run: str | Path, format: str = "timm", out: str | Path | None = N
         raise UsageError(f"unknown export format {format!r}; choose from {', '.join(FORMATS)}")
     loaded = load_run(run, device="cpu")
     path = Path(out) if out else loaded.run_dir / FORMATS[format]
+    check_export_target(format, path)
     info = loaded.info
     difference = write_checked(format, loaded.model, info, path)
     return {"format": format, "path": str(path), "max_abs_diff": difference,
             "input": {"shape": ["N", info.channels, *info.image_size], "mean": list(info.mean),
                       "std": list(info.std), "classes": list(info.classes)}}
+
+
+def check_export_target(format: str, path: Path) -> None:
+    """Refuse a target whose replacement would destroy something lowdata did not write: an export replaces
+    only a missing path, an empty folder or a previous export of the same format."""
+    from lowdata.io import check_writable
+
+    what = "a folder" if format == "timm" else "a file"
+    if path.is_dir() and format != "timm":
+        raise UsageError(f"--out {path} is a folder; the {format} export is a file: give a file path such as "
+                         f"{path / FORMATS[format]}")
+    if path.exists() and not path.is_dir() and format == "timm":
+        raise UsageError(f"--out {path} is a file; the timm export is a folder: give a new or empty folder")
+    if path.exists() and not is_previous_export(format, path):
+        held = sorted(p.name for p in path.iterdir())[:3] if path.is_dir() else []
+        if path.is_dir() and not held:
+            return
+        found = f"holds files lowdata did not export ({', '.join(held)})" if held else "is a file lowdata did not export"
+        raise UsageError(f"--out {path} {found}; nothing was written: give a new path, or a previous {format} "
+                         f"export to replace ({what})")
+    check_writable(path, "--out")
+
+
+def is_previous_export(format: str, path: Path) -> bool:
+    """Whether `path` is what an earlier export of `format` wrote (and only that)."""
+    import zipfile
+
+    try:
+        if format == "timm":
+            names = {p.name for p in path.iterdir()}
+            return bool(names) and names <= {"config.json", "model.safetensors"} and \
+                "architecture" in json.loads((path / "config.json").read_text())
+        if format == "torchscript":
+            with zipfile.ZipFile(path) as archive:
+                return any(name.endswith("/constants.pkl") or "/code/__torch__" in name for name in archive.namelist())
+        with open(path, "rb") as handle:  # an ONNX ModelProto starts with ir_version and names its producer
+            head = handle.read(256)
+        return head[:1] == b"\x08" and b"pytorch" in head
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return False
 
 
 def write_run_model(model: torch.nn.Module, info, run_dir: Path) -> Path | None:
@@ -84,12 +125,19 @@ def write_timm(model: torch.nn.Module, info, example: torch.Tensor, path: Path):
     import timm
     from timm.models import save_for_hf
 
+    from lowdata.io import follow_umask, make_temp_dir
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    tmp = make_temp_dir(path.parent, prefix=f".{path.name}.tmp-")
     try:
         save_for_hf(model, str(tmp), model_config={"label_names": list(info.classes)}, safe_serialization=True,
                     data_config=timm_data_config(info))
-        shutil.rmtree(path, ignore_errors=True)
+        for file in tmp.iterdir():
+            follow_umask(file)
+        if path.is_dir():  # an empty folder or a previous export (check_export_target); its two files only
+            for name in ("config.json", "model.safetensors"):
+                (path / name).unlink(missing_ok=True)
+            path.rmdir()
         tmp.rename(path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -7,11 +7,9 @@ renames; if the process dies between the two renames, `RUN/.checkpoint.old` is s
 """
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ import torch
 from torch import nn
 
 from lowdata.errors import UsageError
-from lowdata.io import fsync_dir
+from lowdata.io import follow_umask, fsync_dir, make_temp_dir, storage_full
 from lowdata.rundir import CHECKPOINT, OLD, checkpoint_dir
 
 
@@ -39,7 +37,7 @@ def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
     from safetensors.torch import save_file
 
     remove_stale_temps(run_dir)
-    tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=TEMP_PREFIX))
+    tmp = make_temp_dir(run_dir, TEMP_PREFIX)
     try:
         save_file(contiguous(model.state_dict()), str(tmp / "model.safetensors"))
         tensors, optimizer_json = split_optimizer_state(optimizer.state_dict())
@@ -52,6 +50,7 @@ def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
                 "config": config}
         (tmp / "state.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
         for file in tmp.iterdir():
+            follow_umask(file)
             with open(file, "rb") as handle:
                 os.fsync(handle.fileno())
         current, old = run_dir / CHECKPOINT, run_dir / OLD
@@ -61,10 +60,11 @@ def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
         os.rename(tmp, current)
         fsync_dir(run_dir)
         shutil.rmtree(old, ignore_errors=True)
-    except OSError as err:
-        if err.errno == errno.ENOSPC:
-            raise UsageError(f"disk full while writing a checkpoint in {run_dir}; the previous checkpoint is "
-                             "kept: free space, then continue with --resume") from None
+    except Exception as err:  # safetensors reports a full disk as a SafetensorError, not an OSError
+        reason = storage_full(err)
+        if reason:
+            raise UsageError(f"{reason} while writing a checkpoint in {run_dir}; the previous checkpoint is "
+                             "kept: free space (or raise the limit), then continue with --resume") from None
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
