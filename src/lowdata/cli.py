@@ -347,12 +347,17 @@ def report_command(args: argparse.Namespace) -> int:
 def fit_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from lowdata.io import check_writable
     from lowdata.study.report import write_report
     from lowdata.study.table import layout_for, read_results
 
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder for fits.json, curves.png and the report")
+    check_writable(out, "--out")
     rows = read_results(args.csv)
     layout = layout_for(rows, args.title or Path(args.csv).stem, args.reference)
-    out = Path(args.out)
+    print(f"lowdata: fitting {len(rows):,} results of {len(layout.families)} recipes", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     fits = write_report(layout, rows, out, prior=exponent_prior(args.exponent_prior))
     for recipe, entry in fits["recipes"].items():

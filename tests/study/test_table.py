@@ -97,3 +97,37 @@ def test_cli_usage_errors_exit_2(tmp_path, capsys):
     csv = write_csv(tmp_path / "r.csv", "recipe,labels,seed,error", synthetic_lines())
     assert main(["fit", str(csv), "--out", str(tmp_path / "o"), "--exponent-prior", "-1"]) == 2
     assert "--exponent-prior must be 0 or more" in capsys.readouterr().err
+
+
+def test_a_csv_with_a_byte_order_mark_is_read(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + ("recipe,labels,seed,error\n" + "\n".join(synthetic_lines()) + "\n").encode())
+    rows = read_results(path)
+    assert len(rows) == 30 and rows[0]["recipe"] == "cnn"
+
+
+@pytest.mark.parametrize("content", [bytes(range(256)) * 4, __import__("gzip").compress(b"recipe,labels,seed,error\n")])
+def test_a_binary_file_is_one_line(tmp_path, capsys, content):
+    path = tmp_path / "r.csv"
+    path.write_bytes(content)
+    assert main(["fit", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and ("not a text CSV" in err or "not a readable CSV" in err)
+
+
+def test_fit_out_that_is_a_file_is_refused_before_reading(tmp_path, capsys):
+    csv = write_csv(tmp_path / "r.csv", "recipe,labels,seed,error", synthetic_lines())
+    (tmp_path / "taken").write_text("mine")
+    assert main(["fit", str(csv), "--out", str(tmp_path / "taken")]) == 2
+    assert "is a file" in capsys.readouterr().err and (tmp_path / "taken").read_text() == "mine"
+
+
+def test_many_results_are_fitted_with_a_bounded_report(tmp_path, capsys):
+    from lowdata.study.report import CELL_ROWS_SHOWN
+
+    csv = write_csv(tmp_path / "r.csv", "recipe,labels,seed,error", synthetic_lines(seeds=200))  # 2,000 rows
+    assert main(["fit", str(csv), "--out", str(tmp_path / "o")]) == 0
+    assert "fitting 2,000 results of 2 recipes" in capsys.readouterr().err
+    report = (tmp_path / "o" / "report.md").read_text()
+    assert report.count("\n| cnn | ") + report.count("\n| vit | ") <= CELL_ROWS_SHOWN + 10
+    assert f"… and {2000 - CELL_ROWS_SHOWN:,} more: every result is in results.csv." in report

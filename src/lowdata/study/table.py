@@ -22,7 +22,19 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path} is not a file; give a CSV with columns recipe,labels,seed,error")
-    with path.open(newline="") as handle:
+    try:
+        return read_rows(path)
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not a text CSV (it is not UTF-8); export it as CSV (UTF-8) with columns "
+                         "recipe,labels,seed,error") from None
+    except csv.Error as err:
+        raise UsageError(f"{path} is not a readable CSV ({err}); give a CSV with columns recipe,labels,seed,error"
+                         ) from None
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark, which would otherwise join the first column's name
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         columns = set(reader.fieldnames or [])
         missing = sorted({"recipe", "labels", "seed"} - columns)
