@@ -76,3 +76,42 @@ def test_eval_on_a_folder_takes_it_whole_with_the_runs_statistics(run, tmp_path)
     shutil.copy(root / "test" / "cat" / "000.png", two / "horse" / "000.png")
     with pytest.raises(UsageError, match="classes the run never learned \\(horse\\)"):
         evaluate_run(out, data=str(two))
+
+
+def test_sixteen_bit_images_are_scored_as_the_run_scaled_its_data(tmp_path):
+    """The bit depth's mapping is the run's (recorded in its summary), so an image's scores do not depend on
+    which other images share the call."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 8), ("test", 3)):
+        for cls in ("a", "b"):
+            (tmp_path / "deep" / split / cls).mkdir(parents=True)
+            for i in range(count):
+                array = rng.integers(0, 4096, (8, 8)).astype(np.uint16)  # 12-bit data in 16-bit files
+                Image.fromarray(array).save(tmp_path / "deep" / split / cls / f"{i}.png")
+    out = tmp_path / "run"
+    train(data=str(tmp_path / "deep"), model="vit-tiny", model_args={"depth": 1}, epochs=1, batch_size=8, out=str(out))
+    assert json.loads((out / "summary.json").read_text())["input"]["depth"] == {"integer_bits": 12}
+    image = tmp_path / "deep" / "test" / "a" / "0.png"
+    bright = tmp_path / "bright.png"
+    Image.fromarray(np.full((8, 8), 65535, dtype=np.uint16)).save(bright)
+    alone = predict(out, [image], top_k=2)[0]
+    beside = predict(out, [image, bright], top_k=2)[0]
+    assert alone["probabilities"] == beside["probabilities"] and alone["classes"] == beside["classes"]
+
+
+def test_predict_out_never_replaces_a_file_it_did_not_write(run, tmp_path, capsys):
+    root, out = run
+    mine = tmp_path / "notes.csv"
+    mine.write_text("my,own,notes\n")
+    assert main(["predict", "--run", str(out), str(root / "test"), "--out", str(mine)]) == 2
+    assert "not a lowdata predictions file" in capsys.readouterr().err and mine.read_text() == "my,own,notes\n"
+    assert main(["predict", "--run", str(out), str(root / "test"), "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert main(["predict", "--run", str(out), str(root / "test"), "--out", str(mine / "p.csv")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    again = tmp_path / "p.json"
+    assert main(["predict", "--run", str(out), str(root / "test"), "--out", str(again)]) == 0
+    assert main(["predict", "--run", str(out), str(root / "test"), "--out", str(again)]) == 0  # its own file

@@ -398,8 +398,10 @@ def predict_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from lowdata.api import predict
-    from lowdata.runs.predict import predictions_csv, write_predictions
+    from lowdata.runs.predict import check_predictions_target, predictions_csv, write_predictions
 
+    if args.out:
+        check_predictions_target(Path(args.out))
     results = predict(args.run, args.images, args.top_k, args.device)
     if args.out:
         write_predictions(results, Path(args.out))

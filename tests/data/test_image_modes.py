@@ -96,3 +96,10 @@ def test_sixteen_bit_images_resize_before_scaling(tmp_path):
     image = Image.fromarray((GRADIENT.astype(np.uint16) * 257).repeat(4, axis=0))  # 16 x 16
     out = decode_all([save(tmp_path, "x.png", image)], 8)[0]
     assert out.shape == (1, 8, 8) and out.max() > 200 and out.min() < 20
+
+
+def test_an_image_over_pillows_bomb_limit_is_refused_by_name(tmp_path, monkeypatch):
+    path = save(tmp_path, "huge.png", Image.fromarray(GRADIENT))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)  # 64 pixels > 2 × 10: Pillow raises, as for > 179 MP
+    with pytest.raises(UsageError, match=f"image {path} is larger than Pillow's limit of 20 pixels"):
+        decode_all([path], None)

@@ -17,7 +17,7 @@ from lowdata.data import download
 from lowdata.data.imagefolder import EXTENSIONS
 from lowdata.errors import UsageError
 
-CACHE_VERSION = 2  # 2: images deeper than 8 bits are scaled, no longer clamped
+CACHE_VERSION = 3  # 2: images deeper than 8 bits are scaled, no longer clamped; 3: and the scaling is recorded
 TENSORS = ("train_images", "train_labels", "test_images", "test_labels")
 
 
@@ -59,7 +59,7 @@ def cached(root: Path, options: dict, decode: Callable):
             with safe_open(str(path), framework="pt") as handle:
                 meta = json.loads(handle.metadata()["info"])
             tensors = load_file(str(path))
-            info = DatasetInfo(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta.items()})
+            info = DatasetInfo(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta.items()})  # depth: a dict
             return Dataset(info, *(tensors[name] for name in TENSORS))
         except (SafetensorError, OSError, KeyError, ValueError, TypeError):
             pass  # an unreadable cache entry is rebuilt below

@@ -28,6 +28,8 @@ class DatasetInfo:
     hflip: bool  # whether a horizontal flip keeps the label (not for digits)
     mean: tuple[float, ...]  # per channel, on the 0..1 scale, from the training split
     std: tuple[float, ...]
+    # how images deeper than 8 bits were mapped to 8 (imagefolder.choose_depth); None for 8-bit data
+    depth: dict | None = None
 
     @property
     def num_classes(self) -> int:
@@ -71,10 +73,10 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     raise UsageError(DATASETS.unknown_message(spec, extra=", or a path to an image folder"))
 
 
-def make_info(name: str, classes, train_images: torch.Tensor, hflip: bool) -> DatasetInfo:
+def make_info(name: str, classes, train_images: torch.Tensor, hflip: bool, depth: dict | None = None) -> DatasetInfo:
     mean, std = channel_stats(train_images)
     return DatasetInfo(name=name, classes=tuple(classes), channels=train_images.shape[1],
-                       image_size=tuple(train_images.shape[2:]), hflip=hflip, mean=mean, std=std)
+                       image_size=tuple(train_images.shape[2:]), hflip=hflip, mean=mean, std=std, depth=depth)
 
 
 def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -122,8 +124,8 @@ def load_folder(path: str | None, options: dict) -> Dataset:
 
 def cached_folder(root: Path, name: str, options: dict, hflip: bool = True) -> Dataset:
     def decode() -> Dataset:
-        arrays, classes = load_image_folder(root, options["image_size"], options["split_seed"])
-        return Dataset(make_info(name, classes, arrays[0], hflip), *arrays)
+        arrays, classes, depth = load_image_folder(root, options["image_size"], options["split_seed"])
+        return Dataset(make_info(name, classes, arrays[0], hflip, depth), *arrays)
 
     return cache.cached(root, {"kind": "folder", "name": name, **options}, decode)
 

@@ -7,6 +7,7 @@ being silently replaced by its neighbour (timm) or raising mid-epoch (torchvisio
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -21,7 +22,8 @@ def looks_like_split_folder(root: Path) -> bool:
 
 
 def load_image_folder(root: Path, image_size: int | None, split_seed: int):
-    """Return ((train_images, train_labels, test_images, test_labels), classes)."""
+    """Return ((train_images, train_labels, test_images, test_labels), classes, depth), `depth` saying how
+    images deeper than 8 bits were mapped to 8 (see choose_depth; None when all are 8-bit)."""
     if not root.is_dir():
         raise UsageError(f"image folder {root} does not exist; check the path")
     if looks_like_split_folder(root):
@@ -30,9 +32,9 @@ def load_image_folder(root: Path, image_size: int | None, split_seed: int):
         test_files, test_labels = list_images(root / "test", classes, allow_missing_classes=True)
         files = train_files + test_files
         labels = torch.tensor(train_labels + test_labels, dtype=torch.long)
-        images = decode_all(files, image_size)
+        images, depth = decode_with_depth(files, image_size)
         n = len(train_files)
-        return (images[:n], labels[:n], images[n:], labels[n:]), classes
+        return (images[:n], labels[:n], images[n:], labels[n:]), classes, depth
     classes = class_names(root)
     files, label_list = list_images(root, classes)
     labels = torch.tensor(label_list, dtype=torch.long)
@@ -40,8 +42,8 @@ def load_image_folder(root: Path, image_size: int | None, split_seed: int):
     if len(test) == 0 or len(train) == 0:
         raise UsageError(f"{root} has too few images ({len(files)}) for a {HOLDOUT_FRACTION:.0%} test hold-out per "
                          f"class; add images, or lay out {root}/train/<class> and {root}/test/<class> yourself")
-    images = decode_all(files, image_size)
-    return (images[train], labels[train], images[test], labels[test]), classes
+    images, depth = decode_with_depth(files, image_size)
+    return (images[train], labels[train], images[test], labels[test]), classes, depth
 
 
 def class_names(folder: Path) -> list[str]:
@@ -87,18 +89,24 @@ def readable_file(path: Path) -> bool:
 def decode_all(files: list[Path], image_size: int | None) -> torch.Tensor:
     """Every file as uint8 (N, C, H, W). Images deeper than 8 bits are scaled to 8 bits by one linear map for the
     whole dataset (train and test together), so that relative intensities between images survive."""
+    return decode_with_depth(files, image_size)[0]
+
+
+def decode_with_depth(files: list[Path], image_size: int | None) -> tuple[torch.Tensor, dict | None]:
+    """decode_all, and the depth mapping it chose (recorded by the run, so predict maps new images the same way)."""
     from tqdm import tqdm
 
     decoded = [decode_one(path, image_size) for path in tqdm(files, desc="decoding images", disable=None,
                                                              leave=False, unit="img")]
-    images = to_eight_bits(decoded, files)
+    depth = choose_depth(decoded, files)
+    images = to_eight_bits(decoded, depth)
     channels = max(image.shape[0] for image in images)
     images = [image.expand(channels, -1, -1) if image.shape[0] != channels else image for image in images]
     sizes = {tuple(image.shape[1:]) for image in images}
     if len(sizes) > 1:
         examples = ", ".join(f"{h}x{w}" for h, w in sorted(sizes)[:3])
         raise UsageError(f"images have different sizes ({examples}, ...); set image_size=N to resize them all to NxN")
-    return torch.stack(images)
+    return torch.stack(images), depth
 
 
 # Pillow modes by what they hold; decode_one converts the rest to these
@@ -131,6 +139,9 @@ def decode_one(path: Path, image_size: int | None) -> torch.Tensor:
             else:
                 raise UsageError(f"image {path} has Pillow mode {pil.mode}, which lowdata cannot convert "
                                  "faithfully; save it as 8- or 16-bit grey or RGB")
+    except Image.DecompressionBombError:  # Pillow's guard against images that would exhaust memory
+        raise UsageError(f"image {path} is larger than Pillow's limit of {2 * Image.MAX_IMAGE_PIXELS:,} pixels "
+                         "(its guard against decompression bombs); shrink it or remove it") from None
     except (OSError, UnidentifiedImageError, ValueError) as err:
         raise UsageError(f"cannot decode image {path} ({err.__class__.__name__}); remove or replace the file") from None
     if array.dtype == np.int64:
@@ -149,39 +160,70 @@ def decode_one(path: Path, image_size: int | None) -> torch.Tensor:
     return image
 
 
-def to_eight_bits(images: list[torch.Tensor], files: list[Path]) -> list[torch.Tensor]:
-    """uint8 images, with deeper ones mapped linearly to 0..255 for the dataset as a whole: integer images by
-    the range of the fewest bits (10, 12, ..., 31) that holds their brightest pixel (12-bit data in a 16-bit
-    file uses all 256 levels, not 16), float images from [0, 1] when they lie there, else from their
-    smallest to their largest value. The choice is printed once."""
+def choose_depth(images: list[torch.Tensor], files: list[Path]) -> dict[str, Any] | None:
+    """How images deeper than 8 bits map linearly to 0..255, chosen once for a dataset as a whole:
+    {"integer_bits": B} for integer images, the fewest bits (10, 12, ..., 31) that hold the brightest pixel
+    (12-bit data in a 16-bit file uses all 256 levels, not 16); {"float_range": [low, high]} for float images,
+    [0, 1] when they lie there, else their smallest to largest value. None when every image is 8-bit.
+    The choice is printed once."""
     import sys
 
-    deep = [i for i, image in enumerate(images) if image.dtype != torch.uint8]
-    if not deep:
-        return images
-    integer = [i for i in deep if images[i].dtype == torch.int32]
-    floating = [i for i in deep if images[i].dtype == torch.float32]
-    out = list(images)
+    integer = [image for image in images if image.dtype == torch.int32]
+    floating = [image for image in images if image.dtype == torch.float32]
+    depth: dict[str, Any] = {}
     if integer:
-        brightest = max(int(images[i].max()) for i in integer)
-        bits = next(b for b in (8, 10, 12, 14, 16, 20, 24, 31) if brightest < 2 ** b)
-        for i in integer:
-            out[i] = (images[i].double() * (255 / (2 ** bits - 1))).round().clamp(0, 255).to(torch.uint8)
+        brightest = max(int(image.max()) for image in integer)
+        depth["integer_bits"] = next(b for b in (8, 10, 12, 14, 16, 20, 24, 31) if brightest < 2 ** b)
         print(f"lowdata: data: {len(integer)} integer images deeper than 8 bits (brightest pixel {brightest}) "
-              f"scaled from their {bits}-bit range to 8 bits", file=sys.stderr)
+              f"scaled from their {depth['integer_bits']}-bit range to 8 bits", file=sys.stderr)
     if floating:
-        low = min(float(images[i].min()) for i in floating)
-        high = max(float(images[i].max()) for i in floating)
+        low = min(float(image.min()) for image in floating)
+        high = max(float(image.max()) for image in floating)
         if low >= 0 and high <= 1:
             low, high = 0.0, 1.0
         elif high == low:
-            raise UsageError(f"every floating-point image holds the single value {low} (e.g. {files[floating[0]]}); "
+            first = next(i for i, image in enumerate(images) if image.dtype == torch.float32)
+            raise UsageError(f"every floating-point image holds the single value {low} (e.g. {files[first]}); "
                              "nothing to learn from")
-        for i in floating:
-            out[i] = ((images[i].double() - low) * (255 / (high - low))).round().clamp(0, 255).to(torch.uint8)
+        depth["float_range"] = [low, high]
         print(f"lowdata: data: {len(floating)} floating-point images scaled from [{low:g}, {high:g}] to 8 bits",
               file=sys.stderr)
+    return depth or None
+
+
+def to_eight_bits(images: list[torch.Tensor], depth: dict[str, Any] | None) -> list[torch.Tensor]:
+    """uint8 images: 8-bit ones as they are, deeper ones mapped by `depth` (choose_depth), values beyond its
+    range clipped. An image whose kind `depth` does not cover (a run trained on 8-bit data given a 16-bit
+    image) is mapped by its own range, the same on every call."""
+    out = []
+    for image in images:
+        if image.dtype == torch.uint8:
+            out.append(image)
+            continue
+        key = "integer_bits" if image.dtype == torch.int32 else "float_range"
+        if not depth or key not in depth:
+            own = choose_depth_quietly(image)
+            mapping = own[key] if own else None
+        else:
+            mapping = depth[key]
+        if key == "integer_bits":
+            scaled = image.double() * (255 / (2 ** mapping - 1))
+        else:
+            low, high = mapping if mapping else (0.0, 1.0)
+            scaled = (image.double() - low) * (255 / (high - low))
+        out.append(scaled.round().clamp(0, 255).to(torch.uint8))
     return out
+
+
+def choose_depth_quietly(image: torch.Tensor) -> dict[str, Any] | None:
+    import contextlib
+    import io
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        try:
+            return choose_depth([image], [Path("image")])
+        except UsageError:  # a constant float image: map it from [0, 1]
+            return None
 
 
 def stratified_holdout(labels: torch.Tensor, test_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

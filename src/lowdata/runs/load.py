@@ -50,7 +50,8 @@ def load_run(run: str | Path, device: str | None = None) -> LoadedRun:
                          "with `input`); train it with this version of lowdata, or give its --out folder")
     spec = summary["input"]
     info = DatasetInfo(summary.get("dataset", "run"), tuple(summary["classes"]), spec["channels"],
-                       tuple(spec["image_size"]), False, tuple(spec["mean"]), tuple(spec["std"]))
+                       tuple(spec["image_size"]), False, tuple(spec["mean"]), tuple(spec["std"]),
+                       spec.get("depth"))
     config = build(TrainConfig, read_config(run_dir))
     chosen = pick_device(device or config.device)
     autocast = pick_precision(config.precision, chosen).autocast(chosen)

@@ -54,13 +54,15 @@ def load_inputs(images, info) -> tuple[list[str], torch.Tensor]:
             raise UsageError(f"{path} is neither an image nor a folder; check the path")
     if not files:
         raise UsageError(f"no images ({', '.join(sorted(EXTENSIONS))}) among {', '.join(map(str, paths))}")
-    return [str(f) for f in files], torch.stack([fit_image(image, info) for image in decode_each(files)])
+    return [str(f) for f in files], torch.stack([fit_image(image, info) for image in decode_each(files, info.depth)])
 
 
-def decode_each(files: list[Path]) -> list[torch.Tensor]:
+def decode_each(files: list[Path], depth: dict | None) -> list[torch.Tensor]:
+    """uint8 images, deeper ones mapped to 8 bits as the run's training data was (`depth`), so an image's
+    scores never depend on which other images share the call."""
     from lowdata.data.imagefolder import decode_one, to_eight_bits
 
-    return to_eight_bits([decode_one(path, None) for path in files], files)
+    return to_eight_bits([decode_one(path, None) for path in files], depth)
 
 
 def fit_image(image: torch.Tensor, info) -> torch.Tensor:
@@ -77,6 +79,29 @@ def fit_image(image: torch.Tensor, info) -> torch.Tensor:
     if tuple(image.shape[1:]) != size:
         image = F.resize(image, list(size), antialias=True)
     return image.contiguous()
+
+
+def check_predictions_target(path: Path) -> None:
+    """Before predicting: `path` is writable and is not a file lowdata did not write (an earlier predictions
+    file may be replaced)."""
+    from lowdata.io import check_writable
+
+    if path.is_dir():
+        raise UsageError(f"--out {path} is a folder; give a file such as {path / 'predictions.csv'}")
+    if path.exists() and not is_predictions_file(path):
+        raise UsageError(f"--out {path} exists and is not a lowdata predictions file; nothing was written: give "
+                         "a new file name")
+    check_writable(path, "--out")
+
+
+def is_predictions_file(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            head = handle.read(64)
+    except (OSError, UnicodeDecodeError):
+        return False
+    return head.startswith("image,class,probability") or head.replace(" ", "").replace("\n", "").startswith(
+        '[{"classes":') or head.strip() == "[]"
 
 
 def write_predictions(results: list[dict[str, Any]], path: Path) -> None:

@@ -85,7 +85,7 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
         "dataset": info.name, "num_classes": info.num_classes, "classes": list(info.classes), "model": config.model,
         # what feeds the model without the training data (lowdata predict): the training split's statistics
         "input": {"channels": info.channels, "image_size": list(info.image_size), "mean": list(info.mean),
-                  "std": list(info.std)},
+                  "std": list(info.std), "depth": info.depth},
         # the cell's budget and how well it fit its own labels: tells data-hungry from under-trained
         "params": count_params(model), "epochs": config.epochs, "steps": result["step"],
         "train_acc": result.get("train_acc"), "seed": config.seed,
