@@ -8,7 +8,7 @@ import argparse
 import json
 import sys
 
-from lowdata.errors import UsageError
+from lowdata.errors import Failed, UsageError
 
 TRAIN_FLAGS = {  # flag -> (setting, type, help)
     "--data": ("data", str, "NAME[:PATH] (digits, fashion-mnist, cifar10, cifar100) or an image-folder path"),
@@ -57,11 +57,20 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "command"):
         parser.print_help()
         return 2
+    from lowdata import stopping
+
+    stopping.install()
     try:
         return args.command(args)
     except UsageError as err:
         print(f"lowdata: error: {err}", file=sys.stderr)
         return 2
+    except Failed as err:
+        print(f"lowdata: error: {err}", file=sys.stderr)
+        return 1
+    except stopping.Stopped as stop:
+        print(f"lowdata: stopped by {stop}; {stop.detail}", file=sys.stderr)
+        return stop.exit_status
     except KeyboardInterrupt:
         print("lowdata: interrupted; finished epochs are checkpointed, continue with --resume", file=sys.stderr)
         return 130

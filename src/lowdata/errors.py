@@ -3,3 +3,8 @@
 
 class UsageError(Exception):
     """Bad input from the user. The CLI prints its message on one line and exits with status 2."""
+
+
+class Failed(Exception):
+    """A failure that is not bad input but that the user can act on (a study worker died): the CLI prints its
+    message on one line and exits with status 1."""

@@ -409,3 +409,65 @@ def test_jobs_starts_that_many_workers_each_with_its_share_of_the_cores(tmp_path
     assert len({e["worker"] for e in events(out)}) == 2
     threads = {json.loads((out / "cells" / cell / "summary.json").read_text())["threads"] for cell in starts}
     assert threads == {max(1, usable_cores() // 2)}
+
+
+@pytest.mark.parametrize("jobs, message", [("0", "--jobs must be at least 1, got 0"),
+                                           ("-1", "--jobs must be at least 1, got -1"),
+                                           ("100", "--jobs 100 is more workers than this host's")])
+def test_a_jobs_count_that_cannot_work_is_refused_before_any_cell(tmp_path, capsys, jobs, message):
+    from lowdata.cli import main
+
+    out = tmp_path / "study"
+    assert main(["study", "--data", "digits", "--sizes", "30,60,120", "--recipes", "cnn", "--budget-epochs", "1",
+                 "--jobs", jobs, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and err.count("\n") == 0
+    assert not list((out / "cells").glob("*/summary.json")) if (out / "cells").exists() else True
+
+
+def test_a_dead_worker_is_one_line_and_its_cells_are_done_by_the_others(tmp_path, tiny_study, monkeypatch, capsys):
+    import subprocess
+    import sys
+
+    from lowdata.errors import Failed
+
+    real = subprocess.Popen
+    def dying_worker(command, **kwargs):
+        if "--worker" in command:
+            command = [sys.executable, "-c", "raise SystemExit(3)"]
+        return real(command, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", dying_worker)
+    monkeypatch.setattr("lowdata.study.run.check_jobs", lambda jobs: None)
+    monkeypatch.setattr("lowdata.study.study.check_jobs", lambda jobs: None)
+    with pytest.raises(Failed, match="1 of 1 study workers exited with status 3 .* taken over when you rerun"):
+        run_study(tmp_path / "study", jobs=2, **tiny_study)
+    starts = Counter(e["cell"] for e in events(tmp_path / "study") if e["event"] == "done")
+    assert len(starts) == 12  # the parent worked through the grid alone
+
+
+@pytest.mark.skipif(__import__("lowdata.cores").cores.usable_cores() < 2, reason="--jobs 2 needs two cores")
+def test_sigterm_to_a_jobs_parent_reaches_its_workers_and_each_checkpoints(tmp_path, tiny_recipes):
+    import signal
+
+    out = tmp_path / "study"
+    command = [sys.executable, "-m", "lowdata", "study", "--data", "digits", "--sizes", "200,300,400", "--recipes",
+               "cnn", "--seeds", "0", "--budget-epochs", "300", "--recipes-file", tiny_recipes, "--jobs", "2",
+               "--out", str(out)]
+    parent = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+
+    def started():
+        return [e for e in events(out) if e["event"] == "start"] if (out / "events.jsonl").exists() else []
+
+    while time.time() < deadline and len(started()) < 2 and parent.poll() is None:
+        time.sleep(0.2)
+    cells = [out / "cells" / e["cell"] for e in started()]
+    while time.time() < deadline and not all((cell / "metrics.jsonl").exists() for cell in cells):
+        time.sleep(0.2)  # both workers are inside their training loops
+    parent.send_signal(signal.SIGTERM)
+    err = parent.stderr.read()
+    assert parent.wait(timeout=120) == 143, err
+    assert err.count("stopped by SIGTERM; checkpointed at step") == 2, err  # the parent's cell and the child's
+    for cell in cells:
+        assert (cell / "checkpoint" / "state.json").exists() and not (cell / "summary.json").exists()

@@ -50,14 +50,16 @@ class Run:
     def fit(self, objective, data, evaluator, policy, ema, generators, stop_after_epoch: int | None,
             **loop_overrides: Any) -> dict[str, Any] | None:
         """The one training loop, with everything the skeleton chose."""
+        from lowdata import stopping
         from lowdata.training.loop import LoopSettings, fit
 
         settings = LoopSettings(**{**{name: getattr(self.config, name) for name in LoopSettings.__dataclass_fields__
                                       if hasattr(self.config, name)}, **loop_overrides})
-        return fit(objective, data, settings, policy.to(self.device), evaluator, self.device, self.autocast, ema,
-                   generators, self.run_dir, asdict(self.config), resume=self.resume,
-                   stop_after_epoch=stop_after_epoch, process=self.process,
-                   scaler=self.precision.grad_scaler(self.device), cores=self.cores)
+        with stopping.graceful():  # Ctrl-C or SIGTERM: the loop checkpoints at its next step and stops
+            return fit(objective, data, settings, policy.to(self.device), evaluator, self.device, self.autocast, ema,
+                       generators, self.run_dir, asdict(self.config), resume=self.resume,
+                       stop_after_epoch=stop_after_epoch, process=self.process,
+                       scaler=self.precision.grad_scaler(self.device), cores=self.cores)
 
     def finish(self, result: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
         """The summary: the kind's `fields`, then what every run records; written last, atomically (rank 0)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import sys
 import threading
@@ -16,7 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from lowdata import stopping
 from lowdata.cores import process_alive
+from lowdata.errors import Failed
 from lowdata.rundir import checkpoint_dir, is_finished
 from lowdata.study.plan import Cell, Plan, Stage
 
@@ -79,26 +82,46 @@ def run_jobs(plan: Plan, out_dir: Path, jobs: int, claim_timeout: float = 900.0)
     from lowdata.cores import WORKERS_ENV
     from lowdata.errors import UsageError
 
-    if jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    check_jobs(jobs)
     before = os.environ.get(WORKERS_ENV)
     os.environ[WORKERS_ENV] = str(jobs)  # counted before the others have registered; the children inherit it
     command = [sys.executable, "-m", "lowdata", "study", "--out", str(out_dir), "--worker", "--no-report",
                "--claim-timeout", str(claim_timeout)]
+    children: list[subprocess.Popen] = []
+
+    def forward(signum: int) -> None:  # a scheduler's SIGTERM reaches this process only; Ctrl-C reaches them all
+        if signum == signal.SIGTERM:
+            for child in children:
+                child.send_signal(signum)
+
     try:
-        children = [subprocess.Popen(command) for _ in range(jobs - 1)]
-        try:
-            trained = run_cells(plan, out_dir, claim_timeout=claim_timeout)
-        finally:
-            codes = [child.wait() for child in children]
+        with stopping.forwarding(forward):
+            children += [subprocess.Popen(command) for _ in range(jobs - 1)]
+            try:
+                trained = run_cells(plan, out_dir, claim_timeout=claim_timeout)
+            finally:
+                codes = [child.wait() for child in children]
     finally:
         if before is None:
             os.environ.pop(WORKERS_ENV, None)
         else:
             os.environ[WORKERS_ENV] = before
-    if any(codes):
-        raise RuntimeError(f"study workers exited with {codes}; their errors are above; rerun the command to resume")
+    failed = [code for code in codes if code]
+    if failed:
+        raise Failed(f"{len(failed)} of {jobs - 1} study workers exited with status {', '.join(map(str, failed))} "
+                     "(their messages are above); the cells they held are taken over when you rerun the command")
     return trained
+
+
+def check_jobs(jobs: int) -> None:
+    from lowdata.cores import usable_cores
+    from lowdata.errors import UsageError
+
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    if jobs > usable_cores():
+        raise UsageError(f"--jobs {jobs} is more workers than this host's {usable_cores()} usable cores (each "
+                         f"needs one); use --jobs {usable_cores()} or fewer, or --backend ray for more machines")
 
 
 def run_cell(unit: Unit, out_dir: Path) -> None:

@@ -17,7 +17,7 @@ from lowdata.study.plan import load_plan, make_plan, save_or_check_plan
 from lowdata.study.presets import preset as preset_defaults
 from lowdata.study.recipes import load_recipes, pick
 from lowdata.study.report import build_report
-from lowdata.study.run import is_done, run_cells, run_jobs
+from lowdata.study.run import check_jobs, is_done, run_cells, run_jobs
 
 
 def run_study(out: str | Path, data: str | None = None, sizes: list[int] | None = None,
@@ -62,6 +62,8 @@ def run_study(out: str | Path, data: str | None = None, sizes: list[int] | None 
                          budget_epochs, budget_steps, base, available=known, references=references)
         check_units(plan, whole)
         save_or_check_plan(plan, out_dir)
+    if backend == "local":
+        check_jobs(jobs)
     if backend == "ray":
         from lowdata.study.ray_backend import run_units_ray
 

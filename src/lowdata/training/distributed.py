@@ -53,6 +53,16 @@ class Process:
 
             dist.barrier()
 
+    def largest(self, value: int) -> int:
+        """The largest of the ranks' values (one process: the value itself), e.g. a stop signal any rank got."""
+        if not self.distributed:
+            return value
+        import torch.distributed as dist
+
+        tensor = torch.tensor([value], dtype=torch.long)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return int(tensor.item())
+
     def check_in_sync(self, model: nn.Module) -> None:
         """Raise if the replicas' weights differ (DDP keeps them equal; a difference means a rank trained alone).
         One number per rank: the sum of every weight, in float64."""

@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
+from lowdata import stopping
 from lowdata.augment import Policy
 from lowdata.errors import UsageError
 from lowdata.cores import CoreShare
@@ -104,6 +105,8 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
                              "images now; files added, removed or changed since its checkpoint); restore the data, "
                              "or start a new run with another --out")
     state.extra["data_fingerprint"] = fingerprint
+    # a checkpoint a stop signal took inside an epoch: that epoch continues from its step
+    first_step, partial = state.extra.pop("epoch_step", 0), state.extra.pop("epoch_partial", None)
     metrics_log = MetricsLog(run_dir, after_epoch=state.epoch) if process.is_main else None
     writer = SummaryWriter(str(run_dir / "tensorboard")) if process.is_main else None
     head_first = HeadFirst(model, settings.freeze_epochs)
@@ -129,13 +132,18 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
                 objective.model = compiled(process.wrap(model, device))
             model.train()
             hold_frozen_batch_norms(model)
+            epoch_start = {name: g.get_state() for name, g in generators.items()}
             started, totals = time.perf_counter(), EpochTotals(device)
             order = epoch_order(n, generators["order"], settings.repeated_aug, process.rank, process.world_size)
             streams = epoch_streams(process, generators)
+            if first_step:
+                started -= continue_epoch(streams, state.streams, totals, partial)
             objective.use_streams(streams)
             augment_stream = streams["augment"]
-            bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{settings.epochs}",
-                       disable=None if process.is_main else True, leave=False)
+            bar = tqdm(range(first_step, steps_per_epoch), desc=f"epoch {epoch + 1}/{settings.epochs}",
+                       initial=first_step, total=steps_per_epoch, disable=None if process.is_main else True,
+                       leave=False)
+            first_step = 0
             for i in bar:
                 index = order[i * batch_size:(i + 1) * batch_size]
                 labels = data.train_labels[index].to(device)
@@ -152,6 +160,13 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
                     seen = min((i + 1) * batch_size, share)
                     bar.set_postfix(loss=f"{totals.loss.item() / seen:.3f}", lr=f"{peak_lr(optimizer):.2e}",
                                     img_s=f"{seen / (time.perf_counter() - started):.0f}")
+                if stopping.requested() and not process.distributed:  # DDP ranks agree at the epoch's end
+                    if scaler.is_enabled():
+                        state.extra["grad_scaler"] = scaler.state_dict()
+                    save_checkpoint(run_dir, model, optimizer, saved_ema, inside_epoch(
+                        state, epoch_start, streams, i + 1, totals.snapshot(time.perf_counter() - started)), config)
+                    raise stopping.Stopped(stopping.requested(), f"checkpointed at step {i + 1} of "
+                                           f"{steps_per_epoch} in epoch {epoch + 1}; continue with --resume")
             seconds = time.perf_counter() - started
             process.check_in_sync(model)
             state.epoch = epoch + 1
@@ -167,16 +182,19 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
                     last.update(evaluator(ema.module))
             if scaler.is_enabled():
                 state.extra["grad_scaler"] = scaler.state_dict()
-            stopping = stop_after_epoch is not None and stop_after_epoch <= state.epoch < settings.epochs
+            signalled = process.largest(stopping.requested() or 0) if process.distributed else 0
+            stopped = stop_after_epoch is not None and stop_after_epoch <= state.epoch < settings.epochs
             if process.is_main:
                 metrics_log.append(last, writer)
                 tqdm.write(epoch_line(last, settings.epochs), file=sys.stderr)  # kept, on a terminal or not
-                if stopping or state.epoch == settings.epochs or checkpoint_clock.due():
+                if stopped or signalled or state.epoch == settings.epochs or checkpoint_clock.due():
                     with timed(timings, "checkpoint_seconds"):
                         save_checkpoint(run_dir, model, optimizer, saved_ema, state, config)
                     checkpoint_clock.reset()
             process.barrier()  # no rank reads the run directory (e.g. to resume) before rank 0 has written it
-            if stopping:
+            if signalled and state.epoch < settings.epochs:
+                raise stopping.Stopped(signalled, f"checkpointed after epoch {state.epoch}; continue with --resume")
+            if stopped:
                 return None
     finally:
         objective.model = model
@@ -244,6 +262,17 @@ class EpochTotals:
             self.correct += (out.logits.argmax(dim=1) == labels).sum()
             self.classified = True
 
+    def snapshot(self, seconds: float) -> dict[str, Any]:
+        """The sums so far and the epoch's seconds, for a checkpoint taken inside the epoch."""
+        return {"loss": self.loss.item(), "correct": self.correct.item(), "classified": self.classified,
+                "logs": {key: value.item() for key, value in self.logs.items()}, "seconds": seconds}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        self.loss.fill_(snapshot["loss"])
+        self.correct.fill_(snapshot["correct"])
+        self.classified = snapshot["classified"]
+        self.logs = {key: torch.tensor(value, device=self.loss.device) for key, value in snapshot["logs"].items()}
+
     def means(self, images: int) -> dict[str, float]:
         means = {"train_loss": self.loss.item() / images, **{k: v.item() / images for k, v in self.logs.items()}}
         if self.classified:
@@ -293,6 +322,30 @@ class HeadFirst:
             self.model.requires_grad_(True)
         self.frozen = freeze
         return True
+
+
+def inside_epoch(state: TrainingState, epoch_start: dict[str, torch.Tensor], streams: dict[str, torch.Generator],
+                 steps_done: int, partial: dict[str, Any]) -> TrainingState:
+    """The state to checkpoint after `steps_done` steps of an epoch: the shared generators as they were at the
+    epoch's start (a resume draws the same order and streams again), this epoch's streams as they are now."""
+    def at(generator: torch.Generator, saved: torch.Tensor) -> torch.Generator:
+        copy = torch.Generator(device=generator.device)
+        copy.set_state(saved)
+        return copy
+
+    return TrainingState(epoch=state.epoch, step=state.step,
+                         generators={name: at(g, epoch_start[name]) for name, g in state.generators.items()},
+                         extra={**state.extra, "epoch_step": steps_done, "epoch_partial": partial},
+                         streams={name: stream.get_state() for name, stream in streams.items()})
+
+
+def continue_epoch(streams: dict[str, torch.Generator], saved: dict[str, torch.Tensor] | None, totals: EpochTotals,
+                   partial: dict[str, Any]) -> float:
+    """Put a resumed epoch back where its checkpoint left it; returns the seconds it had already trained."""
+    for name, stream in streams.items():
+        stream.set_state(saved[name])
+    totals.restore(partial)
+    return partial["seconds"]
 
 
 def epoch_streams(process: Process, generators: dict[str, torch.Generator]) -> dict[str, torch.Generator]:

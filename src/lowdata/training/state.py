@@ -30,6 +30,9 @@ class TrainingState:
     step: int
     generators: dict[str, torch.Generator]
     extra: dict[str, Any]  # JSON-able bookkeeping (train_seconds, images_seen, ...)
+    # a checkpoint taken inside an epoch (on a stop signal): the epoch's streams as they stood at that step;
+    # `generators` then hold their state at the epoch's start, so the epoch's order is drawn again identically
+    streams: dict[str, torch.Tensor] | None = None
 
 
 def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, ema: nn.Module | None,
@@ -45,6 +48,7 @@ def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
             save_file(contiguous(ema.module.state_dict()), str(tmp / "model_ema.safetensors"))
         tensors.update({f"rng.{name}": g.get_state() for name, g in state.generators.items()})
         tensors["rng.torch"] = torch.get_rng_state()
+        tensors.update({f"stream.{name}": value for name, value in (state.streams or {}).items()})
         save_file(tensors, str(tmp / "state.safetensors"))
         meta = {"epoch": state.epoch, "step": state.step, "optimizer": optimizer_json, "extra": state.extra,
                 "config": config}
@@ -99,7 +103,9 @@ def load_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
         for name, generator in generators.items():
             generator.set_state(tensors[f"rng.{name}"])
         torch.set_rng_state(tensors["rng.torch"])
-        return TrainingState(epoch=meta["epoch"], step=meta["step"], generators=generators, extra=meta["extra"])
+        streams = {key.removeprefix("stream."): value for key, value in tensors.items() if key.startswith("stream.")}
+        return TrainingState(epoch=meta["epoch"], step=meta["step"], generators=generators, extra=meta["extra"],
+                             streams=streams or None)
     except (KeyError, TypeError, ValueError, RuntimeError) as err:  # parsed, but not what this run saved
         detail = str(err).splitlines()[0][:100] if str(err) else err.__class__.__name__
         raise UsageError(f"the checkpoint in {found} does not fit this run ({detail}); {DAMAGED}") from None

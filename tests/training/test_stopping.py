@@ -1,0 +1,77 @@
+"""Ctrl-C and a scheduler's SIGTERM: a checkpoint at the next step, inside the epoch, that resumes bit for bit."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lowdata import stopping, train
+from lowdata.training import loop
+
+QUICK = dict(data="digits", labels=200, epochs=3, batch_size=32, eval_every=1)  # 7 steps an epoch
+
+
+def signal_at_step(monkeypatch, step, signum=signal.SIGTERM):
+    real, calls = loop.optimizer_step, {"n": 0}
+
+    def step_then_signal(*args, **kwargs):
+        out = real(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == step:
+            os.kill(os.getpid(), signum)  # delivered to this (main) thread before the loop looks
+        return out
+
+    monkeypatch.setattr(loop, "optimizer_step", step_then_signal)
+
+
+@pytest.mark.parametrize("model, extra", [("resnet20", {}),
+                                          ("vit-tiny", {"model_args": {"depth": 2}, "drop_path": 0.2,
+                                                        "ema_decay": 0.9, "augment": "strong"})])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_checkpoints_inside_the_epoch_and_the_resume_is_bit_identical(tmp_path, monkeypatch, model,
+                                                                               extra, signum):
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    train(model=model, out=str(straight), **QUICK, **extra)
+    signal_at_step(monkeypatch, 9, signum)  # the second step of the second epoch
+    with pytest.raises(stopping.Stopped) as caught:
+        train(model=model, out=str(stopped), **QUICK, **extra)
+    assert caught.value.exit_status == 128 + signum and "at step 2 of 7 in epoch 2" in caught.value.detail
+    saved = json.loads((stopped / "checkpoint" / "state.json").read_text())
+    assert (saved["epoch"], saved["step"], saved["extra"]["epoch_step"]) == (1, 9, 2)
+    monkeypatch.undo()
+    summary = train(out=str(stopped), resume=True)
+    a, b = (load_file(str(run / "checkpoint" / "model.safetensors")) for run in (straight, stopped))
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    expected = json.loads((straight / "summary.json").read_text())
+    assert summary["test_acc"] == expected["test_acc"] and summary["train_acc"] == expected["train_acc"]
+    assert len((stopped / "metrics.jsonl").read_text().splitlines()) == 3
+    assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, stopping.handle)  # handlers put back
+
+
+def test_a_second_signal_stops_at_once(monkeypatch):
+    with stopping.graceful():
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stopping.requested() == signal.SIGTERM
+        with pytest.raises(stopping.Stopped):
+            os.kill(os.getpid(), signal.SIGTERM)
+    assert stopping.requested() is None
+
+
+def test_sigterm_on_the_command_line_is_said_exits_143_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "lowdata", "train", "--data", "digits", "--model", "resnet20", "--epochs",
+               "200", "--batch-size", "16", "--out", str(out)]
+    child = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    for line in child.stderr:
+        if "epoch 1/200" in line:
+            child.send_signal(signal.SIGTERM)
+            break
+    rest = child.stderr.read()
+    assert child.wait(timeout=120) == 143, rest
+    assert "lowdata: stopped by SIGTERM; checkpointed at step" in rest
+    saved = json.loads((out / "checkpoint" / "state.json").read_text())
+    assert saved["epoch"] >= 1 and not (out / "summary.json").exists()
