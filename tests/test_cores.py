@@ -90,3 +90,15 @@ def test_a_run_records_its_threads(tmp_path):
     assert summary["threads"] == 1
     state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
     assert state["extra"]["threads"] == 1  # what a --resume continues with
+
+
+def test_a_reused_pid_does_not_count_as_a_training_process(tmp_path, four_cores, other_process):
+    from lowdata.cores import process_start
+
+    (tmp_path / str(other_process)).write_text("1")  # registered by a process that started at tick 1: not this one
+    with CoreShare(folder=tmp_path) as share:
+        assert share.choose() == 4
+    assert not (tmp_path / str(other_process)).exists()
+    (tmp_path / str(other_process)).write_text(process_start(other_process))  # the process itself: it counts
+    with CoreShare(folder=tmp_path) as share:
+        assert share.choose() == 2

@@ -66,7 +66,7 @@ class CoreShare:
         self.before = torch.get_num_threads()
         try:  # registered even with fixed threads: the others count this process too
             self.folder.mkdir(parents=True, exist_ok=True)
-            self.entry.touch()
+            self.entry.write_text(process_start(os.getpid()) or "")
         except OSError:
             pass  # an unwritable temp folder: this process counts only itself
         return self
@@ -100,11 +100,31 @@ class CoreShare:
         for entry in entries:
             if not entry.name.isdigit():
                 continue
-            if process_alive(int(entry.name)):
+            if process_alive(int(entry.name)) and same_process(entry, int(entry.name)):
                 live.add(int(entry.name))
             else:
                 entry.unlink(missing_ok=True)
         return sorted(live)
+
+
+def process_start(pid: int) -> str | None:
+    """When `pid` started, in clock ticks since boot (Linux), or None where /proc cannot say."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command name, which may hold spaces
+
+
+def same_process(entry: Path, pid: int) -> bool:
+    """Whether the process registered in `entry` is still the one with this pid: a pid the kernel gave to an
+    unrelated process since would otherwise halve every later run's threads for as long as that one lives."""
+    try:
+        recorded = entry.read_text().strip()
+    except OSError:
+        return True
+    now = process_start(pid)
+    return not recorded or now is None or recorded == now
 
 
 def process_alive(pid: int) -> bool:

@@ -233,3 +233,30 @@ def test_every_epoch_leaves_a_line_when_not_on_a_terminal(tmp_path, capsys):
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("lowdata: epoch ")]
     assert [line.split(":")[1].strip().split()[1] for line in lines] == ["1/4", "2/4", "3/4", "4/4"]
     assert "test_acc" in lines[1] and "test_acc" not in lines[0] and "img/s" in lines[-1]  # eval_every=2
+
+
+def test_a_second_process_training_into_the_same_folder_is_refused(tmp_path):
+    from lowdata.runs.skeleton import run_lock
+
+    run = tmp_path / "run"
+    with run_lock(run, is_main=True):  # another `lowdata train --out run` holds it
+        with pytest.raises(UsageError, match=f"{run} is in use by another lowdata process \\(pid \\d+\\)"):
+            train(model="resnet20", out=str(run), **QUICK)
+    assert not (run / "checkpoint").exists()
+    train(model="resnet20", out=str(run), stop_after_epoch=1, **QUICK)  # free again (and after a kill: flock)
+
+
+def test_a_hand_edit_of_config_yaml_before_resume_is_refused_by_name(tmp_path):
+    run = tmp_path / "run"
+    train(model="resnet20", out=str(run), stop_after_epoch=1, **QUICK)
+    import yaml
+
+    original = yaml.safe_load((run / "config.yaml").read_text())
+    (run / "config.yaml").write_text(yaml.safe_dump({**original, "lr": 0.5, "threads": 1}))
+    with pytest.raises(UsageError, match=rf"config.yaml was edited since the run's checkpoint \(lr: {original['lr']} -> 0.5\)"):
+        train(out=str(run), resume=True)
+    (run / "config.yaml").write_text("model: [")
+    with pytest.raises(UsageError, match="no longer reads as the run's settings"):
+        train(out=str(run), resume=True)
+    (run / "config.yaml").write_text(yaml.safe_dump({**original, "threads": 1}))  # placement may differ
+    assert train(out=str(run), resume=True)["epochs"] == 4

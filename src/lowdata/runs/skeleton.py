@@ -8,9 +8,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -88,11 +89,44 @@ def execute(kind: Callable[[Run, int | None], dict[str, Any] | None], cls: type,
         if finished is not None:
             return finished
         process = current_process()  # one process, or this one's place under torchrun
-        device = process_device(process, pick_device(config.device))
-        # device and precision stay saved as asked ("auto" re-decides where a resumed run lands: bf16 is fast on
-        # one CPU and 10-85x slower on another); what was chosen is in the summary
-        run = Run(config, run_dir, resume, process, device, pick_precision(config.precision, device), cores)
-        return kind(run, stop_after_epoch)
+        with run_lock(run_dir, process.is_main):
+            device = process_device(process, pick_device(config.device))
+            # device and precision stay saved as asked ("auto" re-decides where a resumed run lands: bf16 is fast
+            # on one CPU and 10-85x slower on another); what was chosen is in the summary
+            run = Run(config, run_dir, resume, process, device, pick_precision(config.precision, device), cores)
+            return kind(run, stop_after_epoch)
+
+
+LOCK = ".lowdata.lock"
+
+
+@contextmanager
+def run_lock(run_dir: Path, is_main: bool) -> Iterator[None]:
+    """One process trains in a run folder at a time: a second `lowdata train --out SAME` is refused in one line.
+    An advisory lock (flock) that the kernel releases when its holder dies, so a killed run leaves none behind."""
+    import fcntl
+    import os
+
+    if not is_main:  # torchrun's other ranks share rank 0's run
+        yield
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(run_dir / LOCK, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise UsageError(f"{run_dir} is in use by another lowdata process ({holder}); wait for it to finish, "
+                             "or choose another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
 
 
 def finished_summary(run_dir: Path, resume: bool) -> dict[str, Any] | None:
@@ -117,6 +151,7 @@ def open_run(cls: type, config: RunConfig, resume: bool, explicit: set[str], def
         raise UsageError(f"--out {run_dir} is a file, not a folder; choose a folder for the run")
     if resume:
         config = resumed_config(cls, read_config(run_dir), config, explicit)
+        refuse_config_edits(cls, config, run_dir)
     elif checkpoint_dir(run_dir) is not None:
         raise UsageError(f"{run_dir} already holds {what}; pass --resume to continue it, or choose another --out")
     return config.replace(out=str(run_dir)), run_dir
@@ -138,6 +173,28 @@ def resumed_config(cls: type, saved: dict[str, Any], given: RunConfig, explicit:
         raise UsageError(f"--resume continues a run under its saved settings, but these differ: {', '.join(clashes)}; "
                          "drop them or start a new run with another --out")
     return saved_config.replace(**placement)
+
+
+def refuse_config_edits(cls: type, saved_config: RunConfig, run_dir: Path) -> None:
+    """RUN/config.yaml shows the run's settings; the checkpoint's copy is what a resume uses. A hand edit of
+    config.yaml would be silently ignored, so it is refused by name instead."""
+    import yaml
+
+    shown = run_dir / "config.yaml"
+    if not shown.is_file():
+        return
+    try:
+        edited = build(cls, yaml.safe_load(shown.read_text()))
+    except (yaml.YAMLError, UsageError, UnicodeDecodeError, TypeError, AttributeError):
+        raise UsageError(f"{shown} was edited and no longer reads as the run's settings; a resumed run continues "
+                         "under its checkpoint's settings: restore the file, or start a new run with another "
+                         "--out") from None
+    changed = [f"{key}: {getattr(saved_config, key)!r} -> {getattr(edited, key)!r}" for key in field_names(cls)
+               if key not in ("out", *PLACEMENT) and getattr(edited, key) != getattr(saved_config, key)]
+    if changed:
+        raise UsageError(f"{shown} was edited since the run's checkpoint ({'; '.join(changed)}), but a resumed run "
+                         "continues under its checkpoint's settings: undo the edit, or start a new run with "
+                         "another --out")
 
 
 def provenance(run: Run, result: dict[str, Any]) -> dict[str, Any]:
