@@ -110,6 +110,7 @@ def run_lock(run_dir: Path, is_main: bool) -> Iterator[None]:
     if not is_main:  # torchrun's other ranks share rank 0's run
         yield
         return
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     handle = open(run_dir / LOCK, "a+")
     try:
@@ -127,6 +128,9 @@ def run_lock(run_dir: Path, is_main: bool) -> Iterator[None]:
         yield
     finally:
         handle.close()
+        if created and [p.name for p in run_dir.iterdir()] == [LOCK]:  # refused before writing: nothing half-made
+            (run_dir / LOCK).unlink()
+            run_dir.rmdir()
 
 
 def finished_summary(run_dir: Path, resume: bool) -> dict[str, Any] | None:
