@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 import lowdata
 from lowdata.data import load_dataset
@@ -61,7 +63,46 @@ def test_a_given_test_split_and_torch_datasets_are_kept_as_given():
     ((np.zeros((4, 8, 8), np.uint8), [0, 1, -1, 1]), "must be 4 non-negative integer"),
     ((np.zeros((4, 5, 8, 8), np.uint8), [0, 1, 0, 1]), "1 or 3 channels"),
     ((np.zeros((4, 8, 8), np.uint8),), "got 1 parts"),
+    ((np.zeros((0, 8, 8), np.uint8), []), "empty \\(0 images\\)"),
+    ((np.zeros((4, 0, 8), np.uint8), [0, 1, 0, 1]), "hold no pixels"),
+    ((np.zeros((10, 8, 8), np.uint8), [0] * 10), "hold 1 class; a classifier needs at least 2"),
+    ((np.zeros((10, 8, 8), np.uint8), [0, 50] * 5), "classes 1, 2, 3, 4, 5 ... have no training images \\(49 of 51"),
+    ((np.zeros((6, 8, 8), np.uint8), [0, 1] * 3, np.zeros((2, 8, 8), np.uint8), [0, 2]),
+     "test labels \\[2\\] are classes the training split lacks"),
+    ((np.zeros((2, 8, 8), np.uint8), [0, 1]), "too few for a 20% test hold-out"),
 ])
 def test_bad_in_memory_data_is_refused_with_the_fix(data, message):
     with pytest.raises(UsageError, match=message):
         dataset_spec(data)
+
+
+def test_train_refuses_bad_in_memory_data_before_training(tmp_path):
+    images, labels = blobs()
+    with pytest.raises(UsageError, match="hold 1 class"):
+        lowdata.train(data=(images, np.zeros_like(labels)), model="resnet20", epochs=1, out=str(tmp_path / "r"))
+    assert not (tmp_path / "r").exists()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(count=st.sampled_from([24, 40, 9, 3, 1, 0]), channels=st.sampled_from([1, 3]), height=st.sampled_from([8, 5, 3, 1, 0]),
+       width=st.integers(1, 9), classes=st.sampled_from([2, 3, 4, 1]), gap=st.sampled_from([False, False, False, True]),
+       test=st.sampled_from([0, 0, 3, 6]),
+       seed=st.integers(0, 2 ** 16))
+def test_random_in_memory_data_trains_or_is_refused_with_a_usage_error(tmp_path, count, channels, height, width,
+                                                                       classes, gap, test, seed):
+    """Whatever arrays a user hands over: a finished run, or a UsageError (exit 2 on the CLI), never a traceback."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, count) * (2 if gap else 1)
+    data = [rng.integers(0, 256, (count, channels, height, width), dtype=np.uint8), labels]
+    if test:
+        data += [rng.integers(0, 256, (test, channels, height, width), dtype=np.uint8),
+                 rng.integers(0, classes + (rng.random() < 0.2), test)]  # sometimes a class train lacks
+    out = tmp_path / f"run-{seed}-{count}-{height}x{width}-{classes}-{gap}-{test}"
+    try:
+        summary = lowdata.train(data=tuple(data), model="resnet20", epochs=1, batch_size=8, out=str(out))
+    except UsageError as err:
+        assert str(err) and "\n" not in str(err)
+        event(f"refused: {str(err)[:30]}")
+        return
+    event("trained")
+    assert 0 <= summary["test_acc"] <= 1 and summary["num_classes"] >= 2

@@ -33,19 +33,54 @@ def dataset_spec(data: Any, classes: Sequence[str] | None = None, name: str = "m
     tensors = {}
     for split, (images, labels) in zip(("train", "test"), zip(parts[0::2], parts[1::2])):
         tensors[f"{split}_images"], tensors[f"{split}_labels"] = as_images(images), as_labels(labels, len(images))
-    count = int(tensors["train_labels"].max()) + 1
-    names = [str(c) for c in classes] if classes is not None else [str(i) for i in range(count)]
-    if len(names) < count:
-        raise UsageError(f"labels go up to {count - 1}, but {len(names)} class names were given")
-    shapes = {tuple(t.shape[1:]) for key, t in tensors.items() if key.endswith("images")}
-    if len(shapes) > 1:
-        raise UsageError(f"train and test images differ in shape ({', '.join(map(str, sorted(shapes)))})")
+    names = check_tensors(tensors, classes)
     meta = {"name": name, "classes": names, "hflip": hflip}
     digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
     for key in sorted(tensors):
         digest.update(key.encode())
         digest.update(tensors[key].numpy().data)  # the contiguous buffer itself, not a copy
     return f"{SOURCE}:{write_once(tensors, meta, digest.hexdigest()[:20])}"
+
+
+def check_tensors(tensors: dict[str, torch.Tensor], classes: Sequence[str] | None) -> list[str]:
+    """The rules image folders follow, before anything trains: images to learn from, two or more classes,
+    every class with training images, no test class the training split lacks. Returns the class names."""
+    from lowdata.data.imagefolder import HOLDOUT_FRACTION, stratified_holdout
+
+    images, labels = tensors["train_images"], tensors["train_labels"]
+    if len(images) == 0:
+        raise UsageError("the in-memory training images are empty (0 images); pass the images to learn from")
+    if 0 in images.shape[2:]:
+        raise UsageError(f"in-memory images of shape {tuple(images.shape[1:])} hold no pixels; pass (N, C, H, W) "
+                         "with H and W of at least 1")
+    shapes = {tuple(t.shape[1:]) for key, t in tensors.items() if key.endswith("images")}
+    if len(shapes) > 1:
+        raise UsageError(f"train and test images differ in shape ({', '.join(map(str, sorted(shapes)))})")
+    count = int(labels.max()) + 1
+    names = [str(c) for c in classes] if classes is not None else [str(i) for i in range(count)]
+    if len(names) < count:
+        raise UsageError(f"labels go up to {count - 1}, but {len(names)} class names were given")
+    if len(set(names)) != len(names):
+        raise UsageError(f"class names repeat ({', '.join(names)}); give each class its own name")
+    present = set(labels.unique().tolist())
+    if len(present) < 2:
+        raise UsageError(f"the in-memory labels hold {len(present)} class; a classifier needs at least 2")
+    empty = [name for index, name in enumerate(names) if index not in present]
+    if empty:
+        raise UsageError(f"class{'es' if len(empty) > 1 else ''} {', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''} "
+                         f"{'have' if len(empty) > 1 else 'has'} no training images ({len(empty)} of {len(names)} "
+                         "classes); number the labels 0..K-1 without gaps, or name only the classes present")
+    if "test_labels" in tensors:
+        unknown = sorted(set(tensors["test_labels"].unique().tolist()) - present)
+        if unknown:
+            raise UsageError(f"test labels {unknown[:5]} are classes the training split lacks; every test class "
+                             "needs training images")
+    else:
+        train, test = stratified_holdout(labels, HOLDOUT_FRACTION, seed=0)
+        if len(test) == 0 or len(train) == 0:
+            raise UsageError(f"{len(images)} in-memory images are too few for a {HOLDOUT_FRACTION:.0%} test hold-out "
+                             "per class; add images, or pass (images, labels, test_images, test_labels)")
+    return names
 
 
 def write_once(tensors: dict[str, torch.Tensor], meta: dict[str, Any], key: str) -> Path:
@@ -106,6 +141,8 @@ def as_images(images: Any) -> torch.Tensor:
 
 def as_labels(labels: Any, count: int) -> torch.Tensor:
     y = torch.as_tensor(labels)
+    if y.numel() == 0:  # an empty list reads as float: no labels, which check_tensors reports as such
+        y = y.long().reshape(0)
     if y.ndim != 1 or len(y) != count or y.dtype.is_floating_point or (len(y) and int(y.min()) < 0):
         raise UsageError(f"labels must be {count} non-negative integer class indices, one per image; got "
                          f"{y.dtype} of shape {tuple(y.shape)}")

@@ -86,7 +86,8 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
     n = len(data.train_images)
     share = math.ceil(n / process.world_size)  # images per rank and epoch
     batch_size = max(1, min(settings.batch_size, n) // process.world_size)
-    steps_per_epoch = math.ceil(share / batch_size)
+    # a lone image left over joins the batch before it: BatchNorm cannot train on one image of 1x1 features
+    steps_per_epoch = max(1, math.ceil(share / batch_size) - (share % batch_size == 1))
     optimizer = build_optimizer(model, settings.lr, settings.weight_decay, settings.layer_decay, settings.betas)
     schedule = build_schedule(optimizer, settings.epochs * steps_per_epoch,
                               round(settings.warmup_epochs * steps_per_epoch), settings.min_lr)
@@ -145,7 +146,7 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
                        leave=False)
             first_step = 0
             for i in bar:
-                index = order[i * batch_size:(i + 1) * batch_size]
+                index = order[i * batch_size:(i + 1) * batch_size if i < steps_per_epoch - 1 else share]
                 labels = data.train_labels[index].to(device)
                 images, targets = augment(data.train_images[index].to(device), labels, augment_stream)
                 pool = data.pool.draw(pool_batch, streams["pool"], device) if pool_batch else None
