@@ -142,3 +142,8 @@ def test_normalize_uses_the_dataset_statistics():
 def test_unknown_policy():
     with pytest.raises(UsageError, match="unknown augmentation policy 'strongest'"):
         build_policy("strongest", INFO)
+
+
+def test_a_setting_of_the_wrong_kind_names_the_setting_and_an_example():
+    with pytest.raises(UsageError, match="augmentation policy 'strong': mixup must be a number, got 'abc'; e.g. mixup="):
+        build_policy("strong", INFO, mixup="abc")

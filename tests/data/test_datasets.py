@@ -158,3 +158,10 @@ def test_keep_classes_relabels_in_the_given_order_and_keeps_the_statistics():
     for bad in ("7,eleven", "7", "7,7"):
         with pytest.raises(UsageError, match="two or more distinct classes of digits"):
             keep_classes(full, bad)
+
+
+def test_a_file_given_as_the_dataset_is_called_a_file(tmp_path):
+    path = tmp_path / "images.zip"
+    path.write_bytes(b"PK")
+    with pytest.raises(UsageError, match="is a file, not a folder; give a folder of images"):
+        load_dataset(str(path))

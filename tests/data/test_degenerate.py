@@ -35,3 +35,10 @@ def test_a_budget_message_names_the_class(tmp_path, image_folder_writer):
         train(data=str(root), labels=12, epochs=1, out=str(tmp_path / "run"))
     with pytest.raises(UsageError, match="at most 3 labels per class"):
         train(data=str(root), labels_per_class=4, epochs=1, out=str(tmp_path / "run"))
+
+
+def test_one_empty_class_folder_holds_no_images(tmp_path, image_folder_writer):
+    root = image_folder_writer(tmp_path / "images", split=False, per_class=5)
+    (root / "empty").mkdir()
+    with pytest.raises(UsageError, match="class folder empty in .* holds no images"):
+        load_dataset(str(root))

@@ -82,10 +82,21 @@ def build_policy(name: str, info: DatasetInfo, **args) -> Policy:
     if unknown:
         valid = ", ".join(accepted) if accepted else "none"
         raise UsageError(f"augmentation policy {name!r} has no setting {', '.join(unknown)}; its settings: {valid}")
+    parameters = inspect.signature(builder).parameters
+    for key, value in args.items():
+        default = parameters[key].default
+        if is_number(default) and not is_number(value):
+            raise UsageError(f"augmentation policy {name!r}: {key} must be a number, got {value!r}; e.g. "
+                             f"{key}={default}")
     try:
         return builder(info, **args)
     except (TypeError, ValueError) as err:
-        raise UsageError(f"augmentation policy {name!r}: {err}") from None
+        raise UsageError(f"augmentation policy {name!r} rejected {', '.join(f'{k}={v}' for k, v in args.items())} "
+                         f"({err}); see `lowdata augment-preview --help`") from None
+
+
+def is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @POLICIES.register("none")

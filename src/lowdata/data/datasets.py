@@ -68,7 +68,8 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
     if os.path.isdir(os.path.expanduser(spec)):
         return "folder", os.path.expanduser(spec)
     if os.sep in spec or spec.startswith("."):
-        raise UsageError(f"dataset path {spec!r} does not exist; give a folder of images (PATH/<class>/* or "
+        what = "is a file, not a folder" if os.path.exists(os.path.expanduser(spec)) else "does not exist"
+        raise UsageError(f"dataset path {spec!r} {what}; give a folder of images (PATH/<class>/* or "
                          "PATH/train/<class>/* and PATH/test/<class>/*)")
     raise UsageError(DATASETS.unknown_message(spec, extra=", or a path to an image folder"))
 

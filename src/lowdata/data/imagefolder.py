@@ -74,7 +74,8 @@ def list_images(folder: Path, classes: list[str], allow_missing_classes: bool = 
     if not files:
         raise UsageError(f"no images ({', '.join(sorted(EXTENSIONS))}) under {folder}; check the path and layout")
     if empty:
-        raise UsageError(f"class folder{'s' if len(empty) > 1 else ''} {', '.join(empty)} in {folder} hold no images "
+        raise UsageError(f"class folder{'s' if len(empty) > 1 else ''} {', '.join(empty)} in {folder} "
+                         f"{'hold' if len(empty) > 1 else 'holds'} no images "
                          f"({', '.join(sorted(EXTENSIONS))}); add images or remove the folder")
     return files, labels
 
