@@ -357,13 +357,14 @@ def fit_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from lowdata.io import check_writable
-    from lowdata.study.report import write_report
+    from lowdata.study.report import refuse_foreign_report, write_report
     from lowdata.study.table import layout_for, read_results
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a folder for fits.json, curves.png and the report")
     check_writable(out, "--out")
+    refuse_foreign_report(out)
     rows = read_results(args.csv)
     layout = layout_for(rows, args.title or Path(args.csv).stem, args.reference)
     print(f"lowdata: fitting {len(rows):,} results of {len(layout.families)} recipes", file=sys.stderr)

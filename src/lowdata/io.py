@@ -170,3 +170,17 @@ def describe_os_error(err: OSError) -> str | None:
     if err.filename is None or err.errno not in reasons:
         return None
     return f"cannot write or read {err.filename}: {reasons[err.errno]}; fix the path or its permissions and run again"
+
+
+def refuse_foreign_files(folder: Path, ours: set[str], flag: str) -> None:
+    """Before writing its files into `folder`: the folder must be new, empty, or hold only files of the kind
+    lowdata writes there (by name; hidden files are left alone and never written), so a user's folder of photos
+    or notes given by mistake is refused instead of written over."""
+    from lowdata.errors import UsageError
+
+    if not folder.is_dir():
+        return
+    foreign = sorted(p.name for p in folder.iterdir() if p.name not in ours and not p.name.startswith("."))
+    if foreign:
+        raise UsageError(f"{flag} {folder} holds files lowdata did not write ({', '.join(foreign[:3])}"
+                         f"{', ...' if len(foreign) > 3 else ''}); nothing was written: choose a new or empty folder")

@@ -147,3 +147,19 @@ def test_unknown_policy():
 def test_a_setting_of_the_wrong_kind_names_the_setting_and_an_example():
     with pytest.raises(UsageError, match="augmentation policy 'strong': mixup must be a number, got 'abc'; e.g. mixup="):
         build_policy("strong", INFO, mixup="abc")
+
+
+def test_preview_replaces_its_own_png_but_no_other_file(tmp_path):
+    from lowdata.augment.preview import write_preview
+
+    out = tmp_path / "preview.png"
+    write_preview("digits", "basic", out, images=2, views=1)
+    write_preview("digits", "basic", out, images=2, views=1)  # its own: replaced
+    photo = tmp_path / "photo.png"
+    from PIL import Image
+
+    Image.new("RGB", (4, 4)).save(photo)
+    before = photo.read_bytes()
+    with pytest.raises(UsageError, match="is not a preview lowdata wrote; nothing was written"):
+        write_preview("digits", "basic", photo, images=2, views=1)
+    assert photo.read_bytes() == before

@@ -471,3 +471,12 @@ def test_sigterm_to_a_jobs_parent_reaches_its_workers_and_each_checkpoints(tmp_p
     assert err.count("stopped by SIGTERM; checkpointed at step") == 2, err  # the parent's cell and the child's
     for cell in cells:
         assert (cell / "checkpoint" / "state.json").exists() and not (cell / "summary.json").exists()
+
+
+def test_a_study_never_starts_in_a_folder_of_other_files(tmp_path, tiny_study):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "holiday.jpg").write_bytes(b"jpeg")
+    with pytest.raises(UsageError, match="holds files lowdata did not write \\(holiday.jpg\\)"):
+        run_study(folder, **tiny_study)
+    assert [p.name for p in folder.iterdir()] == ["holiday.jpg"]

@@ -131,3 +131,16 @@ def test_many_results_are_fitted_with_a_bounded_report(tmp_path, capsys):
     report = (tmp_path / "o" / "report.md").read_text()
     assert report.count("\n| cnn | ") + report.count("\n| vit | ") <= CELL_ROWS_SHOWN + 10
     assert f"… and {2000 - CELL_ROWS_SHOWN:,} more: every result is in results.csv." in report
+
+
+def test_fit_shares_a_folder_with_the_csv_but_never_replaces_a_report_it_did_not_write(tmp_path, capsys):
+    folder = tmp_path / "results"
+    folder.mkdir()
+    csv = write_csv(folder / "mine.csv", "recipe,labels,seed,error", synthetic_lines())
+    assert main(["fit", str(csv), "--out", str(folder)]) == 0  # beside the user's CSV
+    assert main(["fit", str(csv), "--out", str(folder)]) == 0  # its own report, replaced
+    (folder / "report.md").write_text("# My notes\n")
+    capsys.readouterr()
+    assert main(["fit", str(csv), "--out", str(folder)]) == 2
+    assert "holds report.md that lowdata did not write" in capsys.readouterr().err
+    assert (folder / "report.md").read_text() == "# My notes\n"

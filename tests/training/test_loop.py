@@ -260,3 +260,14 @@ def test_a_hand_edit_of_config_yaml_before_resume_is_refused_by_name(tmp_path):
         train(out=str(run), resume=True)
     (run / "config.yaml").write_text(yaml.safe_dump({**original, "threads": 1}))  # placement may differ
     assert train(out=str(run), resume=True)["epochs"] == 4
+
+
+def test_a_new_run_never_writes_into_a_folder_of_other_files(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "config.yaml").write_text("mine: true\n")
+    (photos / "holiday.jpg").write_bytes(b"jpeg")
+    with pytest.raises(UsageError, match="holds files lowdata did not write \\(holiday.jpg\\)"):
+        train(model="resnet20", out=str(photos), **QUICK)
+    assert sorted(p.name for p in photos.iterdir()) == ["config.yaml", "holiday.jpg"]
+    assert (photos / "config.yaml").read_text() == "mine: true\n"

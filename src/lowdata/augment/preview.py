@@ -27,6 +27,11 @@ def write_preview(data: str, policy_name: str, out: str | Path, images: int = 8,
         from lowdata.errors import UsageError
 
         raise UsageError("augment-preview needs --images 2 or more and --views 1 or more")
+    if Path(out).exists() and not is_preview(Path(out)):
+        from lowdata.errors import UsageError
+
+        raise UsageError(f"--out {out} exists and is not a preview lowdata wrote; nothing was written: give a new "
+                         "file name")
     dataset = load_dataset(data, image_size)
     info = dataset.info
     policy = build_policy(policy_name, info, **(augment_args or {}))
@@ -52,9 +57,22 @@ def write_preview(data: str, policy_name: str, out: str | Path, images: int = 8,
     figure.suptitle(f"{info.name}: stored (top) and {views} views under {policy.describe()}", fontsize=7, wrap=True)
     figure.tight_layout()
     with atomic_path(out) as tmp:
-        figure.savefig(tmp, format="png", dpi=110)
+        figure.savefig(tmp, format="png", dpi=110, metadata={"Software": SIGNATURE})
     plt.close(figure)
     return {"out": str(out), "policy": policy.describe(), "notes": policy.notes, "images": images, "views": views}
+
+
+SIGNATURE = "lowdata augment-preview"  # in the PNG's metadata: a later preview may replace it, nothing else
+
+
+def is_preview(path: Path) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.info.get("Software") == SIGNATURE
+    except (OSError, ValueError):
+        return False
 
 
 def label_text(target: torch.Tensor, classes: tuple[str, ...]) -> str:

@@ -158,7 +158,17 @@ def open_run(cls: type, config: RunConfig, resume: bool, explicit: set[str], def
         refuse_config_edits(cls, config, run_dir)
     elif checkpoint_dir(run_dir) is not None:
         raise UsageError(f"{run_dir} already holds {what}; pass --resume to continue it, or choose another --out")
+    else:
+        from lowdata.io import refuse_foreign_files
+
+        refuse_foreign_files(run_dir, RUN_FILES, "--out")
     return config.replace(out=str(run_dir)), run_dir
+
+
+# what a run (train, pretrain, self-training rounds, a default export) writes in its folder
+RUN_FILES = {"checkpoint", "config.yaml", "metrics.jsonl", "tensorboard", "summary.json", "confusion.json",
+             "confusion.png", "model", "model.torchscript.pt", "model.onnx", "rounds", "knn_at_init.json",
+             "reconstructions.png"}
 
 
 # where and how fast a run computes, not what it computes: given explicitly on --resume, they replace the saved

@@ -156,7 +156,7 @@ def epochs_for_steps(steps: int, size: int, config: TrainConfig) -> int:
 
 
 def save_or_check_plan(plan: Plan, out_dir: Path) -> None:
-    from lowdata.io import atomic_write_json
+    from lowdata.io import atomic_write_json, refuse_foreign_files
 
     path = out_dir / "plan.json"
     if path.is_file():
@@ -168,8 +168,14 @@ def save_or_check_plan(plan: Plan, out_dir: Path) -> None:
             raise UsageError(f"{out_dir} holds a study with a different plan (differs in: {', '.join(changed)}); "
                              "repeat its settings, join it with --worker, or choose another --out")
         return
+    refuse_foreign_files(out_dir, STUDY_FILES, "--out")
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, plan.to_json())
+
+
+# what a study writes in its folder (the report's files also come from `lowdata fit --out`)
+REPORT_FILES = {"results.csv", "fits.json", "curves.png", "report.md", "report.html"}
+STUDY_FILES = {"plan.json", "cells", "stages", "events.jsonl", *REPORT_FILES}
 
 
 def load_plan(out_dir: Path) -> Plan:

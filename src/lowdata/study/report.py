@@ -79,6 +79,32 @@ def write_report(layout: Layout, rows: list[dict[str, Any]], out_dir: Path,
     return fits
 
 
+SIGNATURE = "lowdata study report"  # curves.png's metadata, so a later report knows the file for its own
+
+
+def refuse_foreign_report(out_dir: Path) -> None:
+    """`lowdata fit --out DIR` may share a folder with the user's files (its CSV), and replaces an earlier
+    report there, but never a file of the same name that lowdata did not write."""
+    def ours(path: Path) -> bool:
+        try:
+            if path.suffix == ".png":
+                from PIL import Image
+
+                with Image.open(path) as image:
+                    return image.info.get("Software") == SIGNATURE
+            text = path.read_text(encoding="utf-8")[:4096]
+        except (OSError, ValueError):
+            return False
+        return {"fits.json": '"crossovers"' in text, "report.md": text.startswith("# Data-hunger study"),
+                "report.html": "<title>lowdata study</title>" in text}[path.name]
+
+    foreign = [name for name in ("fits.json", "curves.png", "report.md", "report.html")
+               if (out_dir / name).exists() and not ours(out_dir / name)]
+    if foreign:
+        raise UsageError(f"--out {out_dir} holds {', '.join(foreign)} that lowdata did not write; nothing was "
+                         "written: choose another folder")
+
+
 def json_text(value: Any) -> str:
     """What atomic_write_json writes, with NaN refused (JSON has none) before any file is touched."""
     import json
@@ -271,7 +297,7 @@ def plot_curves(layout: Layout, rows: list[dict[str, Any]], fits: dict[str, Any]
     axis.legend()
     figure.tight_layout()
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", metadata={"Software": None})
+    figure.savefig(buffer, format="png", metadata={"Software": SIGNATURE})
     plt.close(figure)
     return buffer.getvalue()
 
