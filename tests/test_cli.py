@@ -144,3 +144,11 @@ def test_a_wrong_flag_after_a_subcommand_points_to_that_subcommands_help(capsys,
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1
     assert err.startswith(f"lowdata {argv[0]}: error: unrecognized arguments") and f"`lowdata {argv[0]} --help`" in err
+
+
+def test_a_yaml_tag_that_would_run_code_is_refused_and_runs_nothing(capsys, tmp_path):
+    evil = tmp_path / "evil.yaml"
+    evil.write_text(f"lr: !!python/object/apply:os.system ['touch {tmp_path}/PWNED']\n")
+    code, _, err = run_cli(capsys, "train", "--config", str(evil), "--out", str(tmp_path / "run"))
+    assert code == 2 and "uses a YAML tag lowdata does not load at line 1" in err
+    assert not (tmp_path / "PWNED").exists()

@@ -189,6 +189,11 @@ def load_yaml(file: str | Path) -> dict[str, Any]:
         raise UsageError(f"cannot read config file {path}: {err.strerror}; check the path") from None
     except UnicodeDecodeError:
         raise UsageError(f"config file {path} is not UTF-8 text; save it as UTF-8") from None
+    except yaml.constructor.ConstructorError as err:  # safe_load refuses tags that build Python objects
+        where = getattr(err, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where else ""
+        raise UsageError(f"config file {path} uses a YAML tag lowdata does not load{line} ({err.problem}); "
+                         "give plain values (numbers, strings, lists, mappings)") from None
     except yaml.YAMLError as err:
         where = getattr(err, "problem_mark", None)
         line = f" at line {where.line + 1}" if where else ""
