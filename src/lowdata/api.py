@@ -21,7 +21,7 @@ def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after
     from its last checkpoint under its saved config. `stop_after_epoch` ends the run early (returns None)
     after that epoch's checkpoint, as a preemptible scheduler would.
     """
-    from lowdata.runs.train import train as train_run
+    from lowdata.runs.rounds import train as train_run
 
     return train_run(config, resume=resume, stop_after_epoch=stop_after_epoch, **named_data(settings))
 

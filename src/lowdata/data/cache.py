@@ -50,7 +50,7 @@ def cached(root: Path, options: dict, decode: Callable):
     from safetensors import SafetensorError
     from safetensors.torch import load_file, safe_open, save_file
 
-    from lowdata.data.datasets import Dataset, DatasetInfo
+    from lowdata.data.types import Dataset, DatasetInfo
     from lowdata.io import atomic_path
 
     path = download.cache_root() / "datasets" / f"{options['name']}-{fingerprint(root, options)}.safetensors"

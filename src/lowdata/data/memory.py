@@ -99,7 +99,7 @@ def load_tensors(path: str | None, options: dict):
     """The `tensors:PATH` source: a file dataset_spec wrote."""
     from safetensors.torch import safe_open
 
-    from lowdata.data.datasets import Dataset, make_info
+    from lowdata.data.types import Dataset, make_info
     from lowdata.data.imagefolder import stratified_holdout
 
     if path is None or not Path(path).is_file():

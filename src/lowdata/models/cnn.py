@@ -10,7 +10,7 @@ from typing import Any
 
 from torch import nn
 
-from lowdata.models.factory import MODELS, ModelSpec
+from lowdata.models.registry import MODELS, ModelSpec
 
 
 def build_cifar_resnet(layers: tuple[int, ...], channels: tuple[int, ...], num_classes: int, in_chans: int,

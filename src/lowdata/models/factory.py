@@ -5,25 +5,14 @@ keyword names (`patch_size`, `depth`, `embed_dim`, ...) and win over a preset's 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 
 from lowdata.errors import UsageError
-from lowdata.registry import Registry
+from lowdata.models.registry import MODELS, ModelSpec
 
-
-@dataclass(frozen=True)
-class ModelSpec:
-    build: Callable[..., nn.Module]  # (num_classes, in_chans, img_size, drop_path, **overrides) -> module
-    family: str  # "cnn" or "transformer"
-    summary: str
-    drop_path: float = 0.0  # stochastic depth when the user sets none: DeiT's 0.1 for ViTs, 0 for small CNNs
-    lr: float = 1e-3  # AdamW peak learning rate at batch 128 when the user sets none
-
-
-MODELS: Registry[ModelSpec] = Registry("model")
+__all__ = ["MODELS", "ModelSpec", "create_model"]
 
 
 def create_model(name: str, num_classes: int, in_chans: int, img_size: tuple[int, int],

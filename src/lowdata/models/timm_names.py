@@ -30,7 +30,7 @@ def timm_name(preset: str) -> str:
 def build_preset(preset: str, num_classes: int = 10, in_chans: int = 3, img_size: Any = 32,
                  drop_path_rate: float | None = None, **overrides: Any) -> nn.Module:
     """The preset's module, with timm's keyword names (what timm's factory passes an entry point)."""
-    from lowdata.models.factory import MODELS
+    from lowdata.models.registry import MODELS
 
     spec = MODELS.get(preset)
     size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
@@ -43,7 +43,7 @@ def register_presets() -> None:
     import timm
     from timm.models import build_model_with_cfg, register_model
 
-    from lowdata.models.factory import MODELS
+    from lowdata.models.registry import MODELS
 
     for preset in MODELS.names():
         name = timm_name(preset)

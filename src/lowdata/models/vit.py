@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from lowdata.errors import UsageError
-from lowdata.models.factory import MODELS, ModelSpec
+from lowdata.models.registry import MODELS, ModelSpec
 
 
 def default_patch_size(img_size: tuple[int, int]) -> int:

@@ -17,6 +17,17 @@ from lowdata.errors import UsageError
 PLAN = "self-training.yaml"  # the settings the rounds were started with, in OUT/rounds
 
 
+def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after_epoch: int | None = None,
+          **settings: Any) -> dict[str, Any] | None:
+    """`lowdata train`: the rounds when `rounds` > 1 (or when resuming such a run), else one ordinary run."""
+    from lowdata.runs.train import train as train_one
+
+    rounds = self_training(config, settings, resume, stop_after_epoch)
+    if rounds is not None:
+        return rounds.summary
+    return train_one(config, resume=resume, stop_after_epoch=stop_after_epoch, **settings)
+
+
 @dataclass
 class Rounds:
     summary: dict[str, Any] | None  # the last round's, with every round's test accuracy; None when stopped early

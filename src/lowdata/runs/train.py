@@ -15,11 +15,7 @@ from lowdata.runs.skeleton import Run, build_ema, execute
 
 def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after_epoch: int | None = None,
           **settings: Any) -> dict[str, Any] | None:
-    from lowdata.runs.rounds import self_training
-
-    rounds = self_training(config, settings, resume, stop_after_epoch)
-    if rounds is not None:
-        return rounds.summary
+    """One training run (self-training rounds, runs/rounds.py, are several of these)."""
     return execute(train_kind, TrainConfig, config, settings, resume, stop_after_epoch, default_out,
                    "a training run")
 

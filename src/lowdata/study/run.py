@@ -136,7 +136,7 @@ def run_cell(unit: Unit, out_dir: Path) -> None:
 
         pretrain(build(PretrainConfig, settings), resume=resume)
     else:
-        from lowdata.runs.train import train
+        from lowdata.runs.rounds import train
 
         train(build(TrainConfig, settings), resume=resume)
 
