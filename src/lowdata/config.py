@@ -68,6 +68,7 @@ class TrainConfig(RunConfig):
     linear_probe: bool = False  # train only the head on frozen features
     layer_decay: float | None = None  # layer-wise learning-rate decay (MAE fine-tuning: 0.65-0.75)
     # objective
+    objective: str | None = None  # the method (objectives/): None = distill with a teacher, else supervised
     label_smoothing: float = 0.1
     teacher: str | None = None  # distillation teacher: a lowdata run directory, or a weights file + teacher_model
     teacher_model: str | None = None  # the teacher's architecture when `teacher` is a bare weights file

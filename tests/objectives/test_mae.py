@@ -159,10 +159,11 @@ def test_fine_tuning_usage_errors(tmp_path):
 
 def test_methods_are_found_by_registration_alone():
     # a fresh interpreter: "mae" is registered by its own file, found by discovery, never imported by name
-    script = ("from lowdata.objectives.pretrain import PRETRAIN_METHODS, load_methods\n"
-              "assert 'mae' not in PRETRAIN_METHODS\n"
+    script = ("from lowdata.objectives.base import OBJECTIVES, load_methods, method_names\n"
+              "assert 'mae' not in OBJECTIVES\n"
               "load_methods()\n"
-              "assert 'mae' in PRETRAIN_METHODS\n")
+              "assert 'mae' in OBJECTIVES and method_names(reads_labels=False) == ['mae']\n"
+              "assert 'mae' not in method_names(reads_labels=True)\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-1000:]
 

@@ -20,7 +20,7 @@ from torch import nn
 from lowdata.errors import UsageError
 
 # prefixes under which other tools nest a backbone's state dict: a self-supervised run's encoder
-# (objectives/pretrain.py), DDP's wrapper
+# (objectives/mae.py), DDP's wrapper
 NESTING_PREFIXES = ("encoder.", "module.")
 
 

@@ -1,8 +1,10 @@
 """The contract between the training loop and a method.
 
 `objective(images, labels) -> StepOutput`; `objective.model` is what is optimised, saved and evaluated. The
-loop never asks which method it runs: a new method is a new file here that registers a builder in
-OBJECTIVES, `builder(config, model, dataset, device, autocast) -> (objective, what the summary should say)`.
+loop never asks which method it runs: a new method is a new file here that registers its builder in the one
+registry, `@register_method(name, reads_labels=...)` on `builder(config, model, dataset, device, autocast) ->
+(objective, what the summary should say)`. `lowdata train` builds methods that read labels (its `objective`
+setting), `lowdata pretrain --method NAME` those that do not (self-supervised; `model` is then the encoder).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ class StepOutput:
 
 class Objective(nn.Module):
     model: nn.Module
+    streams: tuple[str, ...] = ()  # the random streams the method draws from besides the loop's (MAE: "mask")
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> StepOutput:  # pragma: no cover
         raise NotImplementedError
@@ -38,14 +41,43 @@ class Objective(nn.Module):
 
 
 ObjectiveBuilder = Callable[..., "tuple[Objective, dict[str, Any]]"]
-OBJECTIVES: Registry[ObjectiveBuilder] = Registry("objective")
+
+
+@dataclass(frozen=True)
+class Method:
+    build: ObjectiveBuilder
+    reads_labels: bool  # False: self-supervised, for `lowdata pretrain`
+
+
+OBJECTIVES: Registry[Method] = Registry("objective")
+
+
+def register_method(name: str, reads_labels: bool = True) -> Callable[[ObjectiveBuilder], ObjectiveBuilder]:
+    def add(builder: ObjectiveBuilder) -> ObjectiveBuilder:
+        OBJECTIVES.register(name)(Method(builder, reads_labels))
+        return builder
+
+    return add
+
+
+def method_names(reads_labels: bool) -> list[str]:
+    load_methods()
+    return [name for name in OBJECTIVES.names() if OBJECTIVES.get(name).reads_labels == reads_labels]
 
 
 def build_objective(name: str, config: Any, model: nn.Module, dataset: Any, device: torch.device,
-                    autocast: Callable[[], Any]) -> tuple[Objective, dict[str, Any]]:
-    """The registered method `name`, built for this run."""
-    load_methods()
-    return OBJECTIVES.get(name)(config, model, dataset, device, autocast)
+                    autocast: Callable[[], Any], reads_labels: bool = True) -> tuple[Objective, dict[str, Any]]:
+    """The registered method `name` of the wanted kind (a supervised method, or a pretraining one when
+    `reads_labels` is False), built for this run."""
+    from lowdata.errors import UsageError
+
+    names = method_names(reads_labels)
+    if name not in names:
+        kind = Registry("objective" if reads_labels else "pretraining method")
+        for known in names:
+            kind.register(known)(None)
+        raise UsageError(kind.unknown_message(name))
+    return OBJECTIVES.get(name).build(config, model, dataset, device, autocast)
 
 
 def load_methods() -> None:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lowdata.objectives.base import OBJECTIVES, Objective, StepOutput
+from lowdata.objectives.base import Objective, StepOutput, register_method
 
 MODES = ("hard", "soft", "none")
 
@@ -87,7 +87,7 @@ class Distill(Objective):
         return (per_image * confident).mean(), confident.mean()
 
 
-@OBJECTIVES.register("distill")
+@register_method("distill")
 def build_distill(config, model: nn.Module, dataset, device, autocast) -> tuple[Objective, dict]:
     """The student's objective with the configured teacher (frozen, on `device`), and the teacher's test
     accuracy for the summary."""

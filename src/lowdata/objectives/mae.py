@@ -14,8 +14,7 @@ import torch
 from torch import nn
 
 from lowdata.models import vit as vit_api
-from lowdata.objectives.base import Objective, StepOutput
-from lowdata.objectives.pretrain import PRETRAIN_METHODS
+from lowdata.objectives.base import Objective, StepOutput, register_method
 
 
 class MaskedAutoencoder(nn.Module):
@@ -108,9 +107,11 @@ class MaskedAutoencoder(nn.Module):
         return self.unpatchify(torch.where(mask[..., None].bool(), pred, target))
 
 
-@PRETRAIN_METHODS.register("mae")
 class MAE(Objective):
-    def __init__(self, encoder: nn.Module, in_chans: int, generator: torch.Generator, mask_ratio: float = 0.75,
+    streams = ("mask",)  # which patches each image hides
+
+    def __init__(self, encoder: nn.Module, in_chans: int, generator: torch.Generator | None = None,
+                 mask_ratio: float = 0.75,
                  decoder_dim: int = 128, decoder_depth: int = 2, decoder_heads: int = 4,
                  norm_pix_loss: bool = True) -> None:
         super().__init__()
@@ -145,3 +146,16 @@ class MAE(Objective):
                 "reconstruction": model.reconstruct(x, pred.float(), mask)}
         image_rows(run_dir / "reconstructions.png", {k: normalize.inverse(v) for k, v in rows.items()})
         model.train(was_training)
+
+
+@register_method("mae", reads_labels=False)
+def build_mae(config, model: nn.Module, dataset, device, autocast) -> tuple[Objective, dict]:
+    """MAE around the encoder `model`; its mask stream arrives with the epoch's streams (use_streams)."""
+    from lowdata.errors import UsageError
+
+    try:
+        objective = MAE(model, dataset.info.channels, None, mask_ratio=config.mask_ratio,
+                        norm_pix_loss=config.norm_pix_loss, **config.method_args)
+    except (TypeError, ValueError) as err:
+        raise UsageError(f"pretraining method 'mae' rejected its settings: {err}") from None
+    return objective.to(device), {"mask_ratio": config.mask_ratio}

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lowdata.objectives.base import OBJECTIVES, Objective, StepOutput
+from lowdata.objectives.base import Objective, StepOutput, register_method
 
 
 class Supervised(Objective):
@@ -20,6 +20,6 @@ class Supervised(Objective):
         return StepOutput(loss=loss, logits=logits)
 
 
-@OBJECTIVES.register("supervised")
+@register_method("supervised")
 def build_supervised(config, model: nn.Module, dataset, device, autocast) -> tuple[Objective, dict]:
     return Supervised(model, label_smoothing=config.label_smoothing), {}

@@ -32,13 +32,11 @@ def pretrain_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | No
     from lowdata.io import atomic_write_json
     from lowdata.models import count_params, create_model
     from lowdata.models.vit import use_fused_attention
-    from lowdata.objectives.pretrain import PRETRAIN_METHODS, load_methods
+    from lowdata.objectives import build_objective
     from lowdata.rundir import read_json
     from lowdata.training.loop import LoopData, NoEma
 
     config = run.config
-    load_methods()
-    method = PRETRAIN_METHODS.get(config.method)
     dataset = load_dataset(config.data, config.image_size, config.split_seed)
     info = dataset.info
     policy = build_policy(config.augment, info, **config.augment_args)
@@ -47,12 +45,9 @@ def pretrain_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | No
     torch.manual_seed(config.seed)
     encoder = create_model(config.model, num_classes=0, in_chans=info.channels, img_size=info.image_size,
                            drop_path=config.drop_path, **config.model_args)
-    generators = run.generators("mask")
-    try:
-        objective = method(encoder, info.channels, generators["mask"], mask_ratio=config.mask_ratio,
-                           norm_pix_loss=config.norm_pix_loss, **config.method_args).to(run.device)
-    except (TypeError, ValueError) as err:
-        raise UsageError(f"pretraining method {config.method!r} rejected its settings: {err}") from None
+    objective, method_summary = build_objective(config.method, config, encoder, dataset, run.device, run.autocast,
+                                                reads_labels=False)
+    generators = run.generators(*objective.streams)
     use_fused_attention(objective, run.precision.fused_attention(run.device))  # the encoder's and the decoder's
     normalize = Normalize(info).to(run.device)
     memory = select_budget(dataset.train_labels, info.num_classes, config.seed,
@@ -79,7 +74,7 @@ def pretrain_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | No
         "train_loss": result["train_loss"],
         "images": len(dataset.train_images), "dataset": info.name, "model": config.model,
         "encoder_params": count_params(encoder), "params": count_params(objective.model), "epochs": config.epochs,
-        "mask_ratio": config.mask_ratio,
+        **method_summary,
     })
 
 

@@ -49,7 +49,7 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
     model.to(run.device)
     use_fused_attention(model, run.precision.fused_attention(run.device))
     # with a teacher and distill=none, DeiT's pass-through: the label loss alone, the teacher still reported
-    objective, teacher_summary = build_objective("distill" if config.teacher else "supervised", config, model,
+    objective, teacher_summary = build_objective(config.objective, config, model,
                                                  dataset, run.device, run.autocast)
     eval_sets = {"test": (dataset.test_images, dataset.test_labels)}
     if len(budget.val):
@@ -126,6 +126,10 @@ def resolved(config: TrainConfig) -> TrainConfig:
         config = config.replace(lr=default_lr(config.model))
     if config.distill is None:
         config = config.replace(distill="hard" if config.teacher else "none")
+    if config.objective is None:
+        config = config.replace(objective="distill" if config.teacher else "supervised")
+    if config.teacher and config.objective == "supervised":
+        raise UsageError("objective=supervised reads no teacher: drop --teacher, or use objective=distill")
     if config.distill != "none" and not config.teacher:
         raise UsageError(f"distill={config.distill} needs a teacher: --teacher RUN_DIR (a finished lowdata run, "
                          "e.g. a resnet20 trained on the same labels)")
