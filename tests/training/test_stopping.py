@@ -75,3 +75,20 @@ def test_sigterm_on_the_command_line_is_said_exits_143_and_resumes(tmp_path):
     assert "lowdata: stopped by SIGTERM; checkpointed at step" in rest
     saved = json.loads((out / "checkpoint" / "state.json").read_text())
     assert saved["epoch"] >= 1 and not (out / "summary.json").exists()
+
+
+def test_a_pooled_run_stopped_inside_an_epoch_resumes_bit_for_bit(tmp_path, monkeypatch):
+    """The pool's stream belongs to the objective; a stop inside the epoch must bring it back too."""
+    teacher = tmp_path / "teacher"
+    train(model="resnet20", out=str(teacher), data="digits", labels=200, epochs=1, batch_size=32)
+    pooled = dict(QUICK, model="resnet20", teacher=str(teacher), pool="all", pool_ratio=0.5)
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    expected = train(out=str(straight), **pooled)
+    signal_at_step(monkeypatch, 10)
+    with pytest.raises(stopping.Stopped):
+        train(out=str(stopped), **pooled)
+    monkeypatch.undo()
+    summary = train(out=str(stopped), resume=True)
+    a, b = (load_file(str(run / "checkpoint" / "model.safetensors")) for run in (straight, stopped))
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    assert summary["pool_images_read"] == expected["pool_images_read"] > 0

@@ -23,6 +23,8 @@ class StepOutput:
     logits: torch.Tensor | None = None
     # per-step figures as 0-d tensors (no device sync); the loop writes their epoch means to the metrics
     logs: dict[str, torch.Tensor] = field(default_factory=dict)
+    # whole numbers this step added on this rank (e.g. pool images read); the loop keeps their totals over the run
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 class Objective(nn.Module):
@@ -32,6 +34,15 @@ class Objective(nn.Module):
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> StepOutput:  # pragma: no cover
         raise NotImplementedError
 
+    def use_batch_size(self, batch_size: int) -> None:
+        """The loop's images per step on this rank, told once before the first step (a method that adds its own
+        images to each step, as the pool does, sizes its share by it). Nothing by default."""
+
+    def fingerprint_tensors(self) -> list[torch.Tensor]:
+        """Data the method trains on besides the labelled images (the pool's images), so that `--resume` on
+        changed data is refused. None by default."""
+        return []
+
     def use_streams(self, streams: dict[str, torch.Generator]) -> None:
         """Take this epoch's random streams (this rank's, under torchrun), by the run's generator names; a
         method that draws its own randomness (MAE's masks) picks its stream here. Nothing by default."""
@@ -40,6 +51,27 @@ class Objective(nn.Module):
         """Figures a method draws at the end of a run (MAE: reconstructions); none by default."""
 
 
+@dataclass(frozen=True)
+class MethodData:
+    """What a builder may read of the run's data: the dataset (its description and test split, e.g. to report a
+    teacher's accuracy) and the images of the unlabelled pool, if the run has one (never their labels)."""
+    dataset: Any  # data.types.Dataset
+    pool_images: torch.Tensor | None = None  # uint8 (P, C, H, W)
+
+    @property
+    def info(self) -> Any:
+        return self.dataset.info
+
+    @property
+    def test_images(self) -> torch.Tensor:
+        return self.dataset.test_images
+
+    @property
+    def test_labels(self) -> torch.Tensor:
+        return self.dataset.test_labels
+
+
+# builder(config, model, data: MethodData, device, autocast) -> (objective, what the summary should say)
 ObjectiveBuilder = Callable[..., "tuple[Objective, dict[str, Any]]"]
 
 

@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from lowdata.objectives.base import Objective, StepOutput, register_method
+from lowdata.objectives.pool import PoolFeed
 
 MODES = ("hard", "soft", "none")
 
@@ -33,8 +34,12 @@ MODES = ("hard", "soft", "none")
 class Distill(Objective):
     def __init__(self, model: nn.Module, teacher: nn.Module, mode: str = "hard", alpha: float = 0.5,
                  tau: float = 1.0, label_smoothing: float = 0.0, pool_threshold: float = 0.0,
-                 pool_weight: float = 1.0) -> None:
+                 pool_weight: float = 1.0, feed: PoolFeed | None = None) -> None:
         super().__init__()
+        # the unlabelled pool this objective reads on each training step (its own stream, its own share)
+        self.feed, self.streams = feed, ("pool",) if feed is not None else ()
+        self.pool_stream: torch.Generator | None = None
+        self.pool_per_step = 0
         if mode not in MODES:
             raise ValueError(f"distillation mode must be one of {', '.join(MODES)}, got {mode!r}")
         if not 0 <= alpha <= 1 or tau <= 0:
@@ -53,8 +58,31 @@ class Distill(Objective):
         self.teacher.eval()  # the teacher's dropout and batch-norm statistics stay as trained
         return self
 
+    def use_batch_size(self, batch_size: int) -> None:
+        if self.feed is not None:
+            self.pool_per_step = self.feed.per_step(batch_size)
+
+    def use_streams(self, streams: dict[str, torch.Generator]) -> None:
+        if self.feed is not None:
+            self.pool_stream = streams["pool"]
+
+    def fingerprint_tensors(self) -> list[torch.Tensor]:
+        return [self.feed.images] if self.feed is not None else []
+
     def forward(self, images: torch.Tensor, targets: torch.Tensor,
                 pool: tuple[torch.Tensor, torch.Tensor] | None = None) -> StepOutput:
+        """`pool`: (student view, teacher view) of unlabelled images; in training drawn from the feed."""
+        counts = {}
+        if pool is None and self.feed is not None:
+            with torch.autocast(images.device.type, enabled=False):  # the views at full precision, as the images
+                pool = self.feed.draw(self.pool_per_step, self.pool_stream, images.device)
+            counts = {"pool_images_read": self.pool_per_step}
+        out = self.loss(images, targets, pool)
+        out.counts = counts
+        return out
+
+    def loss(self, images: torch.Tensor, targets: torch.Tensor,
+             pool: tuple[torch.Tensor, torch.Tensor] | None) -> StepOutput:
         labelled = len(images)
         if pool is not None and self.mode == "none":
             raise ValueError("the pool is taught by the teacher alone: use distill=hard or soft with a pool")
@@ -88,7 +116,7 @@ class Distill(Objective):
 
 
 @register_method("distill")
-def build_distill(config, model: nn.Module, dataset, device, autocast) -> tuple[Objective, dict]:
+def build_distill(config, model: nn.Module, data, device, autocast) -> tuple[Objective, dict]:
     """The student's objective with the configured teacher (frozen, on `device`), and the teacher's test
     accuracy for the summary."""
     from lowdata.augment import Normalize
@@ -96,18 +124,35 @@ def build_distill(config, model: nn.Module, dataset, device, autocast) -> tuple[
     from lowdata.metrics import evaluate
     from lowdata.models.loading import load_trained_model
 
-    info = dataset.info
+    info = data.info
     teacher, name = load_trained_model(config.teacher, info.num_classes, info.channels, info.image_size,
                                        model_name=config.teacher_model, what="teacher")
     teacher.to(device)
-    result = evaluate(teacher, dataset.test_images, dataset.test_labels, Normalize(info).to(device), device, autocast)
+    result = evaluate(teacher, data.test_images, data.test_labels, Normalize(info).to(device), device, autocast)
     try:
         objective = Distill(model, teacher, config.distill, config.distill_alpha, config.distill_tau,
-                            config.label_smoothing, config.pool_threshold, config.pool_weight)
+                            config.label_smoothing, config.pool_threshold, config.pool_weight,
+                            pool_feed(config, info, data.pool_images, device))
     except ValueError as err:
         raise UsageError(str(err)) from None
     return objective, {"teacher": config.teacher, "teacher_model": name, "teacher_test_acc": result["acc"],
                        "distill": config.distill}
+
+
+def pool_feed(config, info, images: torch.Tensor | None, device: torch.device) -> PoolFeed | None:
+    """The teacher's weak view (basic) and the student's strong view (`pool_augment`, never mixed) of the pool's
+    images (None without a pool)."""
+    import inspect
+
+    from lowdata.augment import build_policy
+    from lowdata.augment.policies import POLICIES
+
+    if images is None or not len(images):
+        return None
+    takes = inspect.signature(POLICIES.get(config.pool_augment)).parameters
+    unmixed = {name: 0.0 for name in ("mixup", "cutmix") if name in takes}  # a pool image has no label to mix
+    return PoolFeed(images, config.pool_ratio, build_policy("basic", info),
+                    build_policy(config.pool_augment, info, **unmixed)).to(device)
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mode: str,

@@ -149,12 +149,12 @@ class MAE(Objective):
 
 
 @register_method("mae", reads_labels=False)
-def build_mae(config, model: nn.Module, dataset, device, autocast) -> tuple[Objective, dict]:
+def build_mae(config, model: nn.Module, data, device, autocast) -> tuple[Objective, dict]:
     """MAE around the encoder `model`; its mask stream arrives with the epoch's streams (use_streams)."""
     from lowdata.errors import UsageError
 
     try:
-        objective = MAE(model, dataset.info.channels, None, mask_ratio=config.mask_ratio,
+        objective = MAE(model, data.info.channels, None, mask_ratio=config.mask_ratio,
                         norm_pix_loss=config.norm_pix_loss, **config.method_args)
     except (TypeError, ValueError) as err:
         raise UsageError(f"pretraining method 'mae' rejected its settings: {err}") from None

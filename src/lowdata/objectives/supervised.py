@@ -21,5 +21,5 @@ class Supervised(Objective):
 
 
 @register_method("supervised")
-def build_supervised(config, model: nn.Module, dataset, device, autocast) -> tuple[Objective, dict]:
+def build_supervised(config, model: nn.Module, data, device, autocast) -> tuple[Objective, dict]:
     return Supervised(model, label_smoothing=config.label_smoothing), {}

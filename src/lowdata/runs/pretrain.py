@@ -32,7 +32,7 @@ def pretrain_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | No
     from lowdata.io import atomic_write_json
     from lowdata.models import count_params, create_model
     from lowdata.models.vit import use_fused_attention
-    from lowdata.objectives import build_objective
+    from lowdata.objectives import MethodData, build_objective
     from lowdata.rundir import read_json
     from lowdata.training.loop import LoopData, NoEma
 
@@ -45,8 +45,8 @@ def pretrain_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | No
     torch.manual_seed(config.seed)
     encoder = create_model(config.model, num_classes=0, in_chans=info.channels, img_size=info.image_size,
                            drop_path=config.drop_path, **config.model_args)
-    objective, method_summary = build_objective(config.method, config, encoder, dataset, run.device, run.autocast,
-                                                reads_labels=False)
+    objective, method_summary = build_objective(config.method, config, encoder, MethodData(dataset), run.device,
+                                                run.autocast, reads_labels=False)
     generators = run.generators(*objective.streams)
     use_fused_attention(objective, run.precision.fused_attention(run.device))  # the encoder's and the decoder's
     normalize = Normalize(info).to(run.device)

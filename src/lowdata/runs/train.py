@@ -29,7 +29,7 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
     from lowdata.metrics import classification_evaluator, per_class_accuracy
     from lowdata.models import count_params, create_model
     from lowdata.models.vit import use_fused_attention
-    from lowdata.objectives import build_objective
+    from lowdata.objectives import MethodData, build_objective
     from lowdata.training.loop import LoopData
 
     config = run.config
@@ -48,26 +48,25 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
     init_report = prepare_init(config, model, load=not run.resume, classes=info.classes)
     model.to(run.device)
     use_fused_attention(model, run.precision.fused_attention(run.device))
+    pool = pool_subset(budget.pool, config.pool, config.seed)
+    # the pool's images only, for the method that reads them: their labels stay in `dataset`
+    method_data = MethodData(dataset, dataset.train_images[pool] if len(pool) else None)
     # with a teacher and distill=none, DeiT's pass-through: the label loss alone, the teacher still reported
-    objective, teacher_summary = build_objective(config.objective, config, model,
-                                                 dataset, run.device, run.autocast)
+    objective, teacher_summary = build_objective(config.objective, config, model, method_data, run.device,
+                                                 run.autocast)
     eval_sets = {"test": (dataset.test_images, dataset.test_labels)}
     if len(budget.val):
         eval_sets["val"] = (dataset.train_images[budget.val], dataset.train_labels[budget.val])
     evaluator = classification_evaluator(eval_sets, Normalize(info).to(run.device), run.device, run.autocast)
-    pool = pool_subset(budget.pool, config.pool, config.seed)
-    # the pool's images only: their labels stay in `dataset`, out of the loop's reach
-    feed = pool_feed(config, info, dataset.train_images[pool]) if len(pool) else None
-    data = LoopData(dataset.train_images[budget.labelled], dataset.train_labels[budget.labelled],
-                    feed.to(run.device) if feed else None)
+    data = LoopData(dataset.train_images[budget.labelled], dataset.train_labels[budget.labelled])
     notes = [f"augment: {note}" for note in policy.notes] + [f"init: {line}" for line in init_report]
+    feed = getattr(objective, "feed", None)
     if feed:
         notes.append(f"pool: {len(pool):,} unlabelled images, {feed.ratio:g} per labelled image a step, taught by "
                      f"the teacher ({config.distill}; student view {feed.student_view.name}, teacher view basic)")
     run.write_config(notes)
     ema = build_ema(model, config.ema_decay)
-    result = run.fit(objective, data, evaluator, policy, ema, run.generators(*(("pool",) if feed else ())),
-                     stop_after_epoch)
+    result = run.fit(objective, data, evaluator, policy, ema, run.generators(*objective.streams), stop_after_epoch)
     if result is None:
         return None
     write_confusion(run, result["test_confusion"], info.classes)
@@ -88,7 +87,7 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
         **teacher_summary, "init": config.init, "init_report": init_report, "linear_probe": config.linear_probe,
         "layer_decay": config.layer_decay, "augment": policy.describe(), "augment_notes": policy.notes,
         "repeated_aug": config.repeated_aug, "pool_images": len(pool), "rounds": config.rounds,
-        "pool_images_read": result["pool_images_read"],  # draws from the pool, repeats included
+        "pool_images_read": result.get("pool_images_read", 0),  # draws from the pool, repeats included
     })
 
 
@@ -103,19 +102,6 @@ def write_confusion(run: Run, confusion: list[list[int]], classes) -> None:
                                                        confusion})
     with atomic_path(run.run_dir / "confusion.png") as tmp:
         tmp.write_bytes(confusion_png(confusion, list(classes)))
-
-
-def pool_feed(config: TrainConfig, info, images):
-    """The teacher's weak view (basic) and the student's strong view (`pool_augment`, never mixed)."""
-    import inspect
-
-    from lowdata.augment import POLICIES, build_policy
-    from lowdata.training.pool import PoolFeed
-
-    takes = inspect.signature(POLICIES.get(config.pool_augment)).parameters
-    unmixed = {name: 0.0 for name in ("mixup", "cutmix") if name in takes}  # a pool image has no label to mix
-    return PoolFeed(images, config.pool_ratio, build_policy("basic", info),
-                    build_policy(config.pool_augment, info, **unmixed))
 
 
 def resolved(config: TrainConfig) -> TrainConfig:

@@ -25,7 +25,6 @@ from lowdata.data.sampling import epoch_order
 from lowdata.training.distributed import SINGLE, Process
 from lowdata.objectives.base import Objective
 from lowdata.training.optim import build_optimizer, build_schedule
-from lowdata.training.pool import PoolFeed
 from lowdata.training.state import TrainingState, load_checkpoint, save_checkpoint
 
 
@@ -33,7 +32,6 @@ from lowdata.training.state import TrainingState, load_checkpoint, save_checkpoi
 class LoopData:
     train_images: torch.Tensor  # uint8 (N, C, H, W), on the CPU
     train_labels: torch.Tensor  # class indices; a self-supervised objective ignores them
-    pool: PoolFeed | None = None  # unlabelled images added to every step (the objective must take `pool=`)
 
 
 @dataclass
@@ -93,14 +91,13 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
                               round(settings.warmup_epochs * steps_per_epoch), settings.min_lr)
     saved_ema = None if isinstance(ema, NoEma) else ema
     state = TrainingState(epoch=0, step=0, generators=generators,
-                          extra={"train_seconds": 0.0, "images_seen": 0, "pool_images_read": 0})
-    pool_batch = data.pool.per_step(batch_size) if data.pool is not None else 0
-    fingerprint = data_fingerprint(data)
+                          extra={"train_seconds": 0.0, "images_seen": 0, "counts": {}})
+    objective.use_batch_size(batch_size)
+    fingerprint = data_fingerprint(data, objective.fingerprint_tensors())
     if resume:
         state = load_checkpoint(run_dir, model, optimizer, saved_ema, generators)
         if "grad_scaler" in state.extra:
             scaler.load_state_dict(state.extra["grad_scaler"])
-        state.extra.setdefault("pool_images_read", 0)  # a checkpoint from before the pool existed
         if state.extra.get("data_fingerprint", fingerprint) != fingerprint:
             raise UsageError(f"the training data differ from those {run_dir} was trained on so far ({len(data.train_images)} "
                              "images now; files added, removed or changed since its checkpoint); restore the data, "
@@ -149,12 +146,12 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
                 index = order[i * batch_size:(i + 1) * batch_size if i < steps_per_epoch - 1 else share]
                 labels = data.train_labels[index].to(device)
                 images, targets = augment(data.train_images[index].to(device), labels, augment_stream)
-                pool = data.pool.draw(pool_batch, streams["pool"], device) if pool_batch else None
                 schedule.step_update(num_updates=state.step)
                 out = optimizer_step(objective, model, images, targets, autocast, optimizer, scaler,
-                                     settings.clip_grad, pool)
+                                     settings.clip_grad)
                 state.step += 1
-                state.extra["pool_images_read"] += pool_batch * process.world_size
+                for key, value in out.counts.items():  # every rank counts alike
+                    state.extra["counts"][key] = state.extra["counts"].get(key, 0) + value * process.world_size
                 ema.update(model, step=state.step)
                 totals.add(out, labels, len(index))
                 if not bar.disable and (i % 10 == 0 or i == steps_per_epoch - 1):
@@ -202,7 +199,7 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
         if writer is not None:
             writer.close()
     return {**last, **timings, "threads": cores.threads, "train_seconds": state.extra["train_seconds"],
-            "pool_images_read": state.extra.get("pool_images_read", 0),
+            **state.extra["counts"],
             "images_per_second": state.extra["images_seen"] / max(state.extra["train_seconds"], 1e-9)}
 
 
@@ -214,14 +211,14 @@ def epoch_line(metrics: dict[str, Any], epochs: int) -> str:
             f"{metrics['images_per_second']:.0f} img/s")
 
 
-def data_fingerprint(data: LoopData) -> str:
-    """A digest of exactly what the run trains on (images, labels, pool images), kept in the checkpoint so that
-    `--resume` on changed data is refused instead of silently training on something else."""
+def data_fingerprint(data: LoopData, more: list[torch.Tensor]) -> str:
+    """A digest of exactly what the run trains on (images, labels, and what the objective reads besides them),
+    kept in the checkpoint so that `--resume` on changed data is refused instead of silently training on
+    something else."""
     import hashlib
 
     digest = hashlib.blake2b(digest_size=16)
-    tensors = [data.train_images, data.train_labels] + ([data.pool.images] if data.pool is not None else [])
-    for tensor in tensors:
+    for tensor in [data.train_images, data.train_labels, *more]:
         digest.update(str((tuple(tensor.shape), str(tensor.dtype))).encode())
         digest.update(tensor.contiguous().numpy().tobytes())
     return digest.hexdigest()
@@ -229,12 +226,10 @@ def data_fingerprint(data: LoopData) -> str:
 
 def optimizer_step(objective: Objective, model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
                    autocast: Callable[[], AbstractContextManager], optimizer: torch.optim.Optimizer,
-                   scaler: torch.amp.GradScaler, clip_grad: float | None,
-                   pool: tuple[torch.Tensor, torch.Tensor] | None = None):
-    """One update: the objective's loss under autocast, (scaled) backward, clipping, the optimiser's step.
-    `pool` (student view, teacher view of unlabelled images) goes to objectives that learn from the pool."""
+                   scaler: torch.amp.GradScaler, clip_grad: float | None):
+    """One update: the objective's loss under autocast, (scaled) backward, clipping, the optimiser's step."""
     with autocast():
-        out = objective(images, targets) if pool is None else objective(images, targets, pool=pool)
+        out = objective(images, targets)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(out.loss).backward()
     if clip_grad:

@@ -104,7 +104,11 @@ def load_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
             generator.set_state(tensors[f"rng.{name}"])
         torch.set_rng_state(tensors["rng.torch"])
         streams = {key.removeprefix("stream."): value for key, value in tensors.items() if key.startswith("stream.")}
-        return TrainingState(epoch=meta["epoch"], step=meta["step"], generators=generators, extra=meta["extra"],
+        extra = meta["extra"]
+        counts = extra.setdefault("counts", {})
+        if "pool_images_read" in extra:  # a checkpoint from before objectives kept their own counts
+            counts["pool_images_read"] = extra.pop("pool_images_read")
+        return TrainingState(epoch=meta["epoch"], step=meta["step"], generators=generators, extra=extra,
                              streams=streams or None)
     except (KeyError, TypeError, ValueError, RuntimeError) as err:  # parsed, but not what this run saved
         detail = str(err).splitlines()[0][:100] if str(err) else err.__class__.__name__
