@@ -128,6 +128,8 @@ def lowdata_rate(name: str, data: str, batch_size: int, steps: int, compile: boo
     from lowdata.models import create_model, default_lr
     from lowdata.models.vit import use_fused_attention
     from lowdata.objectives.supervised import Supervised
+    from lowdata.training.context import RunContext
+    from lowdata.training.distributed import SINGLE
     from lowdata.training.loop import LoopData, LoopSettings, NoEma, fit
 
     cores = CoreShare().__enter__()  # registered before the data load, as `lowdata train` does
@@ -145,9 +147,10 @@ def lowdata_rate(name: str, data: str, batch_size: int, steps: int, compile: boo
     generators = {"order": torch.Generator().manual_seed(0),
                   "augment": torch.Generator(device=device_).manual_seed(1)}
     with tempfile.TemporaryDirectory() as run_dir:
+        ctx = RunContext(device_, precision.autocast(device_), precision.grad_scaler(device_), SINGLE, cores,
+                         generators, Path(run_dir), resume=False, config={})
         result = fit(Supervised(model, 0.1), data_, settings, build_policy("basic", info).to(device_), lambda m: {},
-                     device_, precision.autocast(device_), NoEma(model), generators, Path(run_dir), {}, resume=False,
-                     scaler=precision.grad_scaler(device_), cores=cores)
+                     NoEma(model), ctx)
         first, second = map(json.loads, (Path(run_dir) / "metrics.jsonl").read_text().splitlines())
     cores.__exit__()
     return {"images_per_second": second["images_per_second"], "threads": result["threads"],

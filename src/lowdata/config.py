@@ -53,6 +53,35 @@ class RunConfig:
     def replace(self, **changes: Any):
         return dataclasses.replace(self, **changes)
 
+    def loop_settings(self, **changes: Any) -> "LoopSettings":
+        """What the training loop reads of this config, field by field (a misspelt name fails here)."""
+        return LoopSettings(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, min_lr=self.min_lr,
+                            weight_decay=self.weight_decay, warmup_epochs=self.warmup_epochs,
+                            clip_grad=self.clip_grad, eval_every=self.eval_every,
+                            checkpoint_minutes=self.checkpoint_minutes).replace(**changes)
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """The loop's own settings (training/loop.py), made by a config's `loop_settings`."""
+    epochs: int
+    batch_size: int
+    lr: float
+    min_lr: float
+    weight_decay: float
+    warmup_epochs: float
+    clip_grad: float | None
+    eval_every: int | None  # None: after the last epoch only
+    repeated_aug: int = 1
+    freeze_epochs: int = 0
+    layer_decay: float | None = None
+    betas: tuple[float, float] = (0.9, 0.999)
+    checkpoint_minutes: float = 1.0  # at most this long between checkpoints (0 = every epoch); the last always
+    compile: bool = False  # torch.compile the trained model's forward and backward
+
+    def replace(self, **changes: Any) -> "LoopSettings":
+        return dataclasses.replace(self, **changes)
+
 
 @dataclass(frozen=True)
 class TrainConfig(RunConfig):
@@ -88,6 +117,10 @@ class TrainConfig(RunConfig):
     ema_decay: float = 0.0  # 0 = no EMA of weights
     compile: bool = False  # torch.compile the model: vit-tiny +18 % img/s on 2 CPU cores after ~1 min of
     # compiling (twice: the last, smaller batch of an epoch compiles again), so it pays only on long runs
+
+    def loop_settings(self, **changes: Any) -> LoopSettings:
+        return super().loop_settings(repeated_aug=self.repeated_aug, freeze_epochs=self.freeze_epochs,
+                                     layer_decay=self.layer_decay, compile=self.compile).replace(**changes)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,8 @@ def pretrain_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | No
     from lowdata.models.vit import use_fused_attention
     from lowdata.objectives import MethodData, build_objective
     from lowdata.rundir import read_json
-    from lowdata.training.loop import LoopData, NoEma
+    from lowdata.training.ema import NoEma
+    from lowdata.training.loop import LoopData
 
     config = run.config
     dataset = load_dataset(config.data, config.image_size, config.split_seed)
@@ -47,7 +48,6 @@ def pretrain_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | No
                            drop_path=config.drop_path, **config.model_args)
     objective, method_summary = build_objective(config.method, config, encoder, MethodData(dataset), run.device,
                                                 run.autocast, reads_labels=False)
-    generators = run.generators(*objective.streams)
     use_fused_attention(objective, run.precision.fused_attention(run.device))  # the encoder's and the decoder's
     normalize = Normalize(info).to(run.device)
     memory = select_budget(dataset.train_labels, info.num_classes, config.seed,
@@ -64,7 +64,7 @@ def pretrain_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | No
         if run.process.is_main:
             atomic_write_json(run.run_dir / "knn_at_init.json", at_init)
     result = run.fit(objective, data, lambda model: monitor(model.encoder), policy, NoEma(objective.model),
-                     generators, stop_after_epoch, betas=(0.9, 0.95))
+                     stop_after_epoch, betas=(0.9, 0.95))
     if result is None:
         return None
     if run.process.is_main:

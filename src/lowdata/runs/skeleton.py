@@ -48,19 +48,20 @@ class Run:
             for note in [f"precision: {self.precision.name} ({self.precision.reason})", *notes]:
                 print(f"lowdata: {note}", file=sys.stderr)
 
-    def fit(self, objective, data, evaluator, policy, ema, generators, stop_after_epoch: int | None,
-            **loop_overrides: Any) -> dict[str, Any] | None:
-        """The one training loop, with everything the skeleton chose."""
+    def fit(self, objective, data, evaluator, policy, ema, stop_after_epoch: int | None,
+            **loop_changes: Any) -> dict[str, Any] | None:
+        """The one training loop, with everything the skeleton chose; the random streams are the loop's and
+        those the objective names."""
         from lowdata import stopping
-        from lowdata.training.loop import LoopSettings, fit
+        from lowdata.training.context import RunContext
+        from lowdata.training.loop import fit
 
-        settings = LoopSettings(**{**{name: getattr(self.config, name) for name in LoopSettings.__dataclass_fields__
-                                      if hasattr(self.config, name)}, **loop_overrides})
+        ctx = RunContext(self.device, self.autocast, self.precision.grad_scaler(self.device), self.process,
+                         self.cores, self.generators(*objective.streams), self.run_dir, self.resume,
+                         asdict(self.config), stop_after_epoch)
         with stopping.graceful():  # Ctrl-C or SIGTERM: the loop checkpoints at its next step and stops
-            return fit(objective, data, settings, policy.to(self.device), evaluator, self.device, self.autocast, ema,
-                       generators, self.run_dir, asdict(self.config), resume=self.resume,
-                       stop_after_epoch=stop_after_epoch, process=self.process,
-                       scaler=self.precision.grad_scaler(self.device), cores=self.cores)
+            return fit(objective, data, self.config.loop_settings(**loop_changes), policy.to(self.device),
+                       evaluator, ema, ctx)
 
     def finish(self, result: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
         """The summary: the kind's `fields`, then what every run records; written last, atomically (rank 0)."""
@@ -227,19 +228,6 @@ def provenance(run: Run, result: dict[str, Any]) -> dict[str, Any]:
         "processes": run.process.world_size, "git_commit": git_commit(), "lowdata": lowdata.__version__,
         "torch": torch.__version__, "timm": timm.__version__,
     }
-
-
-def build_ema(model: torch.nn.Module, decay: float) -> torch.nn.Module:
-    from lowdata.training.loop import NoEma
-
-    if decay <= 0:
-        return NoEma(model)
-    if decay >= 1:
-        raise UsageError(f"ema_decay must be below 1 (e.g. 0.999), got {decay}")
-    from timm.utils import ModelEmaV3
-
-    # warm-up: small-data runs are short, and a fixed 0.999 average over a few hundred steps is mostly init
-    return ModelEmaV3(model, decay=decay, use_warmup=True)
 
 
 def git_commit() -> str | None:

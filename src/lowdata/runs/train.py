@@ -10,7 +10,8 @@ from typing import Any
 from lowdata.config import TrainConfig, build
 from lowdata.errors import UsageError
 from lowdata.runs.export import write_run_model
-from lowdata.runs.skeleton import Run, build_ema, execute
+from lowdata.runs.skeleton import Run, execute
+from lowdata.training.ema import build_ema
 
 
 def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after_epoch: int | None = None,
@@ -66,7 +67,7 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
                      f"the teacher ({config.distill}; student view {feed.student_view.name}, teacher view basic)")
     run.write_config(notes)
     ema = build_ema(model, config.ema_decay)
-    result = run.fit(objective, data, evaluator, policy, ema, run.generators(*objective.streams), stop_after_epoch)
+    result = run.fit(objective, data, evaluator, policy, ema, stop_after_epoch)
     if result is None:
         return None
     write_confusion(run, result["test_confusion"], info.classes)

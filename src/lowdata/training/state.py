@@ -139,3 +139,28 @@ def join_optimizer_state(saved: dict, tensors: dict[str, torch.Tensor]) -> dict:
             _, index, key = name.split(".", 2)
             state.setdefault(int(index), {})[key] = value
     return {"state": state, "param_groups": saved["param_groups"]}
+
+
+# A checkpoint taken inside an epoch (a stop signal), and the epoch continued from it
+def inside_epoch(state: TrainingState, epoch_start: dict[str, torch.Tensor], streams: dict[str, torch.Generator],
+                 steps_done: int, partial: dict[str, Any]) -> TrainingState:
+    """The state to checkpoint after `steps_done` steps of an epoch: the shared generators as they were at the
+    epoch's start (a resume draws the same order and streams again), this epoch's streams as they are now."""
+    def at(generator: torch.Generator, saved: torch.Tensor) -> torch.Generator:
+        copy = torch.Generator(device=generator.device)
+        copy.set_state(saved)
+        return copy
+
+    return TrainingState(epoch=state.epoch, step=state.step,
+                         generators={name: at(g, epoch_start[name]) for name, g in state.generators.items()},
+                         extra={**state.extra, "epoch_step": steps_done, "epoch_partial": partial},
+                         streams={name: stream.get_state() for name, stream in streams.items()})
+
+
+def continue_epoch(streams: dict[str, torch.Generator], saved: dict[str, torch.Tensor] | None, totals,
+                   partial: dict[str, Any]) -> float:
+    """Put a resumed epoch back where its checkpoint left it; returns the seconds it had already trained."""
+    for name, stream in streams.items():
+        stream.set_state(saved[name])
+    totals.restore(partial)
+    return partial["seconds"]
