@@ -80,7 +80,6 @@ def run_jobs(plan: Plan, out_dir: Path, jobs: int, claim_timeout: float = 900.0)
     import subprocess
 
     from lowdata.cores import WORKERS_ENV
-    from lowdata.errors import UsageError
 
     check_jobs(jobs)
     before = os.environ.get(WORKERS_ENV)

@@ -1,0 +1,48 @@
+"""The Answer: the report's conclusions in words — which recipe to use at each budget and how sure that is,
+where a ViT recipe overtakes the CNN, and a warning when cells stay near chance."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from lowdata.study.layout import Layout
+
+
+def near_chance(measured: dict[str, Any], chance: float) -> bool:
+    """Accuracy within noise of guessing: less than two seed spreads (at least 2 points) above chance."""
+    return (1 - measured["error_mean"]) - chance < max(2 * measured["error_std"], 0.02)
+
+
+def conclusion(layout: Layout, fits: dict[str, Any]) -> list[str]:
+    lines = []
+    chance = 1 / layout.num_classes if layout.num_classes else None
+    if chance is not None:
+        idle = [recipe for recipe, entry in fits["recipes"].items()
+                if entry["measured"] and all(near_chance(m, chance) for m in entry["measured"])]
+        if idle:
+            lines.append(f"- **Warning**: {', '.join(idle)} stay{'s' if len(idle) == 1 else ''} within noise of chance "
+                         f"({chance:.1%} for {layout.num_classes} classes) at every size: under-trained or broken, "
+                         "not evidence about data hunger; give the cells more steps before reading this study.")
+    for n in layout.sizes:
+        results = [(recipe, m) for recipe, entry in fits["recipes"].items() for m in entry["measured"] if m["labels"] == n]
+        if len(results) < 2:
+            continue
+        results.sort(key=lambda item: item[1]["error_mean"])
+        (best, first), (runner, second) = results[0], results[1]
+        if chance is not None and near_chance(first, chance):
+            lines.append(f"- With {n:,} labels no recipe is named: even the best ({best}, {1 - first['error_mean']:.1%}) "
+                         f"is within noise of chance ({chance:.1%}).")
+            continue
+        gap = second["error_mean"] - first["error_mean"]
+        noise = math.hypot(first["error_std"], second["error_std"])
+        sure = "clearly" if gap > 2 * noise and min(first["seeds"], second["seeds"]) > 1 else "narrowly, within the seed spread,"
+        lines.append(f"- With {n:,} labels, use **{best}**: it {sure} beats {runner} "
+                     f"({1 - first['error_mean']:.1%} vs {1 - second['error_mean']:.1%}).")
+    for recipe, c in fits["crossovers"].items():
+        lines.append(f"- Where {recipe} overtakes the CNN: {c['text']}.")
+    seeds = len(layout.seeds)
+    how = ("whole seed-curves resampled, their spread widened for the few seeds measured" if seeds > 1 else
+           "curves simulated from the fit's residual variance (one seed)")
+    lines.append(f"- How sure: {seeds} seed{'s' if seeds > 1 else ''} per size; intervals are 90 % intervals from "
+                 f"{how}. Figures marked * read a fitted curve outside its measured sizes.")
+    return lines
