@@ -90,11 +90,12 @@ def test_os_errors_about_a_named_file_are_one_line_and_others_stay_tracebacks(mo
     import errno
 
     from lowdata import cli
+    from lowdata.cli import runs
 
     def fail(args):
         raise PermissionError(errno.EACCES, "Permission denied", "/shared/runs/x/summary.json")
 
-    monkeypatch.setattr(cli, "export_command", fail)
+    monkeypatch.setattr(runs, "export_command", fail)
     assert cli.main(["export", "--run", "r"]) == 2
     assert capsys.readouterr().err.strip() == ("lowdata: error: cannot write or read /shared/runs/x/summary.json: "
                                                "permission denied; fix the path or its permissions and run again")
@@ -102,6 +103,6 @@ def test_os_errors_about_a_named_file_are_one_line_and_others_stay_tracebacks(mo
     def other(args):
         raise OSError(errno.ECONNRESET, "Connection reset")
 
-    monkeypatch.setattr(cli, "export_command", other)
+    monkeypatch.setattr(runs, "export_command", other)
     with pytest.raises(OSError):
         cli.main(["export", "--run", "r"])

@@ -1,0 +1,186 @@
+"""`lowdata train`, `pretrain`, `eval`, `predict` and `export`: one run, made or used."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+TRAIN_FLAGS = {  # flag -> (setting, type, help)
+    "--data": ("data", str, "NAME[:PATH] (digits, fashion-mnist, cifar10, cifar100) or an image-folder path"),
+    "--labels": ("labels", int, "total labelled examples, class-balanced (default: the whole training split)"),
+    "--labels-per-class": ("labels_per_class", int, "labelled examples per class"),
+    "--val-fraction": ("val_fraction", float, "share of the labelled budget held out for validation"),
+    "--model": ("model", str, "a preset (see `lowdata models`) or any timm model name"),
+    "--epochs": ("epochs", int, "training epochs"),
+    "--batch-size": ("batch_size", int, "images per step"),
+    "--lr": ("lr", float, "peak learning rate (AdamW, cosine schedule with warm-up)"),
+    "--augment": ("augment", str, "augmentation policy: none, basic, strong or 3aug (see augment-preview)"),
+    "--repeated-aug": ("repeated_aug", int, "repeated augmentation: views of each drawn image per epoch (DeiT: 3)"),
+    "--teacher": ("teacher", str, "distil from this teacher: a lowdata run directory (or weights + teacher_model=)"),
+    "--distill": ("distill", str, "hard (DeiT), soft or none (default: hard when --teacher is given)"),
+    "--alpha": ("distill_alpha", float, "weight of the distillation term (default 0.5)"),
+    "--tau": ("distill_tau", float, "temperature of soft distillation (default 1)"),
+    "--pool": ("pool", str, "also learn from the unlabelled pool through the teacher: all, or N pool images"),
+    "--rounds": ("rounds", int, "self-training rounds: each round's student is the next round's teacher"),
+    "--init": ("init", str, "start from these weights: a lowdata run (e.g. `lowdata pretrain`'s) or a weights file"),
+    "--freeze-epochs": ("freeze_epochs", int, "fine-tuning: train only the head for this many epochs first"),
+    "--layer-decay": ("layer_decay", float, "layer-wise learning-rate decay for fine-tuning (MAE: 0.65-0.75)"),
+    "--seed": ("seed", int, "seed for the label subset, initialisation and augmentation"),
+    "--image-size": ("image_size", int, "resize every image to this size (image folders of mixed sizes)"),
+    "--device": ("device", str, "auto, cpu or cuda[:N]"),
+    "--out": ("out", str, "run directory (config, metrics, checkpoint, summary)"),
+}
+
+PRETRAIN_FLAGS = {
+    "--method": ("method", str, "pretraining method: mae"),
+    "--data": ("data", str, "NAME[:PATH] or an image-folder path; every training image is used, labels unread"),
+    "--model": ("model", str, "the encoder: a ViT preset (default vit-tiny)"),
+    "--epochs": ("epochs", int, "pretraining epochs (default 100)"),
+    "--batch-size": ("batch_size", int, "images per step (default 256)"),
+    "--lr": ("lr", float, "peak learning rate (AdamW, betas 0.9/0.95, cosine with warm-up)"),
+    "--mask-ratio": ("mask_ratio", float, "share of patches hidden from the encoder (default 0.75)"),
+    "--seed": ("seed", int, "seed for initialisation, masking and augmentation"),
+    "--image-size": ("image_size", int, "resize every image to this size (image folders of mixed sizes)"),
+    "--device": ("device", str, "auto, cpu or cuda[:N]"),
+    "--out": ("out", str, "run directory (config, metrics with k-NN accuracy, checkpoint, reconstructions.png)"),
+}
+
+
+def add_commands(commands) -> None:
+    add_train(commands)
+    add_pretrain(commands)
+    add_eval(commands)
+    add_predict(commands)
+    add_export(commands)
+
+
+def add_train(commands) -> None:
+    train = commands.add_parser("train", help="train and evaluate one model on a label budget",
+                                description="Train one model on a class-balanced label budget and evaluate it "
+                                            "on the test split. Settings: defaults < --config YAML < flags < "
+                                            "key=value.")
+    for flag, (dest, kind, text) in TRAIN_FLAGS.items():
+        train.add_argument(flag, dest=dest, type=kind, default=None, help=text)
+    train.add_argument("--config", help="YAML file of settings (the same names as key=value)")
+    train.add_argument("--dist-token", dest="dist_token", action="store_const", const=True, default=None,
+                       help="give the ViT DeiT's distillation token and head")
+    train.add_argument("--pretrained", action="store_const", const=True, default=None,
+                       help="with --init TIMM_NAME: fetch timm's pretrained weights (from its cache when offline)")
+    train.add_argument("--linear-probe", dest="linear_probe", action="store_const", const=True, default=None,
+                       help="train only a new head on the frozen features of --init")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.add_argument("settings", nargs="*", metavar="key=value",
+                       help="any other setting, e.g. lr=5e-4 ema_decay=0.999 model_args.patch_size=2")
+    train.set_defaults(command=train_command)
+
+
+def train_command(args: argparse.Namespace) -> int:
+    from lowdata.api import train
+    from lowdata.config import given_values
+
+    flags = {dest: getattr(args, dest) for dest, *_ in TRAIN_FLAGS.values()}
+    flags.update(dist_token=args.dist_token, linear_probe=args.linear_probe, pretrained=args.pretrained)
+    # only what the user gave: with --resume these must agree with the run's saved settings
+    summary = train(resume=args.resume, **given_values(args.config, flags, args.settings))
+    print(json.dumps(summary, indent=2))
+    if summary is not None:
+        print(f"lowdata: run written to {summary.get('run_dir', args.out)} (summary.json, model/, checkpoint/, metrics.jsonl)",
+              file=sys.stderr)
+    return 0
+
+
+def add_pretrain(commands) -> None:
+    pretrain = commands.add_parser("pretrain", help="self-supervised pretraining on every training image (MAE)",
+                                   description="Pretrain an encoder on all training images without their labels; "
+                                               "fine-tune it with `lowdata train ... --init OUT`.")
+    for flag, (dest, kind, text) in PRETRAIN_FLAGS.items():
+        pretrain.add_argument(flag, dest=dest, type=kind, default=None, help=text)
+    pretrain.add_argument("--config", help="YAML file of settings")
+    pretrain.add_argument("--resume", action="store_true", help="continue the run in --out")
+    pretrain.add_argument("settings", nargs="*", metavar="key=value",
+                          help="any other setting, e.g. knn_memory=2000 method_args.decoder_depth=4")
+    pretrain.set_defaults(command=pretrain_command)
+
+
+def pretrain_command(args: argparse.Namespace) -> int:
+    from lowdata.config import given_values
+    from lowdata.api import pretrain
+
+    flags = {dest: getattr(args, dest) for dest, *_ in PRETRAIN_FLAGS.values()}
+    summary = pretrain(resume=args.resume, **given_values(args.config, flags, args.settings))
+    print(json.dumps(summary, indent=2))
+    if summary is not None:
+        print(f"lowdata: run written to {summary.get('run_dir', args.out)}; fine-tune it with "
+              f"`lowdata train ... --init {summary.get('run_dir', args.out)}`", file=sys.stderr)
+    return 0
+
+
+def add_eval(commands) -> None:
+    evaluate = commands.add_parser("eval", help="evaluate a finished run's weights on a test split")
+    # --checkpoint: this command's first name for the run directory, kept so old scripts work
+    evaluate.add_argument("--run", "--checkpoint", dest="run", required=True,
+                          help="a run directory written by `lowdata train`")
+    evaluate.add_argument("--data", default=None, help="dataset to test on (default: the run's own)")
+    evaluate.add_argument("--device", default=None, help="auto, cpu or cuda[:N] (default: the run's setting)")
+    evaluate.set_defaults(command=eval_command)
+
+
+def eval_command(args: argparse.Namespace) -> int:
+    from lowdata.api import evaluate_run
+
+    print(json.dumps(evaluate_run(args.run, args.data, args.device), indent=2))
+    return 0
+
+
+def add_predict(commands) -> None:
+    predicting = commands.add_parser("predict", help="classify new images with a finished run",
+                                     description="Top-k classes and probabilities for images or folders of images, "
+                                                 "with the run's own preprocessing (input size, channels, "
+                                                 "normalisation); no training data needed.")
+    predicting.add_argument("--run", required=True, help="a run directory written by `lowdata train`")
+    predicting.add_argument("images", nargs="+", help="image files or folders (every image under them)")
+    predicting.add_argument("--top-k", type=int, default=1, help="classes per image (default 1)")
+    predicting.add_argument("--out", help="write predictions to this .csv or .json file (default: CSV on stdout)")
+    predicting.add_argument("--device", default=None, help="auto, cpu or cuda[:N] (default: the run's setting)")
+    predicting.set_defaults(command=predict_command)
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lowdata.api import predict
+    from lowdata.runs.predict import check_predictions_target, predictions_csv, write_predictions
+
+    if args.out:
+        check_predictions_target(Path(args.out))
+    results = predict(args.run, args.images, args.top_k, args.device)
+    if args.out:
+        write_predictions(results, Path(args.out))
+        print(f"predictions for {len(results)} images written to {args.out}", file=sys.stderr)
+    else:
+        print(predictions_csv(results), end="")
+    return 0
+
+
+def add_export(commands) -> None:
+    exporting = commands.add_parser("export", help="a finished run's model for other tools (timm, TorchScript, ONNX)",
+                                    description="Write a finished run's model as a timm folder (model.safetensors + "
+                                                "config.json), TorchScript or ONNX, and check that the exported "
+                                                "model's outputs equal the run's. Inputs: normalised float images "
+                                                "(the mean/std are printed and in config.json).")
+    exporting.add_argument("--run", required=True, help="a run directory written by `lowdata train`")
+    exporting.add_argument("--format", default="timm", choices=["timm", "torchscript", "onnx"],
+                           help="timm (default; every run already has one in RUN/model), torchscript, or onnx "
+                                "(pip install 'lowdata[onnx]')")
+    exporting.add_argument("--out", help="where to write (default: RUN/model, RUN/model.torchscript.pt, RUN/model.onnx)")
+    exporting.set_defaults(command=export_command)
+
+
+def export_command(args: argparse.Namespace) -> int:
+    from lowdata.api import export
+
+    result = export(args.run, args.format, args.out)
+    print(json.dumps(result, indent=2))
+    print(f"lowdata: {args.format} export written to {result['path']} (outputs equal the run's within "
+          f"{result['max_abs_diff']:.1g})", file=sys.stderr)
+    return 0

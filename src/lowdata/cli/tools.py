@@ -1,0 +1,90 @@
+"""`lowdata augment-preview`, `data check` and `models`: looking at the data, the augmentation and the models."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_commands(commands) -> None:
+    add_preview(commands)
+    data = commands.add_parser("data", help="inspect an image folder")
+    data_commands = data.add_subparsers(dest="data_command", required=True)
+    check = data_commands.add_parser("check", help="list every problem file and class in an image folder",
+                                     description="Decode every image of a folder and list each problem (unreadable "
+                                                 "files, empty classes, mixed sizes...) without training. Exit 0: "
+                                                 "none; 1: problems listed.")
+    check.add_argument("path", help="an image folder: PATH/<class>/* or PATH/train/<class>/* and PATH/test/...")
+    check.set_defaults(command=data_check_command)
+    models = commands.add_parser("models", help="list model presets with their parameter counts")
+    models.add_argument("--data", help="size the models for this dataset (NAME[:PATH]; default 32x32 RGB, 10 classes)")
+    models.add_argument("--timm", metavar="PATTERN", nargs="?", const="*",
+                        help="list timm model names matching PATTERN instead (e.g. 'vit_*')")
+    models.set_defaults(command=models_command)
+
+
+def add_preview(commands) -> None:
+    preview = commands.add_parser("augment-preview", help="write a grid of augmented training images",
+                                  description="Show what the model sees: training images as stored, then "
+                                              "augmented views with their (mixed) labels.")
+    preview.add_argument("--data", default="digits", help="NAME[:PATH] or an image-folder path, as for `train`")
+    # --policy: this command's first name for the policy, kept so old scripts work
+    preview.add_argument("--augment", "--policy", dest="augment", default="strong",
+                         help="none, basic, strong or 3aug, as for `train`")
+    preview.add_argument("--out", required=True, help="PNG file to write")
+    preview.add_argument("--images", type=int, default=8, help="images per row")
+    preview.add_argument("--views", type=int, default=3, help="augmented rows")
+    preview.add_argument("--seed", type=int, default=0)
+    preview.add_argument("--image-size", type=int, default=None, help="resize image folders of mixed sizes")
+    preview.add_argument("settings", nargs="*", metavar="key=value",
+                         help="the policy's own settings, as for `train`: augment_args.mixup=0.2 (or mixup=0.2)")
+    preview.set_defaults(command=preview_command)
+
+
+def preview_command(args: argparse.Namespace) -> int:
+    from lowdata.augment.preview import write_preview
+    from lowdata.config import parse_assignment
+
+    policy_args = dict(parse_assignment(text.removeprefix("augment_args.")) for text in args.settings)
+    result = write_preview(args.data, args.augment, args.out, args.images, args.views, args.seed, args.image_size,
+                           policy_args)
+    for note in result["notes"]:
+        print(f"lowdata: augment: {note}", file=sys.stderr)
+    print(f"wrote {result['out']} ({result['policy']})")
+    return 0
+
+
+def data_check_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lowdata.data.check import check_folder
+
+    problems = check_folder(Path(args.path).expanduser())
+    for line in problems:
+        print(line)
+    print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {args.path}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def models_command(args: argparse.Namespace) -> int:
+    if args.timm:
+        import timm
+
+        print("\n".join(timm.list_models(args.timm)))
+        return 0
+    from lowdata.models import MODELS, count_params, create_model
+    from lowdata.models.factory import forward_flops
+
+    classes, channels, size, where = 10, 3, (32, 32), "32x32 RGB, 10 classes"
+    if args.data:
+        from lowdata.data import load_dataset
+
+        info = load_dataset(args.data).info
+        classes, channels, size = info.num_classes, info.channels, tuple(info.image_size)
+        where = f"{args.data.split(':')[0]}: {size[0]}x{size[1]}x{channels}, {classes} classes"
+    print(f"{'name':<19}{'params':>9}{'GFLOPs':>8}  description (parameters and forward FLOPs per image at {where})")
+    for name in MODELS.names():
+        model = create_model(name, num_classes=classes, in_chans=channels, img_size=size)
+        flops = forward_flops(model, channels, size)
+        print(f"{name:<19}{count_params(model) / 1e6:>8.2f}M{flops / 1e9:>8.3f}  {MODELS.get(name).summary}")
+    print("\nAny timm model name works too, with keyword overrides: model_args.depth=6 ...")
+    return 0
