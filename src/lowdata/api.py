@@ -46,7 +46,7 @@ def run_study(out: str | Path, **options: Any) -> dict[str, Any] | None:
 def evaluate_run(run: str | Path, data: str | None = None, device: str | None = None) -> dict[str, Any]:
     """Top-1, top-5, per-class accuracy and the confusion matrix of a finished run's weights, on its own test
     split or on `data` (a named dataset's test split, or a labelled image folder as a whole)."""
-    from lowdata.runs.train import evaluate_run as evaluate
+    from lowdata.runs.evaluate import evaluate_run as evaluate
 
     return evaluate(run, data, device)
 

@@ -4,10 +4,9 @@ distillation from a teacher)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from lowdata.config import TrainConfig, build
+from lowdata.config import TrainConfig
 from lowdata.errors import UsageError
 from lowdata.runs.export import write_run_model
 from lowdata.runs.skeleton import Run, execute
@@ -143,53 +142,6 @@ def prepare_init(config: TrainConfig, model, load: bool = True, classes: Sequenc
         trainable = freeze_all_but_head(model)
         report.append(f"linear probe: only {', '.join(trainable)} train")
     return report
-
-
-def evaluate_run(checkpoint: str | Path, data: str | None = None, device: str | None = None) -> dict[str, Any]:
-    """Test accuracy (top-1, top-5, per class, confusion) of a finished run's weights, on its own dataset's test
-    split, or on `data`: a named dataset's test split, or an image folder as a whole (all its images; a folder
-    you evaluate on is not split). Images are normalised with the run's own training statistics."""
-    import dataclasses
-
-    import torch
-
-    from lowdata.augment import Normalize
-    from lowdata.data import load_dataset
-    from lowdata.data.datasets import parse_spec
-    from lowdata.device import pick_device, pick_precision
-    from lowdata.metrics import evaluate, per_class_accuracy
-    from lowdata.models.loading import load_trained_model
-    from lowdata.rundir import read_config, read_summary
-
-    run_dir = Path(checkpoint)
-    config = build(TrainConfig, read_config(run_dir))
-    dataset = load_dataset(data or config.data, config.image_size, config.split_seed,
-                           classes=None if data else config.classes)
-    info, images, labels = dataset.info, dataset.test_images, dataset.test_labels
-    summary = read_summary(run_dir) or {}
-    if data is not None:
-        if parse_spec(data)[0] == "folder":  # the whole folder: no hold-out of a folder you evaluate on
-            images = torch.cat([dataset.train_images, dataset.test_images])
-            labels = torch.cat([dataset.train_labels, dataset.test_labels])
-        trained = summary.get("classes")
-        if trained is not None and list(trained) != list(info.classes):
-            if not set(info.classes) <= set(trained):
-                raise UsageError(f"{data} has classes the run never learned ({', '.join(sorted(set(info.classes) - set(trained)))}); "
-                                 f"the run knows {', '.join(trained)}")
-            order = torch.tensor([list(trained).index(name) for name in info.classes])
-            labels = order[labels]  # the run's class indices
-            info = dataclasses.replace(info, classes=tuple(trained))
-        recorded = summary.get("input")
-        if recorded:  # the run's normalisation, not the new data's
-            info = dataclasses.replace(info, mean=tuple(recorded["mean"]), std=tuple(recorded["std"]))
-    device = pick_device(device or config.device)
-    autocast = pick_precision(config.precision, device).autocast(device)
-    model, _ = load_trained_model(run_dir, info.num_classes, info.channels, info.image_size, what="run")
-    model.to(device)
-    result = evaluate(model, images, labels, Normalize(info).to(device), device, autocast)
-    return {"test_acc": result["acc"], "test_loss": result["loss"], "test_top5_acc": result.get("top5_acc"),
-            "per_class_acc": per_class_accuracy(result["confusion"], info.classes), "confusion": result["confusion"],
-            "test_images": len(images), "dataset": info.name, "model": config.model, "checkpoint": str(run_dir)}
 
 
 def default_out(config: TrainConfig) -> str:
