@@ -439,7 +439,6 @@ def test_a_dead_worker_is_one_line_and_its_cells_are_done_by_the_others(tmp_path
 
     monkeypatch.setattr(subprocess, "Popen", dying_worker)
     monkeypatch.setattr("lowdata.study.run.check_jobs", lambda jobs: None)
-    monkeypatch.setattr("lowdata.study.study.check_jobs", lambda jobs: None)
     with pytest.raises(Failed, match="1 of 1 study workers exited with status 3 .* taken over when you rerun"):
         run_study(tmp_path / "study", jobs=2, **tiny_study)
     starts = Counter(e["cell"] for e in events(tmp_path / "study") if e["event"] == "done")
