@@ -126,9 +126,8 @@ class TrainConfig(RunConfig):
 @dataclass(frozen=True)
 class PretrainConfig(RunConfig):
     method: str = "mae"
-    method_args: dict = field(default_factory=dict)  # the method's own settings, e.g. decoder_depth=4
-    mask_ratio: float = 0.75
-    norm_pix_loss: bool = True
+    method_args: dict = field(default_factory=dict)  # the method's own settings (MAE: mask_ratio, norm_pix_loss,
+    # decoder_depth, ...), checked by the method
     knn_memory: int = 5000  # labelled training images the k-NN monitor votes with (balanced, seeded)
     knn_k: int = 20
     # the shared settings' defaults for pretraining
@@ -199,7 +198,18 @@ def given_values(file: str | Path | None = None, overrides: dict[str, Any] | Non
     return values
 
 
+# settings that became a method's own: still taken at the top level (saved configs, scripts, study folders) and
+# moved into method_args after their range check
+METHOD_SETTINGS = {"PretrainConfig": ("mask_ratio", "norm_pix_loss")}
+
+
 def build(cls: type, values: dict[str, Any]):
+    moved = {key: values[key] for key in METHOD_SETTINGS.get(cls.__name__, ()) if key in values}
+    if moved:
+        for key, value in moved.items():
+            check_range(key, value)
+        values = {**{k: v for k, v in values.items() if k not in moved},
+                  "method_args": {**moved, **(values.get("method_args") or {})}}
     known = field_names(cls)
     hints = typing.get_type_hints(cls)
     for key in values:

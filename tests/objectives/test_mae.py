@@ -176,3 +176,14 @@ def test_distillation_from_a_teacher_into_an_mae_initialised_student(mae_run, tm
                     teacher=str(teacher), augment="strong", out=str(tmp_path / "student"))
     assert summary["distill"] == "hard" and summary["init"] == str(run)
     assert summary["init_report"][0].startswith("loaded 30 of 32 tensors")
+
+
+def test_mask_ratio_and_norm_pix_loss_are_maes_own_settings(tmp_path):
+    from lowdata.config import PretrainConfig, build, field_names
+
+    assert "mask_ratio" not in field_names(PretrainConfig) and "norm_pix_loss" not in field_names(PretrainConfig)
+    # the top-level names of older configs and scripts land in method_args, range-checked on the way
+    config = build(PretrainConfig, {"mask_ratio": 0.6, "norm_pix_loss": False, "method_args": {"decoder_depth": 1}})
+    assert config.method_args == {"mask_ratio": 0.6, "norm_pix_loss": False, "decoder_depth": 1}
+    with pytest.raises(UsageError, match="setting 'mask_ratio' must be > 0 and < 1"):
+        pretrain(data="digits", epochs=1, method_args={"mask_ratio": 1.0}, out=str(tmp_path / "run"))

@@ -76,17 +76,23 @@ def add_train(commands) -> None:
 
 def train_command(args: argparse.Namespace) -> int:
     from lowdata.api import train
-    from lowdata.config import given_values
 
-    flags = {dest: getattr(args, dest) for dest, *_ in TRAIN_FLAGS.values()}
-    flags.update(dist_token=args.dist_token, linear_probe=args.linear_probe, pretrained=args.pretrained)
-    # only what the user gave: with --resume these must agree with the run's saved settings
-    summary = train(resume=args.resume, **given_values(args.config, flags, args.settings))
+    summary = train(resume=args.resume, **given(args, TRAIN_FLAGS, dist_token=args.dist_token,
+                                                linear_probe=args.linear_probe, pretrained=args.pretrained))
     print(json.dumps(summary, indent=2))
     if summary is not None:
         print(f"lowdata: run written to {summary.get('run_dir', args.out)} (summary.json, model/, checkpoint/, metrics.jsonl)",
               file=sys.stderr)
     return 0
+
+
+def given(args: argparse.Namespace, table: dict, **more: object) -> dict:
+    """Only the settings the user gave (config file < flags < key=value): with --resume these must agree with
+    the run's saved settings."""
+    from lowdata.config import given_values
+
+    flags = {dest: getattr(args, dest) for dest, *_ in table.values()}
+    return given_values(args.config, {**flags, **more}, args.settings)
 
 
 def add_pretrain(commands) -> None:
@@ -103,11 +109,9 @@ def add_pretrain(commands) -> None:
 
 
 def pretrain_command(args: argparse.Namespace) -> int:
-    from lowdata.config import given_values
     from lowdata.api import pretrain
 
-    flags = {dest: getattr(args, dest) for dest, *_ in PRETRAIN_FLAGS.values()}
-    summary = pretrain(resume=args.resume, **given_values(args.config, flags, args.settings))
+    summary = pretrain(resume=args.resume, **given(args, PRETRAIN_FLAGS))
     print(json.dumps(summary, indent=2))
     if summary is not None:
         print(f"lowdata: run written to {summary.get('run_dir', args.out)}; fine-tune it with "

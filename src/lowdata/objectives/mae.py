@@ -116,7 +116,7 @@ class MAE(Objective):
                  norm_pix_loss: bool = True) -> None:
         super().__init__()
         if not 0 < mask_ratio < 1:
-            raise ValueError(f"mask_ratio must be between 0 and 1, got {mask_ratio}")
+            raise ValueError(f"setting 'mask_ratio' must be > 0 and < 1, got {mask_ratio}")
         self.model = MaskedAutoencoder(encoder, in_chans, decoder_dim, decoder_depth, decoder_heads, norm_pix_loss)
         self.mask_ratio, self.generator = mask_ratio, generator
 
@@ -153,9 +153,8 @@ def build_mae(config, model: nn.Module, data, device, autocast) -> tuple[Objecti
     """MAE around the encoder `model`; its mask stream arrives with the epoch's streams (use_streams)."""
     from lowdata.errors import UsageError
 
-    try:
-        objective = MAE(model, data.info.channels, None, mask_ratio=config.mask_ratio,
-                        norm_pix_loss=config.norm_pix_loss, **config.method_args)
+    try:  # its own settings, method_args: mask_ratio, norm_pix_loss, decoder_dim, decoder_depth, decoder_heads
+        objective = MAE(model, data.info.channels, None, **config.method_args)
     except (TypeError, ValueError) as err:
         raise UsageError(f"pretraining method 'mae' rejected its settings: {err}") from None
-    return objective.to(device), {"mask_ratio": config.mask_ratio}
+    return objective.to(device), {"mask_ratio": objective.mask_ratio}
