@@ -111,6 +111,11 @@ class TrainConfig(RunConfig):
     pool_threshold: float = 0.0  # keep a pool image only where the teacher's top probability reaches this
     pool_weight: float = 1.0  # weight of the pool term beside the labelled loss
     pool_augment: str = "strong"  # the student's view of a pool image (Mixup/CutMix off); the teacher sees basic
+    # feature guidance (Li et al. 2022): the ViT student's tokens imitate a CNN's intermediate feature maps
+    guide: str | None = None  # the CNN: a lowdata run directory (e.g. a resnet20 run on the same data)
+    guide_weight: float = 2.5  # weight of the guidance term (the paper's)
+    guide_blocks: str | None = None  # guided student blocks, e.g. "0,4,8"; None = one per guide stage, evenly spaced
+    guide_on: str = "both"  # the images guided: labelled, pool or both
     rounds: int = 1  # self-training: each round's student teaches the next (Noisy Student); earlier rounds in OUT/rounds
     # augmentation and optimisation
     repeated_aug: int = 1  # DeiT's repeated augmentation: each drawn image this many times per epoch
@@ -155,7 +160,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "freeze_epochs": (0, None, True, True), "layer_decay": (0, 1, False, True),
     "label_smoothing": (0, 1, True, False), "distill_alpha": (0, 1, True, True), "distill_tau": (0, None, False, True),
     "pool_ratio": (0, None, False, True), "pool_threshold": (0, 1, True, True), "pool_weight": (0, None, True, True),
-    "rounds": (1, None, True, True), "repeated_aug": (1, None, True, True), "ema_decay": (0, 1, True, False),
+    "rounds": (1, None, True, True), "guide_weight": (0, None, True, True), "repeated_aug": (1, None, True, True), "ema_decay": (0, 1, True, False),
     "mask_ratio": (0, 1, False, False), "knn_memory": (1, None, True, True), "knn_k": (1, None, True, True),
 }
 

@@ -21,6 +21,8 @@ TRAIN_FLAGS = {  # flag -> (setting, type, help)
     "--alpha": ("distill_alpha", float, "weight of the distillation term (default 0.5)"),
     "--tau": ("distill_tau", float, "temperature of soft distillation (default 1)"),
     "--pool": ("pool", str, "also learn from the unlabelled pool through the teacher: all, or N pool images"),
+    "--guide": ("guide", str, "feature guidance: the ViT's tokens imitate this CNN run's feature maps (guide_weight=, "
+                              "guide_blocks=, guide_on=labelled|pool|both)"),
     "--rounds": ("rounds", int, "self-training rounds: each round's student is the next round's teacher"),
     "--init": ("init", str, "start from these weights: a lowdata run (e.g. `lowdata pretrain`'s) or a weights file"),
     "--freeze-epochs": ("freeze_epochs", int, "fine-tuning: train only the head for this many epochs first"),

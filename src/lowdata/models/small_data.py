@@ -39,6 +39,10 @@ class TokenGrid(nn.Module):
     def feat_ratio(self, as_scalar: bool = True) -> int | tuple[int, int]:
         return self.patch_size[0] if as_scalar else self.patch_size
 
+    def dynamic_feat_size(self, img_size: tuple[int, int]) -> tuple[int, int]:
+        """The token grid for an input size (timm's forward_intermediates asks, to lay tokens out as maps)."""
+        return tuple(math.ceil(side / self.patch_size[0]) for side in img_size)
+
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         return x.flatten(2).transpose(1, 2)  # (N, D, H, W) -> (N, H*W, D)
 

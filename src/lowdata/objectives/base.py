@@ -38,6 +38,11 @@ class Objective(nn.Module):
         """The loop's images per step on this rank, told once before the first step (a method that adds its own
         images to each step, as the pool does, sizes its share by it). Nothing by default."""
 
+    def trainable_extras(self) -> nn.Module | None:
+        """Parts the method trains beside its model (feature guidance's projections): optimised and checkpointed
+        with the run, never part of the exported model. None by default."""
+        return None
+
     def fingerprint_tensors(self) -> list[torch.Tensor]:
         """Data the method trains on besides the labelled images (the pool's images), so that `--resume` on
         changed data is refused. None by default."""

@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from lowdata.objectives.base import Objective, StepOutput, register_method
+from lowdata.objectives.guidance import NoGuidance, build_guidance, guidance_summary
 from lowdata.objectives.pool import PoolFeed
 
 MODES = ("hard", "soft", "none")
@@ -34,8 +35,9 @@ MODES = ("hard", "soft", "none")
 class Distill(Objective):
     def __init__(self, model: nn.Module, teacher: nn.Module, mode: str = "hard", alpha: float = 0.5,
                  tau: float = 1.0, label_smoothing: float = 0.0, pool_threshold: float = 0.0,
-                 pool_weight: float = 1.0, feed: PoolFeed | None = None) -> None:
+                 pool_weight: float = 1.0, feed: PoolFeed | None = None, guidance: nn.Module | None = None) -> None:
         super().__init__()
+        self.guidance = guidance or NoGuidance()  # feature guidance from a CNN (objectives/guidance.py), or none
         # the unlabelled pool this objective reads on each training step (its own stream, its own share)
         self.feed, self.streams = feed, ("pool",) if feed is not None else ()
         self.pool_stream: torch.Generator | None = None
@@ -69,6 +71,9 @@ class Distill(Objective):
     def fingerprint_tensors(self) -> list[torch.Tensor]:
         return [self.feed.images] if self.feed is not None else []
 
+    def trainable_extras(self) -> nn.Module | None:
+        return self.guidance.projections if self.guidance.active else None
+
     def forward(self, images: torch.Tensor, targets: torch.Tensor,
                 pool: tuple[torch.Tensor, torch.Tensor] | None = None) -> StepOutput:
         """`pool`: (student view, teacher view) of unlabelled images; in training drawn from the feed."""
@@ -86,13 +91,16 @@ class Distill(Objective):
         labelled = len(images)
         if pool is not None and self.mode == "none":
             raise ValueError("the pool is taught by the teacher alone: use distill=hard or soft with a pool")
-        outputs = self.model(images if pool is None else torch.cat([images, pool[0]]))
+        student_input = images if pool is None else torch.cat([images, pool[0]])
+        with self.guidance.capturing():
+            outputs = self.model(student_input)
+        guided = self.guidance.loss(student_input, labelled)
         class_all, dist_all = outputs if isinstance(outputs, tuple) else (outputs, outputs)
         class_logits, dist_logits = class_all[:labelled], dist_all[:labelled]
         base = F.cross_entropy(class_logits.float(), targets, label_smoothing=self.label_smoothing)
         logits = (class_logits + dist_logits) / 2  # what the model predicts at inference
         if self.mode == "none":
-            return StepOutput(loss=base, logits=logits, logs={"base_loss": base.detach()})
+            return with_guidance(StepOutput(loss=base, logits=logits, logs={"base_loss": base.detach()}), guided)
         with torch.no_grad():
             teacher_all = self.teacher(images if pool is None else torch.cat([images, pool[1]])).float()
         teacher_logits = teacher_all[:labelled]
@@ -104,7 +112,7 @@ class Distill(Objective):
             pool_loss, kept = self.pool_term(dist_all[labelled:].float(), teacher_all[labelled:])
             loss = loss + self.pool_weight * pool_loss
             logs.update(pool_loss=pool_loss.detach(), pool_kept=kept)
-        return StepOutput(loss=loss, logits=logits, logs=logs)
+        return with_guidance(StepOutput(loss=loss, logits=logits, logs=logs), guided)
 
     def pool_term(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -130,13 +138,22 @@ def build_distill(config, model: nn.Module, data, device, autocast) -> tuple[Obj
     teacher.to(device)
     result = evaluate(teacher, data.test_images, data.test_labels, Normalize(info).to(device), device, autocast)
     try:
+        guidance = build_guidance(config, model, info, device) if config.guide else None
         objective = Distill(model, teacher, config.distill, config.distill_alpha, config.distill_tau,
                             config.label_smoothing, config.pool_threshold, config.pool_weight,
-                            pool_feed(config, info, data.pool_images, device))
+                            pool_feed(config, info, data.pool_images, device), guidance)
     except ValueError as err:
         raise UsageError(str(err)) from None
     return objective, {"teacher": config.teacher, "teacher_model": name, "teacher_test_acc": result["acc"],
-                       "distill": config.distill}
+                       "distill": config.distill, **guidance_summary(guidance)}
+
+
+def with_guidance(out: StepOutput, guided: torch.Tensor | None) -> StepOutput:
+    """The step's loss with the guidance term added (and logged), when there is one."""
+    if guided is not None:
+        out.loss = out.loss + guided
+        out.logs["guide_loss"] = guided.detach()
+    return out
 
 
 def pool_feed(config, info, images: torch.Tensor | None, device: torch.device) -> PoolFeed | None:

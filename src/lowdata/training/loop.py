@@ -1,8 +1,7 @@
 """The one training loop. It knows nothing of the method: the objective turns a batch into a loss.
 
-Data are uint8 tensors in memory; each epoch walks a seeded permutation, augments the batch on the device,
-normalises it and hands it to the objective. Optional parts (EMA, autocast) are chosen once, as objects; where
-the run is, how it computes and what it resumes from arrive as one RunContext.
+Each epoch walks a seeded permutation of uint8 images in memory, augments the batch on the device and hands it
+to the objective. Optional parts (EMA, autocast) are objects chosen once; the run's place arrives as RunContext.
 """
 from __future__ import annotations
 
@@ -99,6 +98,8 @@ def start_or_resume(objective: Objective, data: LoopData, settings: LoopSettings
     # a lone image left over joins the batch before it: BatchNorm cannot train on one image of 1x1 features
     steps_per_epoch = max(1, math.ceil(share / batch_size) - (share % batch_size == 1))
     optimizer = build_optimizer(model, settings.lr, settings.weight_decay, settings.layer_decay, settings.betas)
+    if (extras := objective.trainable_extras()) is not None:  # trained beside the model, checkpointed with it
+        optimizer.add_param_group({"params": list(extras.parameters())})
     schedule = build_schedule(optimizer, settings.epochs * steps_per_epoch,
                               round(settings.warmup_epochs * steps_per_epoch), settings.min_lr)
     state = TrainingState(epoch=0, step=0, generators=ctx.generators,
@@ -106,7 +107,7 @@ def start_or_resume(objective: Objective, data: LoopData, settings: LoopSettings
     objective.use_batch_size(batch_size)
     fingerprint = data_fingerprint(data, objective.fingerprint_tensors())
     if ctx.resume:
-        state = load_checkpoint(ctx.run_dir, model, optimizer, ema.to_save, ctx.generators)
+        state = load_checkpoint(ctx.run_dir, model, optimizer, ema.to_save, ctx.generators, extras)
         if "grad_scaler" in state.extra:
             ctx.scaler.load_state_dict(state.extra["grad_scaler"])
         if state.extra.get("data_fingerprint", fingerprint) != fingerprint:
@@ -131,10 +132,8 @@ def one_epoch(session: Session, data: LoopData, settings: LoopSettings, augment:
     from tqdm import tqdm
 
     s, model, state, process = session, session.model, session.state, ctx.process
-    s.head_first.update(epoch)
-    # DDP reduces the gradients of the tensors that train when it is built: built again each epoch (the head-first
-    # epochs change them); the forward pass goes through DDP and the compiler, `model` is what is saved
-    wrapped = process.wrap(model, ctx.device)
+    s.head_first.update(epoch)  # DDP, built again each epoch, reduces the gradients of what trains (head first)
+    wrapped = process.wrap(model, ctx.device)  # the forward pass goes through DDP and the compiler; `model` is saved
     s.objective.model = torch.compile(wrapped) if settings.compile else wrapped
     model.train()
     hold_frozen_batch_norms(model)
@@ -169,7 +168,8 @@ def one_epoch(session: Session, data: LoopData, settings: LoopSettings, augment:
             if ctx.scaler.is_enabled():
                 state.extra["grad_scaler"] = ctx.scaler.state_dict()
             save_checkpoint(ctx.run_dir, model, s.optimizer, ema.to_save, inside_epoch(
-                state, epoch_start, streams, i + 1, totals.snapshot(time.perf_counter() - started)), ctx.config)
+                state, epoch_start, streams, i + 1, totals.snapshot(time.perf_counter() - started)), ctx.config,
+                s.objective.trainable_extras())
             raise stopping.Stopped(stopping.requested(), f"checkpointed at step {i + 1} of {s.steps_per_epoch} "
                                    f"in epoch {epoch + 1}; continue with --resume")
     return totals, time.perf_counter() - started
@@ -182,13 +182,12 @@ def end_of_epoch(session: Session, data: LoopData, settings: LoopSettings, evalu
 
     s, state, process = session, session.state, ctx.process
     process.check_in_sync(s.model)
-    state.epoch += 1
-    state.extra["train_seconds"] += seconds
+    state.epoch, state.extra["train_seconds"] = state.epoch + 1, state.extra["train_seconds"] + seconds
     state.extra["images_seen"] += len(data.train_images)
     # loss and accuracy are this rank's (rank 0's under torchrun): a sample of the epoch
     last = {"epoch": state.epoch, "step": state.step, "lr": peak_lr(s.optimizer), **totals.means(s.share),
             "epoch_seconds": seconds, "images_per_second": len(data.train_images) / seconds}
-    # the last epoch's training figures, for a summary written after a resume that only re-evaluates
+    # the last epoch's training figures, for a summary that a resume after the last epoch only re-evaluates
     state.extra["last_train"] = {key: value for key, value in last.items() if key.startswith("train_")}
     if state.epoch % (settings.eval_every or settings.epochs) == 0 or state.epoch == settings.epochs:
         with timed(s.timings, "eval_seconds"):
@@ -202,7 +201,8 @@ def end_of_epoch(session: Session, data: LoopData, settings: LoopSettings, evalu
         tqdm.write(epoch_line(last, settings.epochs), file=sys.stderr)  # kept, on a terminal or not
         if stopped or signalled or state.epoch == settings.epochs or s.clock.due():
             with timed(s.timings, "checkpoint_seconds"):
-                save_checkpoint(ctx.run_dir, s.model, s.optimizer, ema.to_save, state, ctx.config)
+                save_checkpoint(ctx.run_dir, s.model, s.optimizer, ema.to_save, state, ctx.config,
+                                s.objective.trainable_extras())
             s.clock.reset()
     process.barrier()  # no rank reads the run directory (e.g. to resume) before rank 0 has written it
     if signalled and state.epoch < settings.epochs:
