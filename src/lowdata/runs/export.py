@@ -36,7 +36,11 @@ def export_run(run: str | Path, format: str = "timm", out: str | Path | None = N
     path = Path(out) if out else loaded.run_dir / FORMATS[format]
     check_export_target(format, path)
     info = loaded.info
-    difference = write_checked(format, loaded.model, info, path)
+    from lowdata.augment.tta import ViewAverage
+
+    # the network itself: averaging over test-time views is the caller's to do
+    model = loaded.model.model if isinstance(loaded.model, ViewAverage) else loaded.model
+    difference = write_checked(format, model, info, path)
     return {"format": format, "path": str(path), "max_abs_diff": difference,
             "input": {"shape": ["N", info.channels, *info.image_size], "mean": list(info.mean),
                       "std": list(info.std), "classes": list(info.classes)}}

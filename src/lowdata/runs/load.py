@@ -50,11 +50,15 @@ def load_run(run: str | Path, device: str | None = None) -> LoadedRun:
                          "with `input`); train it with this version of lowdata, or give its --out folder")
     spec = summary["input"]
     info = DatasetInfo(summary.get("dataset", "run"), tuple(summary["classes"]), spec["channels"],
-                       tuple(spec["image_size"]), False, tuple(spec["mean"]), tuple(spec["std"]),
+                       tuple(spec["image_size"]), spec.get("hflip", True), tuple(spec["mean"]), tuple(spec["std"]),
                        spec.get("depth"))
     config = build(TrainConfig, read_config(run_dir))
     chosen = pick_device(device or config.device)
     autocast = pick_precision(config.precision, chosen).autocast(chosen)
     model, _ = load_trained_model(run_dir, info.num_classes, info.channels, info.image_size, what="run")
+    if config.tta:  # predicted and evaluated as the run evaluated itself
+        from lowdata.augment.tta import ViewAverage
+
+        model = ViewAverage(model, flip=info.hflip)
     return LoadedRun(model.to(chosen).eval(), info, config, summary, run_dir, chosen, autocast,
                      Normalize(info).to(chosen))

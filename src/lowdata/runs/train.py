@@ -57,7 +57,8 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
     eval_sets = {"test": (dataset.test_images, dataset.test_labels)}
     if len(budget.val):
         eval_sets["val"] = (dataset.train_images[budget.val], dataset.train_labels[budget.val])
-    evaluator = classification_evaluator(eval_sets, Normalize(info).to(run.device), run.device, run.autocast)
+    evaluator = classification_evaluator(eval_sets, Normalize(info).to(run.device), run.device, run.autocast,
+                                         tta=config.tta, flip=info.hflip)
     data = LoopData(dataset.train_images[budget.labelled], dataset.train_labels[budget.labelled])
     notes = [f"augment: {note}" for note in policy.notes] + [f"init: {line}" for line in init_report]
     feed = getattr(objective, "feed", None)
@@ -80,13 +81,13 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
         "dataset": info.name, "num_classes": info.num_classes, "classes": list(info.classes), "model": config.model,
         # what feeds the model without the training data (lowdata predict): the training split's statistics
         "input": {"channels": info.channels, "image_size": list(info.image_size), "mean": list(info.mean),
-                  "std": list(info.std), "depth": info.depth},
+                  "std": list(info.std), "depth": info.depth, "hflip": info.hflip},
         # the cell's budget and how well it fit its own labels: tells data-hungry from under-trained
         "params": count_params(model), "epochs": config.epochs, "steps": result["step"],
         "train_acc": result.get("train_acc"), "seed": config.seed,
         **teacher_summary, "init": config.init, "init_report": init_report, "linear_probe": config.linear_probe,
         "layer_decay": config.layer_decay, "augment": policy.describe(), "augment_notes": policy.notes,
-        "repeated_aug": config.repeated_aug, "pool_images": len(pool), "rounds": config.rounds,
+        "repeated_aug": config.repeated_aug, "pool_images": len(pool), "rounds": config.rounds, "tta": config.tta,
         "pool_images_read": result.get("pool_images_read", 0),  # draws from the pool, repeats included
     })
 
