@@ -49,3 +49,29 @@ def save_png(image: torch.Tensor, path: Path) -> None:
 
     array = image.permute(1, 2, 0).numpy()
     Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(path)
+
+
+@pytest.fixture
+def scramble_pool_labels(monkeypatch):
+    """Call it to make every later run see wrong labels on its pool images (100 labels on digits, seed 0), with
+    the labelled subset still chosen from the true labels: a run that reads no pool label trains the same."""
+    import dataclasses
+
+    import lowdata.data as data_module
+
+    real_load, real_budget = data_module.load_dataset, data_module.select_budget
+    kept = {}
+
+    def scrambled(*args, **kwargs):
+        dataset = real_load(*args, **kwargs)
+        kept["budget"] = real_budget(dataset.train_labels, dataset.info.num_classes, 0, total=100)
+        labels = dataset.train_labels.clone()
+        labels[kept["budget"].pool] = (labels[kept["budget"].pool] + 3) % 10  # every pool label wrong
+        return dataclasses.replace(dataset, train_labels=labels)
+
+    def scramble() -> None:
+        monkeypatch.setattr(data_module, "load_dataset", scrambled)
+        # the labelled subset as chosen from the true labels
+        monkeypatch.setattr(data_module, "select_budget", lambda *args, **kwargs: kept["budget"])
+
+    return scramble

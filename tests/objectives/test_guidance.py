@@ -1,6 +1,4 @@
 """Feature guidance (locality guidance): the ViT's tokens regress a frozen CNN's normalised feature maps."""
-import dataclasses
-
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -66,8 +64,6 @@ def test_every_vit_family_preset_is_guided_and_trains_the_projections(name, extr
     info = DatasetInfo("t", tuple("abc"), 3, (32, 32), True, (0.5,) * 3, (0.2,) * 3)
     guide = create_model("resnet20", 3, 3, (32, 32))
     student = create_model(name, 3, 3, (32, 32), **extra)
-    config = type("Config", (), dict(guide="unused", guide_weight=1.0, guide_blocks=None, guide_on="both",
-                                     model=name))
     stages, channels = guide_stages(guide, info, "guide")
     assert stages == [1, 2, 3] and channels == [16, 32, 64]  # resnet20's three stages, not its stem
     count = min(len(student.blocks), 3)
@@ -103,23 +99,10 @@ def test_a_guided_run_resumes_bit_for_bit_with_its_projections(tmp_path, guide):
     assert set(a) == set(create_model("vit-tiny", 10, 1, (8, 8), depth=3).state_dict())  # no projections exported
 
 
-def test_guidance_on_the_pool_reads_no_pool_label(tmp_path, guide, monkeypatch):
-    import lowdata.data as data_module
-
-    real_load, real_budget = data_module.load_dataset, data_module.select_budget
-    kept = {}
-
-    def scrambled(*args, **kwargs):
-        dataset = real_load(*args, **kwargs)
-        kept["budget"] = real_budget(dataset.train_labels, dataset.info.num_classes, 0, total=100)
-        labels = dataset.train_labels.clone()
-        labels[kept["budget"].pool] = (labels[kept["budget"].pool] + 3) % 10
-        return dataclasses.replace(dataset, train_labels=labels)
-
+def test_guidance_on_the_pool_reads_no_pool_label(tmp_path, guide, scramble_pool_labels):
     settings = dict(guide=guide, teacher=guide, pool="all", guide_on="pool", **GUIDED)
     train(out=str(tmp_path / "clean"), **settings)
-    monkeypatch.setattr(data_module, "load_dataset", scrambled)
-    monkeypatch.setattr(data_module, "select_budget", lambda *args, **kwargs: kept["budget"])
+    scramble_pool_labels()
     train(out=str(tmp_path / "wrong"), **settings)
     a = load_file(tmp_path / "clean" / "checkpoint" / "model.safetensors")
     b = load_file(tmp_path / "wrong" / "checkpoint" / "model.safetensors")

@@ -1,5 +1,4 @@
 """Learning from the unlabelled pool through a teacher (FixMatch / Noisy Student pattern)."""
-import dataclasses
 import json
 
 import pytest
@@ -72,26 +71,10 @@ def teacher(tmp_path_factory):
     return str(out)
 
 
-def test_pool_labels_never_reach_a_loss(tmp_path, teacher, monkeypatch):
+def test_pool_labels_never_reach_a_loss(tmp_path, teacher, scramble_pool_labels):
     """Two runs whose datasets differ only in the labels of pool images end with identical weights."""
-    import lowdata.data as data_module
-
-    real_load, real_budget = data_module.load_dataset, data_module.select_budget
-    kept = {}
-
-    def scrambled(*args, **kwargs):
-        dataset = real_load(*args, **kwargs)
-        kept["budget"] = real_budget(dataset.train_labels, dataset.info.num_classes, 0, total=100)
-        labels = dataset.train_labels.clone()
-        labels[kept["budget"].pool] = (labels[kept["budget"].pool] + 3) % 10  # every pool label wrong
-        return dataclasses.replace(dataset, train_labels=labels)
-
-    def same_budget(*args, **kwargs):  # the labelled subset as chosen from the true labels
-        return kept["budget"]
-
     clean = train(out=str(tmp_path / "clean"), teacher=teacher, **POOLED)
-    monkeypatch.setattr(data_module, "load_dataset", scrambled)
-    monkeypatch.setattr(data_module, "select_budget", same_budget)
+    scramble_pool_labels()
     wrong = train(out=str(tmp_path / "wrong"), teacher=teacher, **POOLED)
     a = load_file(tmp_path / "clean" / "checkpoint" / "model.safetensors")
     b = load_file(tmp_path / "wrong" / "checkpoint" / "model.safetensors")
