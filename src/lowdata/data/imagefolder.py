@@ -163,33 +163,43 @@ def decode_one(path: Path, image_size: int | None) -> torch.Tensor:
 
 def choose_depth(images: list[torch.Tensor], files: list[Path]) -> dict[str, Any] | None:
     """How images deeper than 8 bits map linearly to 0..255, chosen once for a dataset as a whole:
-    {"integer_bits": B} for integer images, the fewest bits (10, 12, ..., 31) that hold the brightest pixel
-    (12-bit data in a 16-bit file uses all 256 levels, not 16); {"float_range": [low, high]} for float images,
-    [0, 1] when they lie there, else their smallest to largest value. None when every image is 8-bit.
-    The choice is printed once."""
+    {"integer_bits": B} for integer images (see integer_bits), {"float_range": [low, high]} for float images
+    (see float_range). None when every image is 8-bit. The choice is printed once."""
     import sys
 
     integer = [image for image in images if image.dtype == torch.int32]
     floating = [image for image in images if image.dtype == torch.float32]
     depth: dict[str, Any] = {}
     if integer:
-        brightest = max(int(image.max()) for image in integer)
-        depth["integer_bits"] = next(b for b in (8, 10, 12, 14, 16, 20, 24, 31) if brightest < 2 ** b)
-        print(f"lowdata: data: {len(integer)} integer images deeper than 8 bits (brightest pixel {brightest}) "
-              f"scaled from their {depth['integer_bits']}-bit range to 8 bits", file=sys.stderr)
+        depth["integer_bits"] = integer_bits(integer)
+        print(f"lowdata: data: {len(integer)} integer images deeper than 8 bits (brightest pixel "
+              f"{max(int(image.max()) for image in integer)}) scaled from their {depth['integer_bits']}-bit range "
+              "to 8 bits", file=sys.stderr)
     if floating:
-        low = min(float(image.min()) for image in floating)
-        high = max(float(image.max()) for image in floating)
-        if low >= 0 and high <= 1:
-            low, high = 0.0, 1.0
-        elif high == low:
+        depth["float_range"] = float_range(floating)
+        if depth["float_range"] is None:
             first = next(i for i, image in enumerate(images) if image.dtype == torch.float32)
-            raise UsageError(f"every floating-point image holds the single value {low} (e.g. {files[first]}); "
-                             "nothing to learn from")
-        depth["float_range"] = [low, high]
+            raise UsageError(f"every floating-point image holds the single value {float(floating[0].min())} (e.g. "
+                             f"{files[first]}); nothing to learn from")
+        low, high = depth["float_range"]
         print(f"lowdata: data: {len(floating)} floating-point images scaled from [{low:g}, {high:g}] to 8 bits",
               file=sys.stderr)
     return depth or None
+
+
+def integer_bits(images: list[torch.Tensor]) -> int:
+    """The fewest bits (8, 10, 12, ..., 31) that hold the brightest pixel: 12-bit data in a 16-bit file uses all
+    256 levels, not 16."""
+    brightest = max(int(image.max()) for image in images)
+    return next(b for b in (8, 10, 12, 14, 16, 20, 24, 31) if brightest < 2 ** b)
+
+
+def float_range(images: list[torch.Tensor]) -> list[float] | None:
+    """[0, 1] when the values lie there, else their smallest to largest value; None for a single value."""
+    low, high = min(float(image.min()) for image in images), max(float(image.max()) for image in images)
+    if low >= 0 and high <= 1:
+        return [0.0, 1.0]
+    return None if high == low else [low, high]
 
 
 def to_eight_bits(images: list[torch.Tensor], depth: dict[str, Any] | None) -> list[torch.Tensor]:
@@ -200,31 +210,18 @@ def to_eight_bits(images: list[torch.Tensor], depth: dict[str, Any] | None) -> l
     for image in images:
         if image.dtype == torch.uint8:
             out.append(image)
-            continue
-        key = "integer_bits" if image.dtype == torch.int32 else "float_range"
-        if not depth or key not in depth:
-            own = choose_depth_quietly(image)
-            mapping = own[key] if own else None
+        elif image.dtype == torch.int32:
+            bits = depth["integer_bits"] if depth and "integer_bits" in depth else integer_bits([image])
+            out.append(eight_bits(image.double() * (255 / (2 ** bits - 1))))
         else:
-            mapping = depth[key]
-        if key == "integer_bits":
-            scaled = image.double() * (255 / (2 ** mapping - 1))
-        else:
-            low, high = mapping if mapping else (0.0, 1.0)
-            scaled = (image.double() - low) * (255 / (high - low))
-        out.append(scaled.round().clamp(0, 255).to(torch.uint8))
+            own = float_range([image]) or [0.0, 1.0]  # a constant image alone: read as lying in [0, 1]
+            low, high = depth["float_range"] if depth and "float_range" in depth else own
+            out.append(eight_bits((image.double() - low) * (255 / (high - low))))
     return out
 
 
-def choose_depth_quietly(image: torch.Tensor) -> dict[str, Any] | None:
-    import contextlib
-    import io
-
-    with contextlib.redirect_stderr(io.StringIO()):
-        try:
-            return choose_depth([image], [Path("image")])
-        except UsageError:  # a constant float image: map it from [0, 1]
-            return None
+def eight_bits(scaled: torch.Tensor) -> torch.Tensor:
+    return scaled.round().clamp(0, 255).to(torch.uint8)
 
 
 def stratified_holdout(labels: torch.Tensor, test_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
