@@ -71,15 +71,9 @@ def confusion_png(confusion: list[list[int]], classes) -> bytes:
 
 
 def classification_evaluator(eval_sets: dict[str, tuple[torch.Tensor, torch.Tensor]], normalize: nn.Module,
-                             device: torch.device, autocast: Callable[[], AbstractContextManager], tta: bool = False,
-                             flip: bool = True):
-    """model -> {"test_acc", "test_loss", ...} over every named split; with `tta`, on logits averaged over
-    fixed shifted (and, with `flip`, mirrored) views (augment/tta.py)."""
+                             device: torch.device, autocast: Callable[[], AbstractContextManager]):
+    """model -> {"test_acc", "test_loss", ...} over every named split."""
     def run(model: nn.Module) -> dict[str, float]:
-        if tta:
-            from lowdata.augment.tta import ViewAverage
-
-            model = ViewAverage(model, flip)
         out = {}
         for name, (images, labels) in eval_sets.items():
             result = evaluate(model, images, labels, normalize, device, autocast)

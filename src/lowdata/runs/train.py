@@ -57,8 +57,9 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
     eval_sets = {"test": (dataset.test_images, dataset.test_labels)}
     if len(budget.val):
         eval_sets["val"] = (dataset.train_images[budget.val], dataset.train_labels[budget.val])
-    evaluator = classification_evaluator(eval_sets, Normalize(info).to(run.device), run.device, run.autocast,
-                                         tta=config.tta, flip=info.hflip)
+    evaluator = classification_evaluator(eval_sets, Normalize(info).to(run.device), run.device, run.autocast)
+    if config.tta:  # the model evaluated on logits averaged over fixed views (augment/tta.py)
+        evaluator = with_views(evaluator, info.hflip)
     data = LoopData(dataset.train_images[budget.labelled], dataset.train_labels[budget.labelled])
     notes = [f"augment: {note}" for note in policy.notes] + [f"init: {line}" for line in init_report]
     feed = getattr(objective, "feed", None)
@@ -90,6 +91,12 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
         "repeated_aug": config.repeated_aug, "pool_images": len(pool), "rounds": config.rounds, "tta": config.tta,
         "pool_images_read": result.get("pool_images_read", 0),  # draws from the pool, repeats included
     })
+
+
+def with_views(evaluator, flip: bool):
+    from lowdata.augment.tta import ViewAverage
+
+    return lambda model: evaluator(ViewAverage(model, flip))
 
 
 def write_confusion(run: Run, confusion: list[list[int]], classes) -> None:
