@@ -11,7 +11,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from lowdata.errors import UsageError
 
@@ -131,6 +131,9 @@ class TrainConfig(RunConfig):
 
 @dataclass(frozen=True)
 class PretrainConfig(RunConfig):
+    # settings that became a method's own: still taken at the top level (saved configs, scripts, study folders)
+    # and moved into method_args after their range check (in `build`)
+    METHOD_SETTINGS: ClassVar[tuple[str, ...]] = ("mask_ratio", "norm_pix_loss")
     method: str = "mae"
     method_args: dict = field(default_factory=dict)  # the method's own settings (MAE: mask_ratio, norm_pix_loss,
     # decoder_depth, ...), checked by the method
@@ -204,13 +207,8 @@ def given_values(file: str | Path | None = None, overrides: dict[str, Any] | Non
     return values
 
 
-# settings that became a method's own: still taken at the top level (saved configs, scripts, study folders) and
-# moved into method_args after their range check
-METHOD_SETTINGS = {"PretrainConfig": ("mask_ratio", "norm_pix_loss")}
-
-
 def build(cls: type, values: dict[str, Any]):
-    moved = {key: values[key] for key in METHOD_SETTINGS.get(cls.__name__, ()) if key in values}
+    moved = {key: values[key] for key in getattr(cls, "METHOD_SETTINGS", ()) if key in values}
     if moved:
         for key, value in moved.items():
             check_range(key, value)
