@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from lowdata.objectives.base import Objective, StepOutput, register_method
-from lowdata.objectives.guidance import NoGuidance, build_guidance, guidance_summary
+from lowdata.objectives.guidance import NoGuidance, build_guidance, guidance_summary, with_guidance
 from lowdata.objectives.pool import PoolFeed
 
 MODES = ("hard", "soft", "none")
@@ -147,13 +147,6 @@ def build_distill(config, model: nn.Module, data, device, autocast) -> tuple[Obj
     return objective, {"teacher": config.teacher, "teacher_model": name, "teacher_test_acc": result["acc"],
                        "distill": config.distill, **guidance_summary(guidance)}
 
-
-def with_guidance(out: StepOutput, guided: torch.Tensor | None) -> StepOutput:
-    """The step's loss with the guidance term added (and logged), when there is one."""
-    if guided is not None:
-        out.loss = out.loss + guided
-        out.logs["guide_loss"] = guided.detach()
-    return out
 
 
 def pool_feed(config, info, images: torch.Tensor | None, device: torch.device) -> PoolFeed | None:

@@ -184,3 +184,11 @@ def guidance_summary(guidance: nn.Module | None) -> dict:
         return {}
     return {"guide_blocks": guidance.blocks, "guide_stages": guidance.stages, "guide_weight": guidance.weight,
             "guide_on": guidance.applies_to}
+
+
+def with_guidance(out, guided: torch.Tensor | None):
+    """A method's StepOutput with the guidance term added to its loss (and logged), when there is one."""
+    if guided is not None:
+        out.loss = out.loss + guided
+        out.logs["guide_loss"] = guided.detach()
+    return out

@@ -6,7 +6,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from lowdata.objectives.base import Objective, StepOutput, register_method
-from lowdata.objectives.guidance import NoGuidance, build_guidance, guidance_summary
+from lowdata.objectives.guidance import NoGuidance, build_guidance, guidance_summary, with_guidance
 
 
 class Supervised(Objective):
@@ -23,10 +23,7 @@ class Supervised(Objective):
         with self.guidance.capturing():
             logits = self.model(images)
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
-        guided = self.guidance.loss(images, len(images))
-        if guided is None:
-            return StepOutput(loss=loss, logits=logits)
-        return StepOutput(loss=loss + guided, logits=logits, logs={"guide_loss": guided.detach()})
+        return with_guidance(StepOutput(loss=loss, logits=logits), self.guidance.loss(images, len(images)))
 
 
 @register_method("supervised")
