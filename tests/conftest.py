@@ -75,3 +75,27 @@ def scramble_pool_labels(monkeypatch):
         monkeypatch.setattr(data_module, "select_budget", lambda *args, **kwargs: kept["budget"])
 
     return scramble
+
+
+@pytest.fixture
+def signal_at_step(monkeypatch):
+    """Call it with a step number (and a signal): the training loop's process receives the signal right after
+    that optimiser step, as from Ctrl-C or a scheduler; `monkeypatch.undo()` ends it."""
+    import os
+    import signal
+
+    from lowdata.training import loop
+
+    def arm(step: int, signum: int = signal.SIGTERM) -> None:
+        real, calls = loop.optimizer_step, {"n": 0}
+
+        def step_then_signal(*args, **kwargs):
+            out = real(*args, **kwargs)
+            calls["n"] += 1
+            if calls["n"] == step:
+                os.kill(os.getpid(), signum)  # delivered to this (main) thread before the loop looks
+            return out
+
+        monkeypatch.setattr(loop, "optimizer_step", step_then_signal)
+
+    return arm

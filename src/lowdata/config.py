@@ -97,7 +97,9 @@ class TrainConfig(RunConfig):
     linear_probe: bool = False  # train only the head on frozen features
     layer_decay: float | None = None  # layer-wise learning-rate decay (MAE fine-tuning: 0.65-0.75)
     # objective
-    objective: str | None = None  # the method (objectives/): None = distill with a teacher, else supervised
+    objective: str | None = None  # the method (objectives/): None = distill with a teacher, else supervised;
+    # ema-teacher with pool_teacher=ema
+    method_args: dict = field(default_factory=dict)  # the method's own settings (ema-teacher: threshold, ...)
     label_smoothing: float = 0.1
     teacher: str | None = None  # distillation teacher: a lowdata run directory, or a weights file + teacher_model
     teacher_model: str | None = None  # the teacher's architecture when `teacher` is a bare weights file
@@ -111,6 +113,8 @@ class TrainConfig(RunConfig):
     pool_threshold: float = 0.0  # keep a pool image only where the teacher's top probability reaches this
     pool_weight: float = 1.0  # weight of the pool term beside the labelled loss
     pool_augment: str = "strong"  # the student's view of a pool image (Mixup/CutMix off); the teacher sees basic
+    pool_teacher: str = "cnn"  # who labels the pool: cnn (the --teacher run) or ema (the student's own moving
+    # average, objectives/ema_teacher.py; --teacher then only for its first handover_epochs)
     # feature guidance (Li et al. 2022): the ViT student's tokens imitate a CNN's intermediate feature maps
     guide: str | None = None  # the CNN: a lowdata run directory (e.g. a resnet20 run on the same data)
     guide_weight: float = 2.5  # weight of the guidance term (the paper's)

@@ -10,33 +10,19 @@ import torch
 from safetensors.torch import load_file
 
 from lowdata import stopping, train
-from lowdata.training import loop
 
 QUICK = dict(data="digits", labels=200, epochs=3, batch_size=32, eval_every=1)  # 7 steps an epoch
-
-
-def signal_at_step(monkeypatch, step, signum=signal.SIGTERM):
-    real, calls = loop.optimizer_step, {"n": 0}
-
-    def step_then_signal(*args, **kwargs):
-        out = real(*args, **kwargs)
-        calls["n"] += 1
-        if calls["n"] == step:
-            os.kill(os.getpid(), signum)  # delivered to this (main) thread before the loop looks
-        return out
-
-    monkeypatch.setattr(loop, "optimizer_step", step_then_signal)
 
 
 @pytest.mark.parametrize("model, extra", [("resnet20", {}),
                                           ("vit-tiny", {"model_args": {"depth": 2}, "drop_path": 0.2,
                                                         "ema_decay": 0.9, "augment": "strong"})])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_checkpoints_inside_the_epoch_and_the_resume_is_bit_identical(tmp_path, monkeypatch, model,
-                                                                               extra, signum):
+def test_a_signal_checkpoints_inside_the_epoch_and_the_resume_is_bit_identical(tmp_path, monkeypatch, signal_at_step,
+                                                                               model, extra, signum):
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     train(model=model, out=str(straight), **QUICK, **extra)
-    signal_at_step(monkeypatch, 9, signum)  # the second step of the second epoch
+    signal_at_step(9, signum)  # the second step of the second epoch
     with pytest.raises(stopping.Stopped) as caught:
         train(model=model, out=str(stopped), **QUICK, **extra)
     assert caught.value.exit_status == 128 + signum and "at step 2 of 7 in epoch 2" in caught.value.detail
@@ -77,14 +63,14 @@ def test_sigterm_on_the_command_line_is_said_exits_143_and_resumes(tmp_path):
     assert saved["epoch"] >= 1 and not (out / "summary.json").exists()
 
 
-def test_a_pooled_run_stopped_inside_an_epoch_resumes_bit_for_bit(tmp_path, monkeypatch):
+def test_a_pooled_run_stopped_inside_an_epoch_resumes_bit_for_bit(tmp_path, monkeypatch, signal_at_step):
     """The pool's stream belongs to the objective; a stop inside the epoch must bring it back too."""
     teacher = tmp_path / "teacher"
     train(model="resnet20", out=str(teacher), data="digits", labels=200, epochs=1, batch_size=32)
     pooled = dict(QUICK, model="resnet20", teacher=str(teacher), pool="all", pool_ratio=0.5)
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     expected = train(out=str(straight), **pooled)
-    signal_at_step(monkeypatch, 10)
+    signal_at_step(10)
     with pytest.raises(stopping.Stopped):
         train(out=str(stopped), **pooled)
     monkeypatch.undo()

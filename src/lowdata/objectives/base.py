@@ -43,6 +43,16 @@ class Objective(nn.Module):
         with the run, never part of the exported model. None by default."""
         return None
 
+    def kept_state(self) -> nn.Module | None:
+        """What a checkpoint keeps of the method besides the model (state.safetensors, `objective.*`), restored
+        on `--resume`: its trainable extras by default; a method with state of its own (an EMA teacher, a
+        per-image learning status) returns a module holding that too."""
+        return self.trainable_extras()
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Told at the start of each epoch (0-based; again for an epoch a resume continues), for a method whose
+        behaviour changes with the epoch (the EMA teacher taking over from a CNN). Nothing by default."""
+
     def fingerprint_tensors(self) -> list[torch.Tensor]:
         """Data the method trains on besides the labelled images (the pool's images), so that `--resume` on
         changed data is refused. None by default."""

@@ -27,7 +27,7 @@ from torch.nn import functional as F
 
 from lowdata.objectives.base import Objective, StepOutput, register_method
 from lowdata.objectives.guidance import NoGuidance, build_guidance, guidance_summary, with_guidance
-from lowdata.objectives.pool import PoolFeed
+from lowdata.objectives.pool import PoolFeed, pool_feed
 
 MODES = ("hard", "soft", "none")
 
@@ -127,8 +127,22 @@ class Distill(Objective):
 def build_distill(config, model: nn.Module, data, device, autocast) -> tuple[Objective, dict]:
     """The student's objective with the configured teacher (frozen, on `device`), and the teacher's test
     accuracy for the summary."""
-    from lowdata.augment import Normalize
     from lowdata.errors import UsageError
+
+    teacher, teacher_summary = load_teacher(config, data, device, autocast)
+    try:
+        guidance = build_guidance(config, model, data.info, device) if config.guide else None
+        objective = Distill(model, teacher, config.distill, config.distill_alpha, config.distill_tau,
+                            config.label_smoothing, config.pool_threshold, config.pool_weight,
+                            pool_feed(config, data.info, data.pool_images, device), guidance)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return objective, {**teacher_summary, "distill": config.distill, **guidance_summary(guidance)}
+
+
+def load_teacher(config, data, device: torch.device, autocast) -> tuple[nn.Module, dict]:
+    """The configured teacher on `device`, and what the summary says of it (its test accuracy)."""
+    from lowdata.augment import Normalize
     from lowdata.metrics import evaluate
     from lowdata.models.loading import load_trained_model
 
@@ -137,32 +151,7 @@ def build_distill(config, model: nn.Module, data, device, autocast) -> tuple[Obj
                                        model_name=config.teacher_model, what="teacher")
     teacher.to(device)
     result = evaluate(teacher, data.test_images, data.test_labels, Normalize(info).to(device), device, autocast)
-    try:
-        guidance = build_guidance(config, model, info, device) if config.guide else None
-        objective = Distill(model, teacher, config.distill, config.distill_alpha, config.distill_tau,
-                            config.label_smoothing, config.pool_threshold, config.pool_weight,
-                            pool_feed(config, info, data.pool_images, device), guidance)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
-    return objective, {"teacher": config.teacher, "teacher_model": name, "teacher_test_acc": result["acc"],
-                       "distill": config.distill, **guidance_summary(guidance)}
-
-
-
-def pool_feed(config, info, images: torch.Tensor | None, device: torch.device) -> PoolFeed | None:
-    """The teacher's weak view (basic) and the student's strong view (`pool_augment`, never mixed) of the pool's
-    images (None without a pool)."""
-    import inspect
-
-    from lowdata.augment import build_policy
-    from lowdata.augment.policies import POLICIES
-
-    if images is None or not len(images):
-        return None
-    takes = inspect.signature(POLICIES.get(config.pool_augment)).parameters
-    unmixed = {name: 0.0 for name in ("mixup", "cutmix") if name in takes}  # a pool image has no label to mix
-    return PoolFeed(images, config.pool_ratio, build_policy("basic", info),
-                    build_policy(config.pool_augment, info, **unmixed)).to(device)
+    return teacher, {"teacher": config.teacher, "teacher_model": name, "teacher_test_acc": result["acc"]}
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mode: str,

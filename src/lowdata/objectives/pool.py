@@ -27,8 +27,17 @@ class PoolFeed:
              ) -> tuple[torch.Tensor, torch.Tensor]:
         """(student view, teacher view) of `count` pool images drawn uniformly, with replacement, from
         `generator` (this rank's pool stream, checkpointed with the run)."""
-        index = torch.randint(len(self.images), (count,), generator=generator, device=generator.device).cpu()
+        return self.views(self.pick(count, generator), generator, device)
+
+    def pick(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        """The indices of `count` pool images drawn uniformly, with replacement (on the CPU)."""
+        return torch.randint(len(self.images), (count,), generator=generator, device=generator.device).cpu()
+
+    def views(self, index: torch.Tensor, generator: torch.Generator, device: torch.device
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(student view, teacher view) of the pool images at `index`."""
         batch = self.images[index].to(device)
+        count = len(index)
         no_labels = torch.zeros(count, dtype=torch.long, device=device)  # policies take labels; these are unread
         student, _ = self.student_view(batch, no_labels, generator)
         teacher, _ = self.teacher_view(batch, no_labels, generator)
@@ -38,3 +47,19 @@ class PoolFeed:
         self.teacher_view.to(device)
         self.student_view.to(device)
         return self
+
+
+def pool_feed(config, info, images: torch.Tensor | None, device: torch.device) -> PoolFeed | None:
+    """The teacher's weak view (basic) and the student's strong view (`pool_augment`, never mixed) of the pool's
+    images (None without a pool)."""
+    import inspect
+
+    from lowdata.augment import build_policy
+    from lowdata.augment.policies import POLICIES
+
+    if images is None or not len(images):
+        return None
+    takes = inspect.signature(POLICIES.get(config.pool_augment)).parameters
+    unmixed = {name: 0.0 for name in ("mixup", "cutmix") if name in takes}  # a pool image has no label to mix
+    return PoolFeed(images, config.pool_ratio, build_policy("basic", info),
+                    build_policy(config.pool_augment, info, **unmixed)).to(device)

@@ -64,8 +64,9 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
     notes = [f"augment: {note}" for note in policy.notes] + [f"init: {line}" for line in init_report]
     feed = getattr(objective, "feed", None)
     if feed:
+        teacher = "the student's moving average" if config.pool_teacher == "ema" else f"the teacher ({config.distill})"
         notes.append(f"pool: {len(pool):,} unlabelled images, {feed.ratio:g} per labelled image a step, taught by "
-                     f"the teacher ({config.distill}; student view {feed.student_view.name}, teacher view basic)")
+                     f"{teacher}; student view {feed.student_view.name}, teacher view basic")
     run.write_config(notes)
     ema = build_ema(model, config.ema_decay)
     result = run.fit(objective, data, evaluator, policy, ema, stop_after_epoch)
@@ -112,12 +113,31 @@ def write_confusion(run: Run, confusion: list[list[int]], classes) -> None:
         tmp.write_bytes(confusion_png(confusion, list(classes)))
 
 
+POOL_TEACHERS = ("cnn", "ema")
+
+
 def resolved(config: TrainConfig) -> TrainConfig:
     """Defaults that depend on other settings, resolved once and saved resolved, so the run describes itself."""
     from lowdata.models import default_drop_path, default_lr
 
     if config.lr is None:
         config = config.replace(lr=default_lr(config.model))
+    config = resolved_objective(config)
+    if config.linear_probe and config.drop_path is None:
+        config = config.replace(drop_path=0.0)  # frozen features take no stochastic depth
+    if config.drop_path is None:
+        config = config.replace(drop_path=default_drop_path(config.model))
+    return config
+
+
+def resolved_objective(config: TrainConfig) -> TrainConfig:
+    """The method and its distillation mode, from the teacher and pool settings (checked together)."""
+    if config.pool_teacher not in POOL_TEACHERS:
+        raise UsageError(f"pool_teacher must be one of {', '.join(POOL_TEACHERS)}, got {config.pool_teacher!r}")
+    if config.pool_teacher == "ema" or config.objective == "ema-teacher":
+        if config.objective not in (None, "ema-teacher"):
+            raise UsageError(f"pool_teacher=ema is the ema-teacher objective, not {config.objective!r}: drop one")
+        return config.replace(objective="ema-teacher", pool_teacher="ema", distill="none")
     if config.distill is None:
         config = config.replace(distill="hard" if config.teacher else "none")
     if config.objective is None:
@@ -129,11 +149,8 @@ def resolved(config: TrainConfig) -> TrainConfig:
                          "e.g. a resnet20 trained on the same labels)")
     if config.pool is not None and (not config.teacher or config.distill == "none"):
         raise UsageError("the pool is taught by a teacher: give --teacher RUN_DIR and distill=hard or soft with "
-                         "--pool (pool images have no labels)")
-    if config.linear_probe and config.drop_path is None:
-        config = config.replace(drop_path=0.0)  # frozen features take no stochastic depth
-    if config.drop_path is None:
-        config = config.replace(drop_path=default_drop_path(config.model))
+                         "--pool, or let the student's own average teach it with pool_teacher=ema (pool images "
+                         "have no labels)")
     return config
 
 

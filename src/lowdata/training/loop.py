@@ -107,7 +107,7 @@ def start_or_resume(objective: Objective, data: LoopData, settings: LoopSettings
     objective.use_batch_size(batch_size)
     fingerprint = data_fingerprint(data, objective.fingerprint_tensors())
     if ctx.resume:
-        state = load_checkpoint(ctx.run_dir, model, optimizer, ema.to_save, ctx.generators, extras)
+        state = load_checkpoint(ctx.run_dir, model, optimizer, ema.to_save, ctx.generators, objective.kept_state())
         if "grad_scaler" in state.extra:
             ctx.scaler.load_state_dict(state.extra["grad_scaler"])
         if state.extra.get("data_fingerprint", fingerprint) != fingerprint:
@@ -145,6 +145,7 @@ def one_epoch(session: Session, data: LoopData, settings: LoopSettings, augment:
     if s.first_step:
         started -= continue_epoch(streams, state.streams, totals, s.partial)
     s.objective.use_streams(streams)
+    s.objective.begin_epoch(epoch)
     bar = tqdm(range(s.first_step, s.steps_per_epoch), desc=f"epoch {epoch + 1}/{settings.epochs}",
                initial=s.first_step, total=s.steps_per_epoch, disable=None if process.is_main else True, leave=False)
     s.first_step = 0
@@ -169,7 +170,7 @@ def one_epoch(session: Session, data: LoopData, settings: LoopSettings, augment:
                 state.extra["grad_scaler"] = ctx.scaler.state_dict()
             save_checkpoint(ctx.run_dir, model, s.optimizer, ema.to_save, inside_epoch(
                 state, epoch_start, streams, i + 1, totals.snapshot(time.perf_counter() - started)), ctx.config,
-                s.objective.trainable_extras())
+                s.objective.kept_state())
             raise stopping.Stopped(stopping.requested(), f"checkpointed at step {i + 1} of {s.steps_per_epoch} "
                                    f"in epoch {epoch + 1}; continue with --resume")
     return totals, time.perf_counter() - started
@@ -202,7 +203,7 @@ def end_of_epoch(session: Session, data: LoopData, settings: LoopSettings, evalu
         if stopped or signalled or state.epoch == settings.epochs or s.clock.due():
             with timed(s.timings, "checkpoint_seconds"):
                 save_checkpoint(ctx.run_dir, s.model, s.optimizer, ema.to_save, state, ctx.config,
-                                s.objective.trainable_extras())
+                                s.objective.kept_state())
             s.clock.reset()
     process.barrier()  # no rank reads the run directory (e.g. to resume) before rank 0 has written it
     if signalled and state.epoch < settings.epochs:
