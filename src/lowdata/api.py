@@ -43,12 +43,14 @@ def run_study(out: str | Path, **options: Any) -> dict[str, Any] | None:
     return study(out, **named_data(options))
 
 
-def evaluate_run(run: str | Path, data: str | None = None, device: str | None = None) -> dict[str, Any]:
+def evaluate_run(run: str | Path, data: str | None = None, device: str | None = None,
+                 tta: bool | None = None) -> dict[str, Any]:
     """Top-1, top-5, per-class accuracy and the confusion matrix of a finished run's weights, on its own test
-    split or on `data` (a named dataset's test split, or a labelled image folder as a whole)."""
+    split or on `data` (a named dataset's test split, or a labelled image folder as a whole); with test-time
+    augmentation as the run was trained, or as `tta` says."""
     from lowdata.runs.evaluate import evaluate_run as evaluate
 
-    return evaluate(run, data, device)
+    return evaluate(run, data, device, tta)
 
 
 evaluate = evaluate_run  # the CLI's name (`lowdata eval`), for the API's users

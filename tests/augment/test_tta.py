@@ -39,3 +39,16 @@ def test_a_run_with_tta_is_evaluated_and_predicted_with_it(tmp_path):
     assert exported["max_abs_diff"] <= 1e-4
     metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert 0 <= metrics[-1]["test_acc"] <= 1
+
+
+def test_eval_turns_tta_on_or_off_for_a_finished_run(tmp_path, capsys):
+    from lowdata.cli import main
+
+    out = tmp_path / "run"
+    summary = train(data="digits", labels=200, model="resnet20", epochs=2, out=str(out))
+    assert evaluate_run(out)["test_acc"] == summary["test_acc"] and evaluate_run(out)["tta"] is False
+    with_views = evaluate_run(out, tta=True)
+    assert with_views["tta"] is True and with_views["test_acc"] != summary["test_acc"]
+    assert main(["eval", "--run", str(out), "--tta"]) == 0
+    said = json.loads(capsys.readouterr().out)
+    assert said["test_acc"] == with_views["test_acc"] and said["tta"] is True

@@ -128,13 +128,16 @@ def add_eval(commands) -> None:
                           help="a run directory written by `lowdata train`")
     evaluate.add_argument("--data", default=None, help="dataset to test on (default: the run's own)")
     evaluate.add_argument("--device", default=None, help="auto, cpu or cuda[:N] (default: the run's setting)")
+    evaluate.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                          help="average the logits over shifted and mirrored views, or not (default: as the run "
+                          "was trained, its `tta` setting)")
     evaluate.set_defaults(command=eval_command)
 
 
 def eval_command(args: argparse.Namespace) -> int:
     from lowdata.api import evaluate_run
 
-    print(json.dumps(evaluate_run(args.run, args.data, args.device), indent=2))
+    print(json.dumps(evaluate_run(args.run, args.data, args.device, args.tta), indent=2))
     return 0
 
 

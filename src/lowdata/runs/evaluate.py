@@ -10,10 +10,12 @@ import torch
 from lowdata.errors import UsageError
 
 
-def evaluate_run(checkpoint: str | Path, data: str | None = None, device: str | None = None) -> dict[str, Any]:
+def evaluate_run(checkpoint: str | Path, data: str | None = None, device: str | None = None,
+                 tta: bool | None = None) -> dict[str, Any]:
     """Test accuracy (top-1, top-5, per class, confusion) of a finished run's weights, on its own dataset's test
     split, or on `data`: a named dataset's test split, or an image folder as a whole (all its images; a folder
-    you evaluate on is not split). Images are normalised with the run's own training statistics."""
+    you evaluate on is not split). Images are normalised with the run's own training statistics; test-time
+    augmentation as the run had it, or as `tta` says."""
     from lowdata.config import TrainConfig, build
     from lowdata.data import load_dataset
     from lowdata.metrics import evaluate, per_class_accuracy
@@ -22,7 +24,7 @@ def evaluate_run(checkpoint: str | Path, data: str | None = None, device: str | 
 
     run_dir = Path(checkpoint)
     build(TrainConfig, read_config(run_dir))  # a folder without a checkpoint is said as such, first
-    loaded = load_run(run_dir, device)
+    loaded = load_run(run_dir, device, tta)
     config = loaded.config
     dataset = load_dataset(data or config.data, config.image_size, config.split_seed,
                            classes=None if data else config.classes)
@@ -33,7 +35,7 @@ def evaluate_run(checkpoint: str | Path, data: str | None = None, device: str | 
     return {"test_acc": result["acc"], "test_loss": result["loss"], "test_top5_acc": result.get("top5_acc"),
             "per_class_acc": per_class_accuracy(result["confusion"], loaded.classes), "confusion": result["confusion"],
             "test_images": len(images), "dataset": dataset.info.name, "model": config.model,
-            "checkpoint": str(run_dir)}
+            "checkpoint": str(run_dir), "tta": loaded.config.tta if tta is None else tta}
 
 
 def other_data(data: str, dataset, trained: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:

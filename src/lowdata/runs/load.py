@@ -34,8 +34,9 @@ class LoadedRun:
             return self.model(self.normalize(images.to(self.device))).float()
 
 
-def load_run(run: str | Path, device: str | None = None) -> LoadedRun:
-    """The run in `run` (a `lowdata train --out` folder), on `device` (default: the run's own setting)."""
+def load_run(run: str | Path, device: str | None = None, tta: bool | None = None) -> LoadedRun:
+    """The run in `run` (a `lowdata train --out` folder), on `device` (default: the run's own setting), with
+    test-time augmentation as the run evaluated itself, or as `tta` says."""
     from lowdata.augment import Normalize
     from lowdata.config import TrainConfig, build
     from lowdata.data.datasets import DatasetInfo
@@ -56,7 +57,7 @@ def load_run(run: str | Path, device: str | None = None) -> LoadedRun:
     chosen = pick_device(device or config.device)
     autocast = pick_precision(config.precision, chosen).autocast(chosen)
     model, _ = load_trained_model(run_dir, info.num_classes, info.channels, info.image_size, what="run")
-    if config.tta:  # predicted and evaluated as the run evaluated itself
+    if config.tta if tta is None else tta:  # by default, predicted and evaluated as the run evaluated itself
         from lowdata.augment.tta import ViewAverage
 
         model = ViewAverage(model, flip=info.hflip)
