@@ -124,6 +124,8 @@ class TrainConfig(RunConfig):
     # augmentation and optimisation
     repeated_aug: int = 1  # DeiT's repeated augmentation: each drawn image this many times per epoch
     ema_decay: float = 0.0  # 0 = no EMA of weights
+    patch_whitening: bool = False  # the first convolution's filters start as the labelled images' whitened patch
+    # directions (airbench; models/whitening.py)
     tta: bool = False  # evaluate (and eval, predict) on logits averaged over shifted and mirrored views (airbench)
     compile: bool = False  # torch.compile the model: vit-tiny +18 % img/s on 2 CPU cores after ~1 min of
     # compiling (twice: the last, smaller batch of an epoch compiles again), so it pays only on long runs

@@ -47,6 +47,8 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
     # a resumed run's weights are in its checkpoint
     init_report = prepare_init(config, model, load=not run.resume, classes=info.classes)
     model.to(run.device)
+    if config.patch_whitening and not run.resume:  # a resumed run's weights are in its checkpoint
+        init_report.append(patch_whiten(config, model, dataset.train_images[budget.labelled], info, run.device))
     use_fused_attention(model, run.precision.fused_attention(run.device))
     pool = pool_subset(budget.pool, config.pool, config.seed)
     # the pool's images only, for the method that reads them: their labels stay in `dataset`
@@ -92,6 +94,17 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
         "repeated_aug": config.repeated_aug, "pool_images": len(pool), "rounds": config.rounds, "tta": config.tta,
         "pool_images_read": result.get("pool_images_read", 0),  # draws from the pool, repeats included
     })
+
+
+def patch_whiten(config: TrainConfig, model, images, info, device) -> str:
+    """The first convolution initialised from the labelled images' patches (models/whitening.py)."""
+    from lowdata.augment import Normalize
+    from lowdata.models.whitening import whiten_first_conv
+
+    if config.init:
+        raise UsageError("patch_whitening initialises a model trained from scratch; --init already gives its weights: "
+                         "drop one")
+    return whiten_first_conv(model, Normalize(info).to(device)(images.to(device)))
 
 
 def with_views(evaluator, flip: bool):
