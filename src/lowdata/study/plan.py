@@ -97,6 +97,21 @@ def make_plan(data: str, sizes: list[int], recipes: list[Recipe], seeds: list[in
         return settings
 
     cells, stages = [], {}
+
+    def linked_run(linked: Recipe, size: int, seed: int) -> str:
+        """The run of `linked` at this budget and seed that a cell takes (as teacher, guide or start): the
+        study's own cell when `linked` is one of its curves, else a shared stage (with the runs it takes)."""
+        if linked.pretrain is not None or linked.source is not None:
+            raise UsageError(f"recipe {linked.name!r} starts from a stage of its own, so it cannot be another "
+                             "recipe's teacher, guide or start; link a recipe trained on the budget itself")
+        run_id = f"{linked.name}-n{size}-s{seed}"
+        if linked.name in picked:
+            return f"{Cell.folder}/{run_id}"
+        if run_id not in stages:
+            needs = {setting: linked_run(available[name], size, seed) for setting, name in linked.links().items()}
+            stages[run_id] = Stage(run_id, "train", cell_settings(linked, size, seed), needs)
+        return f"{Stage.folder}/{run_id}"
+
     for recipe in recipes:
         needs_for_recipe = {}
         model_settings = {k: recipe.settings[k] for k in ("model", "model_args") if k in recipe.settings}
@@ -112,23 +127,24 @@ def make_plan(data: str, sizes: list[int], recipes: list[Recipe], seeds: list[in
             needs_for_recipe["init"] = f"{Stage.folder}/{stage_id}"
         for size in sizes:
             for seed in seeds:
-                needs = dict(needs_for_recipe)
-                if recipe.teacher is not None:
-                    teacher = available[recipe.teacher]
-                    if teacher.teacher is not None or teacher.pretrain is not None:
-                        raise UsageError(f"teacher recipe {teacher.name!r} needs a run of its own; a teacher must be "
-                                         "a recipe trained from scratch (e.g. cnn)")
-                    teacher_id = f"{teacher.name}-n{size}-s{seed}"
-                    if teacher.name not in picked:  # not a curve of this study: a shared stage
-                        stages[teacher_id] = Stage(teacher_id, "train", cell_settings(teacher, size, seed))
-                    folder = Cell.folder if teacher.name in picked else Stage.folder
-                    needs["teacher"] = f"{folder}/{teacher_id}"
+                needs = {**needs_for_recipe, **{setting: linked_run(available[name], size, seed)
+                                                for setting, name in recipe.links().items()}}
                 cells.append(Cell(f"{recipe.name}-n{size}-s{seed}", recipe.name, size, seed,
                                   cell_settings(recipe, size, seed), needs))
     recipe_table = {r.name: {"family": r.family, "description": r.description, "settings": r.settings,
-                             "teacher": r.teacher, "pretrain": r.pretrain} for r in recipes}
+                             "teacher": r.teacher, "pretrain": r.pretrain, **({"guide": r.guide} if r.guide else {}),
+                             **({"start": r.start} if r.start else {})} for r in recipes}
+    # a cell that takes another cell's run comes after it (a backend that starts units in order needs it)
+    by_id = {cell.id: cell for cell in cells}
+    cells.sort(key=lambda cell: link_depth(cell, by_id))
     return Plan(data, sizes, list(seeds), recipe_table, {"epochs": budget_epochs, "steps": budget_steps}, base, cells,
                 list(stages.values()), pick_references(recipes, references or []))
+
+
+def link_depth(cell: Cell, by_id: dict[str, Cell]) -> int:
+    """How many cells of the study lie before this one on its chain of links (0: it takes no other cell)."""
+    taken = [by_id[need.split("/", 1)[1]] for need in cell.needs.values() if need.startswith(f"{Cell.folder}/")]
+    return max((1 + link_depth(other, by_id) for other in taken), default=0)
 
 
 def pick_references(recipes: list[Recipe], named: list[str]) -> dict[str, str]:
@@ -163,6 +179,8 @@ def save_or_check_plan(plan: Plan, out_dir: Path) -> None:
         # a plan written before a field existed reads with that field's default
         existing = json.loads(json.dumps(Plan.from_json(json.loads(path.read_text())).to_json()))
         wanted = json.loads(json.dumps(plan.to_json()))  # tuples become lists, as on disk
+        for side in (existing, wanted):  # the same cells in another order are the same plan
+            side["cells"].sort(key=lambda cell: cell["id"])
         if existing != wanted:
             changed = sorted(k for k in existing if existing.get(k) != wanted.get(k))
             raise UsageError(f"{out_dir} holds a study with a different plan (differs in: {', '.join(changed)}); "

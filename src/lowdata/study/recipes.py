@@ -9,6 +9,7 @@ from lowdata.config import TrainConfig, build, load_yaml
 from lowdata.errors import UsageError
 
 BUILTIN = Path(__file__).with_name("recipes.yaml")
+LINKS = {"teacher": "teacher", "guide": "guide", "init": "start"}  # the setting a link fills -> its recipe key
 STUDY_OWNED = ("data", "labels", "labels_per_class", "seed", "out", "epochs")  # set per cell by the study
 
 
@@ -22,13 +23,22 @@ class Recipe:
     pretrain: dict[str, Any] | None = None  # `lowdata pretrain` settings: one run per study, fine-tuned per cell
     source: dict[str, Any] | None = None  # `lowdata train` settings of a supervised source run (transfer), once
     reference: bool = False  # the reference of its family: crossovers against the cnn one, multipliers the vit one
+    guide: str | None = None  # recipe whose run at the same budget and seed guides this one's features
+    start: str | None = None  # recipe whose run at the same budget and seed this one starts from (its --init)
+
+    def links(self) -> dict[str, str]:
+        """The training setting each linked recipe's run fills (teacher, guide, init), by recipe name."""
+        named = {"teacher": self.teacher, "guide": self.guide, "init": self.start}
+        return {setting: name for setting, name in named.items() if name is not None}
 
 
 def load_recipes(extra_file: str | Path | None = None) -> dict[str, Recipe]:
     """Built-in recipes, then the user's file (whose recipes may replace built-in ones of the same name)."""
     recipes = parse_recipes(load_yaml(BUILTIN), BUILTIN)
+    check_links(recipes, BUILTIN)
     if extra_file is not None:
         recipes.update(parse_recipes(load_yaml(extra_file), Path(extra_file)))
+        check_links(recipes, Path(extra_file))
     return recipes
 
 
@@ -38,10 +48,10 @@ def parse_recipes(raw: dict[str, Any], source: Path) -> dict[str, Recipe]:
         where = f"recipe {name!r} in {source}"
         if not isinstance(entry, dict) or not isinstance(entry.get("settings", {}), dict):
             raise UsageError(f"{where} must be a mapping with description, family and settings; see `lowdata recipes`")
-        unknown = set(entry) - {"family", "description", "settings", "teacher", "pretrain", "source", "reference"}
+        unknown = set(entry) - {"family", "description", "settings", *LINKS.values(), "pretrain", "source", "reference"}
         if unknown:
             raise UsageError(f"{where} has unknown keys {sorted(unknown)}; use description, family, settings, "
-                             "teacher, pretrain and source")
+                             "teacher, guide, start, pretrain and source")
         family = entry.get("family", "vit")
         if family not in ("cnn", "vit"):
             raise UsageError(f"{where}: family must be cnn or vit, got {family!r}")
@@ -50,10 +60,10 @@ def parse_recipes(raw: dict[str, Any], source: Path) -> dict[str, Recipe]:
         if owned:
             raise UsageError(f"{where} sets {owned}, which the study sets per cell; remove them from the recipe")
         build(TrainConfig, settings)  # unknown or mistyped settings fail here, naming the key
-        stage_owned = sorted({"teacher", "init"} & set(settings))
+        stage_owned = sorted({"teacher", "guide", "init"} & set(settings))
         if stage_owned:
-            raise UsageError(f"{where} sets {stage_owned} in its settings; in a study use the recipe's `teacher:` "
-                             "(a recipe name) or `pretrain:` (pretraining settings) instead")
+            raise UsageError(f"{where} sets {stage_owned} in its settings; in a study use the recipe's `teacher:`, "
+                             "`guide:` or `start:` (a recipe name) or `pretrain:` (pretraining settings) instead")
         pretrain = entry.get("pretrain")
         if pretrain is not None:
             from lowdata.config import PretrainConfig
@@ -66,17 +76,31 @@ def parse_recipes(raw: dict[str, Any], source: Path) -> dict[str, Recipe]:
             if not isinstance(source, dict):
                 raise UsageError(f"{where}: source must be a mapping of `lowdata train` settings")
             build(TrainConfig, source)
-        if pretrain is not None and source is not None:
-            raise UsageError(f"{where} has both pretrain and source; a cell starts from one of them")
+        if sum(part is not None for part in (pretrain, source, entry.get("start"))) > 1:
+            raise UsageError(f"{where} has more than one of pretrain, source and start; a cell starts from one of them")
         if not isinstance(entry.get("reference", False), bool):
             raise UsageError(f"{where}: reference must be true or false")
         recipes[name] = Recipe(name, family, str(entry.get("description", "")).strip(), settings,
-                               entry.get("teacher"), pretrain, source, entry.get("reference", False))
-    for recipe in recipes.values():
-        if recipe.teacher is not None and recipe.teacher not in recipes:
-            raise UsageError(f"recipe {recipe.name!r} in {source} names teacher {recipe.teacher!r}, which is not a "
-                             f"recipe; choose from {', '.join(recipes)}")
+                               entry.get("teacher"), pretrain, source, entry.get("reference", False),
+                               entry.get("guide"), entry.get("start"))
     return recipes
+
+
+def check_links(recipes: dict[str, Recipe], source: Path | str = "the recipes") -> None:
+    """Every recipe a recipe links to (teacher, guide, start) exists, and no chain of links comes back to itself."""
+    def visit(recipe: Recipe, chain: tuple[str, ...]) -> None:
+        for setting, linked in recipe.links().items():
+            key = LINKS[setting]
+            if linked not in recipes:
+                raise UsageError(f"recipe {recipe.name!r} in {source} names {key} {linked!r}, which is not a "
+                                 f"recipe; choose from {', '.join(recipes)}")
+            if linked in chain + (recipe.name,):
+                raise UsageError(f"recipes {' -> '.join(chain + (recipe.name, linked))} need each other's runs in "
+                                 "a circle; break the circle")
+            visit(recipes[linked], chain + (recipe.name,))
+
+    for recipe in recipes.values():
+        visit(recipe, ())
 
 
 def pick(recipes: dict[str, Recipe], names: list[str]) -> list[Recipe]:
