@@ -68,3 +68,17 @@ def test_a_recipe_with_a_stage_of_its_own_cannot_be_linked(tmp_path):
                     "{model: vit-tiny}\n  start: pre\n"
     with pytest.raises(UsageError, match="recipe 'pre' starts from a stage of its own"):
         plan_of(tmp_path, text, ["after"])
+
+
+def test_the_built_in_semi_supervised_recipes_start_from_their_labels_only_cells(capsys):
+    from lowdata.cli import main
+
+    known = load_recipes()
+    plan = make_plan("digits", [30, 60, 120], pick(known, ["cnn", "cnn+ema", "cct-2+ema"]), [0], 1438,
+                     budget_epochs=1, available=known)
+    cells = {c.id: c for c in plan.cells}
+    assert cells["cnn+ema-n60-s0"].needs == {"init": "cells/cnn-n60-s0"}
+    assert cells["cct-2+ema-n60-s0"].needs == {"init": "stages/cct-2-n60-s0"}
+    assert cells["cct-2+ema-n60-s0"].settings["pool_teacher"] == "ema"
+    assert main(["recipes"]) == 0
+    assert "pool_teacher=ema (start: cnn)" in capsys.readouterr().out

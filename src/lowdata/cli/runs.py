@@ -20,7 +20,9 @@ TRAIN_FLAGS = {  # flag -> (setting, type, help)
     "--distill": ("distill", str, "hard (DeiT), soft or none (default: hard when --teacher is given)"),
     "--alpha": ("distill_alpha", float, "weight of the distillation term (default 0.5)"),
     "--tau": ("distill_tau", float, "temperature of soft distillation (default 1)"),
-    "--pool": ("pool", str, "also learn from the unlabelled pool through the teacher: all, or N pool images"),
+    "--pool": ("pool", str, "also learn from the unlabelled pool: all, or N pool images; taught by --teacher, or "
+                            "by the student's own moving average with pool_teacher=ema (method_args.threshold=, "
+                            "adaptive=, targets=, mixup=, handover_epochs=)"),
     "--guide": ("guide", str, "feature guidance: the ViT's tokens imitate this CNN run's feature maps (guide_weight=, "
                               "guide_blocks=, guide_on=labelled|pool|both)"),
     "--rounds": ("rounds", int, "self-training rounds: each round's student is the next round's teacher"),

@@ -171,6 +171,8 @@ def recipes_command(args: argparse.Namespace) -> int:
     from lowdata.study.recipes import load_recipes
 
     for recipe in load_recipes(args.recipes_file).values():
-        settings = " ".join(f"{k}={v}" for k, v in recipe.settings.items())
+        links = [f"{key}: {name}" for key, name in (("teacher", recipe.teacher), ("guide", recipe.guide),
+                                                    ("start", recipe.start)) if name]
+        settings = " ".join([f"{k}={v}" for k, v in recipe.settings.items()] + [f"({link})" for link in links])
         print(f"{recipe.name:<16}[{recipe.family}] {recipe.description}\n{'':<16}{settings}")
     return 0
