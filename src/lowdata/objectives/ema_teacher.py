@@ -107,7 +107,7 @@ class EmaTeacher(Objective):
         self.pool_weight, self.label_smoothing, self.rampup_epochs = pool_weight, label_smoothing, rampup_epochs
         self.guidance = guidance or NoGuidance()  # feature guidance from a CNN (objectives/guidance.py), or none
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))  # the average's step count
-        # distribution alignment: the running mean of the teacher's pool predictions (None: not aligned)
+        # distribution alignment (`aligned`): the running mean of the teacher's pool predictions
         self.align = align
         self.register_buffer("pool_mean", torch.full((thresholds.num_classes,), 1 / thresholds.num_classes))
         self.streams, self.pool_stream, self.pool_per_step, self.epoch = ("pool",), None, 0, 0
