@@ -101,9 +101,6 @@ def patch_whiten(config: TrainConfig, model, images, info, device) -> str:
     from lowdata.augment import Normalize
     from lowdata.models.whitening import whiten_first_conv
 
-    if config.init:
-        raise UsageError("patch_whitening initialises a model trained from scratch; --init already gives its weights: "
-                         "drop one")
     return whiten_first_conv(model, Normalize(info).to(device)(images.to(device)))
 
 
@@ -136,6 +133,9 @@ def resolved(config: TrainConfig) -> TrainConfig:
     if config.lr is None:
         config = config.replace(lr=default_lr(config.model))
     config = resolved_objective(config)
+    if config.patch_whitening and config.init:
+        raise UsageError("patch_whitening initialises a model trained from scratch; --init already gives its weights: "
+                         "drop one")
     if config.linear_probe and config.drop_path is None:
         config = config.replace(drop_path=0.0)  # frozen features take no stochastic depth
     if config.drop_path is None:
