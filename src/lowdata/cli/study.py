@@ -168,11 +168,10 @@ def exponent_prior(value: float | None) -> float:
 
 
 def recipes_command(args: argparse.Namespace) -> int:
-    from lowdata.study.recipes import load_recipes
+    from lowdata.study.recipes import LINKS, load_recipes
 
     for recipe in load_recipes(args.recipes_file).values():
-        links = [f"{key}: {name}" for key, name in (("teacher", recipe.teacher), ("guide", recipe.guide),
-                                                    ("start", recipe.start)) if name]
+        links = [f"{LINKS[setting]}: {name}" for setting, name in recipe.links().items()]
         settings = " ".join([f"{k}={v}" for k, v in recipe.settings.items()] + [f"({link})" for link in links])
         print(f"{recipe.name:<16}[{recipe.family}] {recipe.description}\n{'':<16}{settings}")
     return 0

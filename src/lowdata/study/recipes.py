@@ -28,8 +28,7 @@ class Recipe:
 
     def links(self) -> dict[str, str]:
         """The training setting each linked recipe's run fills (teacher, guide, init), by recipe name."""
-        named = {"teacher": self.teacher, "guide": self.guide, "init": self.start}
-        return {setting: name for setting, name in named.items() if name is not None}
+        return {setting: getattr(self, key) for setting, key in LINKS.items() if getattr(self, key) is not None}
 
 
 def load_recipes(extra_file: str | Path | None = None) -> dict[str, Recipe]:
