@@ -32,15 +32,11 @@ def export_run(run: str | Path, format: str = "timm", out: str | Path | None = N
 
     if format not in FORMATS:
         raise UsageError(f"unknown export format {format!r}; choose from {', '.join(FORMATS)}")
-    loaded = load_run(run, device="cpu")
+    loaded = load_run(run, device="cpu", tta=False)  # the network itself: test-time views are the caller's to do
     path = Path(out) if out else loaded.run_dir / FORMATS[format]
     check_export_target(format, path)
     info = loaded.info
-    from lowdata.augment.tta import ViewAverage
-
-    # the network itself: averaging over test-time views is the caller's to do
-    model = loaded.model.model if isinstance(loaded.model, ViewAverage) else loaded.model
-    difference = write_checked(format, model, info, path)
+    difference = write_checked(format, loaded.model, info, path)
     return {"format": format, "path": str(path), "max_abs_diff": difference,
             "input": {"shape": ["N", info.channels, *info.image_size], "mean": list(info.mean),
                       "std": list(info.std), "classes": list(info.classes)}}
