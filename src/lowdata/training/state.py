@@ -36,8 +36,9 @@ class TrainingState:
 
 
 def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, ema: nn.Module | None,
-                    state: TrainingState, config: dict[str, Any], extras: nn.Module | None = None) -> None:
-    """`extras`: what the objective trains beside the model (kept in state.safetensors as `objective.*`)."""
+                    state: TrainingState, config: dict[str, Any], kept: nn.Module | None = None) -> None:
+    """`kept`: what the method keeps besides the model (`Objective.kept_state`: trained extras, an EMA teacher,
+    per-image statistics), in state.safetensors as `objective.*`."""
     from safetensors.torch import save_file
 
     remove_stale_temps(run_dir)
@@ -50,8 +51,8 @@ def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
         tensors.update({f"rng.{name}": g.get_state() for name, g in state.generators.items()})
         tensors["rng.torch"] = torch.get_rng_state()
         tensors.update({f"stream.{name}": value for name, value in (state.streams or {}).items()})
-        if extras is not None:
-            tensors.update({f"objective.{key}": value for key, value in contiguous(extras.state_dict()).items()})
+        if kept is not None:
+            tensors.update({f"objective.{key}": value for key, value in contiguous(kept.state_dict()).items()})
         save_file(tensors, str(tmp / "state.safetensors"))
         meta = {"epoch": state.epoch, "step": state.step, "optimizer": optimizer_json, "extra": state.extra,
                 "config": config}
@@ -88,7 +89,7 @@ def remove_stale_temps(run_dir: Path) -> None:
 
 
 def load_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, ema: nn.Module | None,
-                    generators: dict[str, torch.Generator], extras: nn.Module | None = None) -> TrainingState:
+                    generators: dict[str, torch.Generator], kept: nn.Module | None = None) -> TrainingState:
     from lowdata.io import read_json_file, read_safetensors
     from lowdata.rundir import DAMAGED
 
@@ -103,9 +104,9 @@ def load_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
         optimizer.load_state_dict(join_optimizer_state(meta["optimizer"], tensors))
         if ema is not None:
             ema.module.load_state_dict(read_safetensors(found / "model_ema.safetensors", "checkpoint EMA", DAMAGED))
-        if extras is not None:
-            extras.load_state_dict({key.removeprefix("objective."): value for key, value in tensors.items()
-                                    if key.startswith("objective.")})
+        if kept is not None:
+            kept.load_state_dict({key.removeprefix("objective."): value for key, value in tensors.items()
+                                  if key.startswith("objective.")})
         for name, generator in generators.items():
             generator.set_state(tensors[f"rng.{name}"])
         torch.set_rng_state(tensors["rng.torch"])
