@@ -40,9 +40,10 @@ def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) 
 
 
 def random_resized_crop(images: torch.Tensor, scale: tuple[float, float], ratio: tuple[float, float],
-                        generator: torch.Generator) -> torch.Tensor:
-    """Inception-style crop of a random area fraction and aspect ratio per image, resized back (bilinear)."""
-    n, _, h, w = images.shape
+                        generator: torch.Generator, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """Inception-style crop of a random area fraction and aspect ratio per image, resized (bilinear) to `size`
+    (height, width; the input's size by default)."""
+    n, c, h, w = images.shape
     area = uniform(n, *scale, generator, images.device)
     log_ratio = uniform(n, math.log(ratio[0]), math.log(ratio[1]), generator, images.device)
     aspect = log_ratio.exp()
@@ -53,7 +54,7 @@ def random_resized_crop(images: torch.Tensor, scale: tuple[float, float], ratio:
     cy = uniform(n, 0, 1, generator, images.device) * (1 - crop_h) * 2 - (1 - crop_h)
     theta = torch.zeros(n, 2, 3, device=images.device)
     theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = crop_w, cx, crop_h, cy
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    grid = F.affine_grid(theta, [n, c, *(size or (h, w))], align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
