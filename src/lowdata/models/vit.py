@@ -158,3 +158,29 @@ def patch_grid(vit: nn.Module) -> tuple[int, int]:
 
 def patch_size(vit: nn.Module) -> int:
     return vit.patch_embed.patch_size[0]
+
+
+def pooled_features(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Pooled pre-logit features (N, D) (timm's `forward_head(pre_logits=True)`) of images of any size the
+    model's stride divides, e.g. the small local crops of self-distillation. A ViT's position embeddings are
+    resampled to the images' token grid (timm's own `dynamic_img_size` path, switched on for this call only,
+    so the model and its saved config stay as built); a CNN takes any size as it is."""
+    from timm.models.vision_transformer import VisionTransformer
+
+    embed = getattr(model, "patch_embed", None)
+    if not isinstance(model, VisionTransformer) or tuple(images.shape[-2:]) == tuple(embed.img_size):
+        return model.forward_head(model.forward_features(images), pre_logits=True)
+    grid = embed.dynamic_feat_size(tuple(images.shape[-2:]))
+    strict, dynamic = getattr(embed, "strict_img_size", None), model.dynamic_img_size
+    try:
+        if strict is not None:
+            embed.strict_img_size = False
+        tokens = embed(images)  # (N, L, D) at this size
+        model.dynamic_img_size = True  # timm's _pos_embed then resamples the position embeddings to `grid`
+        x = model._pos_embed(tokens.reshape(len(images), *grid, tokens.shape[-1]))
+    finally:
+        model.dynamic_img_size = dynamic
+        if strict is not None:
+            embed.strict_img_size = strict
+    x = model.norm(model.blocks(model.norm_pre(model.patch_drop(x))))
+    return model.forward_head(x, pre_logits=True)
