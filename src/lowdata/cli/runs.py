@@ -36,7 +36,7 @@ TRAIN_FLAGS = {  # flag -> (setting, type, help)
 }
 
 PRETRAIN_FLAGS = {
-    "--method": ("method", str, "pretraining method: mae"),
+    "--method": ("method", str, "pretraining method: mae (patch ViTs) or dino (any preset)"),
     "--data": ("data", str, "NAME[:PATH] or an image-folder path; every training image is used, labels unread"),
     "--model": ("model", str, "the encoder: a ViT preset (default vit-tiny)"),
     "--epochs": ("epochs", int, "pretraining epochs (default 100)"),

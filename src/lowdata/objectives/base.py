@@ -49,6 +49,12 @@ class Objective(nn.Module):
         per-image learning status) returns a module holding that too."""
         return self.trainable_extras()
 
+    def weights_average(self) -> nn.Module | None:
+        """An average of the model's weights that the method reads itself (DINO's momentum teacher): the run
+        hands it to the loop as its EMA, which updates it after every optimiser step, evaluates, checkpoints it
+        and gives it to `--init`. None by default (the run's own `ema_decay` decides)."""
+        return None
+
     def begin_epoch(self, epoch: int) -> None:
         """Told at the start of each epoch (0-based; again for an epoch a resume continues), for a method whose
         behaviour changes with the epoch (the EMA teacher taking over from a CNN). Nothing by default."""

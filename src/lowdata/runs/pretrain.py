@@ -63,8 +63,9 @@ def pretrain_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | No
         at_init = monitor(objective.encoder)
         if run.process.is_main:
             atomic_write_json(run.run_dir / "knn_at_init.json", at_init)
-    result = run.fit(objective, data, lambda model: monitor(model.encoder), policy, NoEma(objective.model),
-                     stop_after_epoch, betas=(0.9, 0.95))
+    average = objective.weights_average() or NoEma(objective.model)  # DINO's teacher is the model evaluated
+    result = run.fit(objective, data, lambda model: monitor(model.encoder), policy, average, stop_after_epoch,
+                     betas=(0.9, 0.95))
     if result is None:
         return None
     if run.process.is_main:
