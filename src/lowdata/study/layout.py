@@ -3,6 +3,7 @@ seeds, from a study's plan or from a CSV of results."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from lowdata.study.plan import Plan
 
@@ -18,6 +19,8 @@ class Layout:
     planned: int | None  # cells the study planned; None for results read from a CSV
     num_classes: int | None = None  # for the chance level; None when unknown (a CSV)
     train_images: int | None = None  # the training split's size: no curve is drawn past it; None when unknown
+    # the finished shared runs (a pretraining, a teacher at a budget no curve has): their cost is no cell's
+    stages: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def from_plan(cls, plan: Plan) -> "Layout":

@@ -75,7 +75,26 @@ def render_markdown(layout: Layout, rows: list[dict[str, Any]], fits: dict[str, 
                      f"{percent(r.get('train_acc'))} | {r.get('epochs') or '–'} | {r.get('steps') or '–'} | {link} |")
     if len(rows) > CELL_ROWS_SHOWN:
         lines += ["", f"… and {len(rows) - CELL_ROWS_SHOWN:,} more: every result is in results.csv."]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + shared_runs(layout)) + "\n"
+
+
+def shared_runs(layout: Layout) -> list[str]:
+    """The runs that cells share (a pretraining, a teacher), with their cost: paid once, in no cell's figures."""
+    if not layout.stages:
+        return []
+    lines = ["", "## Shared runs", "", "Run once and read by the cells that name them (a pretraining by every "
+             "budget); their training time is not in any cell's.", "",
+             "| run | kind | model | images | epochs | training time | img/s (device) | result |",
+             "|---|---|---|---:|---:|---:|---:|---|"]
+    for s in layout.stages:
+        kind = f"{s['kind']} ({s['method']})" if s.get("method") else s["kind"]
+        result = (f"k-NN {s['knn_acc']:.1%}" if s.get("knn_acc") is not None
+                  else f"test {s['test_acc']:.1%}" if s.get("test_acc") is not None else "–")
+        minutes = f"{s['train_seconds'] / 60:.1f} min" if s.get("train_seconds") is not None else "–"
+        speed = f"{s['images_per_second']:,.0f} ({s.get('device') or '?'})" if s.get("images_per_second") else "–"
+        lines.append(f"| [{s['id']}]({s['run']}/) | {kind} | {s.get('model') or '–'} | {s.get('images') or 0:,} | "
+                     f"{s.get('epochs') or '–'} | {minutes} | {speed} | {result} |")
+    return lines
 
 
 # a report of 10^5 rows took a minute to render and no one reads it; the CSV keeps every row

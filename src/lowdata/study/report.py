@@ -40,7 +40,8 @@ def build_report(out_dir: Path, prior: float = fit.PRIOR_STRENGTH) -> dict[str, 
         raise UsageError(f"no finished cells in {out_dir} yet; run `lowdata study` first")
     classes = {r["num_classes"] for r in rows if r.get("num_classes")}
     layout = dataclasses.replace(Layout.from_plan(plan), num_classes=classes.pop() if len(classes) == 1 else None,
-                                 train_images=max((r["train_images"] or 0 for r in rows), default=0) or None)
+                                 train_images=max((r["train_images"] or 0 for r in rows), default=0) or None,
+                                 stages=tuple(collect_stages(plan, out_dir)))
     return write_report(layout, rows, out_dir, prior, with_csv=True)
 
 
@@ -112,6 +113,23 @@ def collect_rows(plan: Plan, out_dir: Path) -> list[dict[str, Any]]:
                      "train_images": summary["labels"] + summary.get("val_labels", 0) + summary.get("unlabelled_pool", 0),
                      "run": folder.relative_to(out_dir).as_posix()})
     return sorted(rows, key=lambda r: (list(plan.recipes).index(r["recipe"]), r["labels"], r["seed"]))
+
+
+def collect_stages(plan: Plan, out_dir: Path) -> list[dict[str, Any]]:
+    """What each finished shared run cost and gave (k-NN accuracy for a pretraining, test accuracy for a
+    teacher), reported apart from the cells: it runs once and serves every cell that needs it."""
+    stages = []
+    for stage in plan.stages:
+        if is_done(out_dir, stage):
+            summary = read_summary(cell_dir(out_dir, stage))
+            stages.append({"id": stage.id, "kind": stage.kind, "method": summary.get("method"),
+                           "model": summary.get("model"), "epochs": summary.get("epochs"),
+                           "images": summary.get("images", summary.get("labels")),
+                           "train_seconds": summary.get("train_seconds"),
+                           "images_per_second": summary.get("images_per_second"),
+                           "knn_acc": summary.get("knn_acc"), "test_acc": summary.get("test_acc"), "device": summary.get("device"),
+                           "run": f"{stage.folder}/{stage.id}"})
+    return stages
 
 
 def csv_text(rows: list[dict[str, Any]]) -> str:
