@@ -479,3 +479,35 @@ def test_a_study_never_starts_in_a_folder_of_other_files(tmp_path, tiny_study):
     with pytest.raises(UsageError, match="holds files lowdata did not write \\(holiday.jpg\\)"):
         run_study(folder, **tiny_study)
     assert [p.name for p in folder.iterdir()] == ["holiday.jpg"]
+
+
+DINO_RECIPES = """
+cct-2+dino:
+  family: vit
+  description: CCT-2 pretrained once by DINO, then fine-tuned
+  pretrain: {method: dino, epochs: 1, batch_size: 256, knn_memory: 100,
+             method_args: {out_dim: 32, hidden_dim: 16, bottleneck_dim: 8, local_crops: 2}}
+  settings: {model: cct-2/3x2}
+"""
+
+
+def test_a_dino_stage_runs_once_for_every_budget_and_reports_its_cost_apart(tmp_path, tiny_recipes):
+    recipes = tmp_path / "dino.yaml"
+    recipes.write_text(open(tiny_recipes).read() + DINO_RECIPES)
+    out = tmp_path / "study"
+    run_study(out, data="digits", sizes=[30, 60, 120], recipes=["cnn", "cct-2+dino"], seeds=[0], budget_epochs=1,
+              settings={"batch_size": 32}, recipes_file=str(recipes))
+    plan = load_plan(out)
+    assert [(stage.id, stage.kind, stage.settings["method"]) for stage in plan.stages] == [
+        ("cct-2+dino-pretrain", "pretrain", "dino")]
+    started = Counter(e["cell"] for e in events(out) if e["event"] == "start")
+    assert started["cct-2+dino-pretrain"] == 1 and len(started) == 7
+    for cell in (c for c in plan.cells if c.recipe == "cct-2+dino"):
+        summary = json.loads((out / "cells" / cell.id / "summary.json").read_text())
+        assert summary["init"] == str(out / "stages" / "cct-2+dino-pretrain")
+    stage = json.loads((out / "stages" / "cct-2+dino-pretrain" / "summary.json").read_text())
+    report = (out / "report.md").read_text()
+    assert "## Shared runs" in report
+    row = next(line for line in report.splitlines() if line.startswith("| [cct-2+dino-pretrain]"))
+    assert "pretrain (dino)" in row and "1,438" in row and f"k-NN {stage['knn_acc']:.1%}" in row
+    assert f"{stage['train_seconds'] / 60:.1f} min" in row
