@@ -159,10 +159,17 @@ def test_settings_it_cannot_use_are_one_line(tmp_path, settings, message):
         pretrain(out=str(tmp_path / "run"), model="resnet20", **{**DINO, "method_args": settings})
 
 
-def test_fine_tuning_starts_from_the_teacher(tmp_path):
+def test_fine_tuning_linear_probing_and_the_ema_teacher_start_from_the_teacher(tmp_path):
     run = tmp_path / "dino"
     pretrain(out=str(run), model="cct-2/3x2", **{**DINO, "epochs": 1})
-    summary = train(data="digits", labels=100, epochs=1, model="cct-2/3x2", init=str(run), threads=1,
-                    out=str(tmp_path / "tuned"))
-    assert summary["init"] == str(run)
-    assert any("took the encoder and dropped the rest" in line for line in summary["init_report"])
+    teacher = load_file(run / "checkpoint" / "model_ema.safetensors")
+    common = dict(data="digits", labels=100, epochs=1, model="cct-2/3x2", init=str(run), threads=1)
+    tuned = train(out=str(tmp_path / "tuned"), layer_decay=0.75, **common)
+    assert tuned["init"] == str(run) and tuned["layer_decay"] == 0.75
+    assert any("took the encoder and dropped the rest" in line for line in tuned["init_report"])
+    train(out=str(tmp_path / "probe"), linear_probe=True, **common)
+    probed = load_file(tmp_path / "probe" / "checkpoint" / "model.safetensors")
+    assert all(torch.equal(value, teacher[f"encoder.{key}"]) for key, value in probed.items()
+               if not key.startswith("head."))
+    semi = train(out=str(tmp_path / "semi"), pool="all", pool_teacher="ema", **common)
+    assert semi["pool_teacher"] == "ema" and semi["init"] == str(run)
