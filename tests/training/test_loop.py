@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 import torch
@@ -233,6 +234,7 @@ def test_every_epoch_leaves_a_line_when_not_on_a_terminal(tmp_path, capsys):
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("lowdata: epoch ")]
     assert [line.split(":")[1].strip().split()[1] for line in lines] == ["1/4", "2/4", "3/4", "4/4"]
     assert "test_acc" in lines[1] and "test_acc" not in lines[0] and "img/s" in lines[-1]  # eval_every=2
+    assert re.search(r"\d+ img/s, \d+\.\d min$", lines[-1])  # speed and minutes per epoch
 
 
 def test_a_second_process_training_into_the_same_folder_is_refused(tmp_path):

@@ -74,7 +74,7 @@ def epoch_line(metrics: dict[str, Any], epochs: int) -> str:
     shown = [f"{key} {metrics[key]:.4g}" for key in ("train_loss", "train_acc", "test_acc", "val_acc", "knn_acc")
              if isinstance(metrics.get(key), float)]
     return (f"lowdata: epoch {metrics['epoch']}/{epochs}: {', '.join(shown)}, "
-            f"{metrics['images_per_second']:.0f} img/s")
+            f"{metrics['images_per_second']:.0f} img/s, {metrics['epoch_seconds'] / 60:.1f} min")
 
 
 class MetricsLog:
