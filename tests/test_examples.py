@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -20,3 +21,16 @@ def test_the_transfer_example_runs_every_step(tmp_path, image_folder_writer):
     assert all((tmp_path / "out" / run / "summary.json").is_file() for run in runs)
     assert (tmp_path / "out" / "runs.log").read_text().count('"test_acc"') == 6  # the source and 5 targets
     assert "init: new head for 4 classes (the source's head had 6 outputs)" in done.stderr
+
+
+def test_the_digits_example_goes_end_to_end(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "digits_end_to_end.py"), str(tmp_path)],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].startswith("test accuracy with 200 labels: resnet20 ")
+    assert lines[1].startswith("- With 50 labels, use **")
+    assert [line.split(":")[0] for line in lines[2:7]] == [f"digit-{i}.png" for i in range(5)]
+    assert json.loads(lines[-1])["max_abs_diff"] < 1e-4  # the export gives the run's own logits
+    assert (tmp_path / "study" / "report.html").is_file() and (tmp_path / "cnn-timm" / "config.json").is_file()
