@@ -177,3 +177,25 @@ def test_export_under_a_file_is_one_line(run, tmp_path, capsys):
     assert main(["export", "--run", str(run), "--out", str(notes / "model")]) == 2
     err = capsys.readouterr().err.strip()
     assert "is a file, not a folder" in err and err.count("\n") == 0 and notes.read_text() == "mine"
+
+
+def test_the_onnx_file_is_self_contained_and_describes_its_input(run, tmp_path):
+    """Copied alone into a fresh folder, the file loads in ONNX Runtime and carries the class names, input size
+    and normalisation; nothing else was written beside it."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    import json
+    import shutil
+
+    exported = tmp_path / "export"
+    exported.mkdir()
+    lowdata.export(run, "onnx", exported / "digits.onnx")
+    assert [p.name for p in exported.iterdir()] == ["digits.onnx"]
+    alone = tmp_path / "elsewhere"
+    alone.mkdir()
+    shutil.copy(exported / "digits.onnx", alone / "copy.onnx")
+    session = onnxruntime.InferenceSession(str(alone / "copy.onnx"), providers=["CPUExecutionProvider"])
+    logits = session.run(None, {"images": torch.zeros(2, 1, 8, 8).numpy()})[0]
+    meta = session.get_modelmeta().custom_metadata_map
+    assert logits.shape == (2, 10) and json.loads(meta["classes"]) == [str(i) for i in range(10)]
+    assert json.loads(meta["input_size"]) == [1, 8, 8] and len(json.loads(meta["mean"])) == 1
+    assert meta["resize"] == "squash"

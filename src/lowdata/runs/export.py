@@ -5,7 +5,8 @@
   `save_for_hf`; `timm.create_model("local-dir:FOLDER", pretrained=True)` rebuilds it (after `import
   lowdata.models` for lowdata's presets). Every training run writes one as `RUN/model/`.
 - `torchscript`: a traced module (`torch.jit.load`), the images already normalised as the run was.
-- `onnx`: through `torch.onnx.export` (dynamo), batch size dynamic; needs `pip install 'lowdata[onnx]'`.
+- `onnx`: through `torch.onnx.export` (dynamo), batch size dynamic, one file with its weights inside and the
+  class names, input size, mean and std in its metadata; needs `pip install 'lowdata[onnx]'`.
 
 The exported model takes normalised float images (N, C, H, W); the normalisation is in the config.json, in
 the run's summary (`input`) and printed by the command.
@@ -162,6 +163,14 @@ def write_torchscript(model: torch.nn.Module, info, example: torch.Tensor, path:
     return lambda images: reloaded(images).detach()
 
 
+def onnx_metadata(info) -> dict[str, str]:
+    """What a consumer needs besides the graph, as the model's metadata (JSON values): the class of each logit,
+    the input size, and the normalisation the images need (the graph takes normalised images)."""
+    return {"classes": json.dumps(list(info.classes)), "input_size": json.dumps([info.channels, *info.image_size]),
+            "mean": json.dumps(list(info.mean)), "std": json.dumps(list(info.std)), "resize": "squash",
+            "producer": "lowdata"}
+
+
 def write_onnx(model: torch.nn.Module, info, example: torch.Tensor, path: Path):
     try:
         import onnxruntime
@@ -171,8 +180,12 @@ def write_onnx(model: torch.nn.Module, info, example: torch.Tensor, path: Path):
     from lowdata.io import atomic_path
 
     batch = torch.export.Dim("batch", min=1)
+    program = torch.onnx.export(model, (example,), None, dynamo=True, input_names=["images"],
+                                output_names=["logits"], dynamic_shapes=({0: batch},), verbose=False)
+    proto = program.model_proto  # weights inside: one self-contained file that can be copied on its own
+    for key, value in onnx_metadata(info).items():
+        proto.metadata_props.add(key=key, value=value)
     with atomic_path(path) as tmp:
-        torch.onnx.export(model, (example,), str(tmp), dynamo=True, input_names=["images"], output_names=["logits"],
-                          dynamic_shapes=({0: batch},), verbose=False)
+        tmp.write_bytes(proto.SerializeToString())
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return lambda images: torch.from_numpy(session.run(None, {"images": images.numpy()})[0])
