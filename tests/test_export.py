@@ -199,3 +199,27 @@ def test_the_onnx_file_is_self_contained_and_describes_its_input(run, tmp_path):
     assert logits.shape == (2, 10) and json.loads(meta["classes"]) == [str(i) for i in range(10)]
     assert json.loads(meta["input_size"]) == [1, 8, 8] and len(json.loads(meta["mean"])) == 1
     assert meta["resize"] == "squash"
+
+
+def test_timms_transform_from_the_saved_config_preprocesses_as_lowdata_does(run, tmp_path):
+    """A non-square photo through timm's eval transform, built from the run's config.json alone, gives the
+    input lowdata's predict gives it (squashed to the input size, not centre-cropped), up to resampling."""
+    import timm
+    from PIL import Image
+    from timm.data import create_transform, resolve_data_config
+
+    from lowdata.runs.predict import load_inputs
+
+    pixels = torch.zeros(40, 24, dtype=torch.uint8)
+    pixels[:, :12] = 255  # left half white: a centre crop of the middle rows would keep both halves alike
+    pixels[:10] = 128  # top quarter grey: a centre crop would lose it
+    Image.fromarray(pixels.numpy()).save(tmp_path / "tall.png")
+    model = timm.create_model(f"local-dir:{run / 'model'}", pretrained=True)
+    timm_input = create_transform(**resolve_data_config(model=model))(Image.open(tmp_path / "tall.png"))
+    loaded = lowdata.load_run(run)
+    _, batch = load_inputs([tmp_path / "tall.png"], loaded.info)
+    ours = (batch.float() / 255 - torch.tensor(loaded.info.mean).view(1, -1, 1, 1)) / \
+        torch.tensor(loaded.info.std).view(1, -1, 1, 1)
+    assert timm_input.shape == ours[0].shape == (1, 8, 8)
+    assert (timm_input - ours[0]).abs().max() < 0.25 * (1 / loaded.info.std[0])  # a quarter of the range at most
+    assert (timm_input - ours[0]).abs().mean() < 0.05 * (1 / loaded.info.std[0])

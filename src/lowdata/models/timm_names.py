@@ -51,7 +51,7 @@ def register_presets() -> None:
             continue
         transformer = MODELS.get(preset).family == "transformer"
         # the CIFAR defaults; a run's own size, channels and normalisation go into its exported config.json
-        default_cfgs[name] = {"input_size": (3, 32, 32), "num_classes": 10, "crop_pct": 1.0,
+        default_cfgs[name] = {"input_size": (3, 32, 32), "num_classes": 10, "crop_pct": 1.0, "crop_mode": "squash",
                               "interpolation": "bilinear", "fixed_input_size": transformer,
                               "mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5),
                               "classifier": "head" if transformer else "fc", "first_conv": None}

@@ -117,8 +117,9 @@ def write_checked(format: str, model: torch.nn.Module, info, path: Path) -> floa
 
 
 def timm_data_config(info) -> dict[str, Any]:
+    # lowdata resizes every image to the input size as a whole (`squash`), never a centre crop
     return {"input_size": (info.channels, *info.image_size), "mean": tuple(info.mean), "std": tuple(info.std),
-            "crop_pct": 1.0, "interpolation": "bilinear"}
+            "crop_pct": 1.0, "crop_mode": "squash", "interpolation": "bilinear"}
 
 
 def write_timm(model: torch.nn.Module, info, example: torch.Tensor, path: Path):
