@@ -56,7 +56,7 @@ def test_a_training_run_writes_its_model_in_timm_format_and_a_resolved_config(ru
     assert saved["drop_path"] == 0.1 and saved["lr"] == 1e-3 and saved["distill"] == "none"
 
 
-@pytest.mark.parametrize("format", ["torchscript", "onnx"])
+@pytest.mark.parametrize("format", ["torchscript", "onnx", "export"])
 def test_export_formats_reproduce_the_runs_outputs(run, format, tmp_path):
     if format == "onnx":
         pytest.importorskip("onnxruntime")
@@ -65,6 +65,9 @@ def test_export_formats_reproduce_the_runs_outputs(run, format, tmp_path):
     assert result["input"]["shape"] == ["N", 1, 8, 8] and len(result["input"]["classes"]) == 10
     if format == "torchscript":
         reloaded = torch.jit.load(result["path"])
+        assert reloaded(torch.zeros(3, 1, 8, 8)).shape == (3, 10)
+    if format == "export":  # the program keeps its batch size dynamic
+        reloaded = torch.export.load(result["path"]).module()
         assert reloaded(torch.zeros(3, 1, 8, 8)).shape == (3, 10)
 
 
@@ -169,6 +172,10 @@ def test_export_replaces_its_own_previous_export_and_fills_an_empty_folder(run, 
     traced = tmp_path / "m.pt"
     assert main(["export", "--run", str(run), "--format", "torchscript", "--out", str(traced)]) == 0
     assert main(["export", "--run", str(run), "--format", "torchscript", "--out", str(traced)]) == 0
+    program = tmp_path / "m.pt2"
+    assert main(["export", "--run", str(run), "--format", "export", "--out", str(program)]) == 0
+    assert main(["export", "--run", str(run), "--format", "export", "--out", str(program)]) == 0
+    assert main(["export", "--run", str(run), "--format", "export", "--out", str(traced)]) == 2  # not its own
 
 
 def test_export_under_a_file_is_one_line(run, tmp_path, capsys):

@@ -180,10 +180,12 @@ def add_export(commands) -> None:
                                                 "model's outputs equal the run's. Inputs: normalised float images "
                                                 "(the mean/std are printed and in config.json).")
     exporting.add_argument("--run", required=True, help="a run directory written by `lowdata train`")
-    exporting.add_argument("--format", default="timm", choices=["timm", "torchscript", "onnx"],
-                           help="timm (default; every run already has one in RUN/model), torchscript, or onnx "
-                                "(pip install 'lowdata[onnx]')")
-    exporting.add_argument("--out", help="where to write (default: RUN/model, RUN/model.torchscript.pt, RUN/model.onnx)")
+    exporting.add_argument("--format", default="timm", choices=["timm", "torchscript", "onnx", "export"],
+                           help="timm (default; every run already has one in RUN/model), torchscript, onnx "
+                                "(pip install 'lowdata[onnx]'; one file, class names and normalisation in its "
+                                "metadata), or export (a torch.export program, .pt2)")
+    exporting.add_argument("--out", help="where to write (default: RUN/model, RUN/model.torchscript.pt, RUN/model.onnx, "
+                                         "RUN/model.pt2)")
     exporting.set_defaults(command=export_command)
 
 

@@ -4,7 +4,9 @@
   class names, and the run's input size and normalisation as `pretrained_cfg`), written by timm's own
   `save_for_hf`; `timm.create_model("local-dir:FOLDER", pretrained=True)` rebuilds it (after `import
   lowdata.models` for lowdata's presets). Every training run writes one as `RUN/model/`.
-- `torchscript`: a traced module (`torch.jit.load`), the images already normalised as the run was.
+- `torchscript`: a traced module (`torch.jit.load`), the images already normalised as the run was; kept while
+  torch keeps TorchScript (2.14 marks `torch.jit.load` deprecated in favour of torch.export).
+- `export`: a `torch.export` program (`.pt2`, `torch.export.load(path).module()`), batch size dynamic.
 - `onnx`: through `torch.onnx.export` (dynamo), batch size dynamic, one file with its weights inside and the
   class names, input size, mean and std in its metadata; needs `pip install 'lowdata[onnx]'`.
 
@@ -22,7 +24,7 @@ import torch
 
 from lowdata.errors import UsageError
 
-FORMATS = {"timm": "model", "torchscript": "model.torchscript.pt", "onnx": "model.onnx"}
+FORMATS = {"timm": "model", "torchscript": "model.torchscript.pt", "onnx": "model.onnx", "export": "model.pt2"}
 TOLERANCE = 1e-4  # float32 re-implementations (ONNX Runtime's kernels) differ from PyTorch's in the last bits
 
 
@@ -76,6 +78,10 @@ def is_previous_export(format: str, path: Path) -> bool:
         if format == "torchscript":
             with zipfile.ZipFile(path) as archive:
                 return any(name.endswith("/constants.pkl") or "/code/__torch__" in name for name in archive.namelist())
+        if format == "export":
+            with zipfile.ZipFile(path) as archive:
+                return any(name.endswith("/archive_format") for name in archive.namelist()) and \
+                    any(name.endswith("/models/model.json") for name in archive.namelist())
         with open(path, "rb") as handle:  # an ONNX ModelProto starts with ir_version and names its producer
             head = handle.read(256)
         return head[:1] == b"\x08" and b"pytorch" in head
@@ -107,7 +113,7 @@ def write_checked(format: str, model: torch.nn.Module, info, path: Path) -> floa
     example = torch.randn(4, info.channels, *info.image_size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = model(example)
-    writer = {"timm": write_timm, "torchscript": write_torchscript, "onnx": write_onnx}[format]
+    writer = {"timm": write_timm, "torchscript": write_torchscript, "onnx": write_onnx, "export": write_program}[format]
     rerun = writer(model, info, example, path)
     difference = (rerun(example) - expected).abs().max().item()
     if not difference <= TOLERANCE:
@@ -161,6 +167,18 @@ def write_torchscript(model: torch.nn.Module, info, example: torch.Tensor, path:
         with atomic_path(path) as tmp:
             torch.jit.save(traced, str(tmp))
         reloaded = torch.jit.load(str(path))
+    return lambda images: reloaded(images).detach()
+
+
+def write_program(model: torch.nn.Module, info, example: torch.Tensor, path: Path):
+    """A torch.export program with a dynamic batch size, saved as .pt2 and loaded back as a module."""
+    from lowdata.io import atomic_path
+
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+    with atomic_path(path) as tmp:
+        torch.export.save(program, str(tmp))
+    reloaded = torch.export.load(str(path)).module()
     return lambda images: reloaded(images).detach()
 
 
