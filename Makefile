@@ -6,13 +6,20 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test test-all benchmark clean
 
-$(STAMP): pyproject.toml
+# the demo installs what it runs; the tests add their extras (pytest, ONNX, Ray); both at the tested versions
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+
+$(VENV)/.installed-run: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	touch $@
+
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP) $(VENV)/.installed-run
 
 # The quick study: CNN vs ViT learning curves on scikit-learn's digits (embedded, no download).
-demo: $(STAMP)
+demo: $(VENV)/.installed-run
 	rm -rf runs/demo
 	$(BIN)/lowdata study --preset quick --out runs/demo
 	@cat runs/demo/report.md
