@@ -152,3 +152,14 @@ def test_a_yaml_tag_that_would_run_code_is_refused_and_runs_nothing(capsys, tmp_
     code, _, err = run_cli(capsys, "train", "--config", str(evil), "--out", str(tmp_path / "run"))
     assert code == 2 and "uses a YAML tag lowdata does not load at line 1" in err
     assert not (tmp_path / "PWNED").exists()
+
+
+def test_the_api_is_listed_though_it_loads_on_first_use():
+    import subprocess
+    import sys
+
+    script = ("import sys, lowdata\nnames = dir(lowdata)\n"
+              "assert {'train', 'pretrain', 'run_study', 'predict', 'export', 'load_run'} <= set(names), names\n"
+              "assert 'torch' not in sys.modules\n")  # listing loads nothing
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-1000:]

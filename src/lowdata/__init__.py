@@ -14,3 +14,9 @@ def __getattr__(name: str) -> Any:
 
         return getattr(api, name)
     raise AttributeError(f"module 'lowdata' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The API among the module's names, though it loads on first use (so `dir(lowdata)` and tab completion
+    show it)."""
+    return sorted({*globals(), *__all__})
