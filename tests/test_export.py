@@ -54,6 +54,19 @@ def test_a_training_run_writes_its_model_in_timm_format_and_a_resolved_config(ru
         assert torch.allclose(rebuilt(normalised), loaded.logits(images), atol=0.05)  # the run computes in bf16
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["drop_path"] == 0.1 and saved["lr"] == 1e-3 and saved["distill"] == "none"
+    written = json.loads((run / "model" / "config.json").read_text())  # timm's own name and arguments
+    assert written["architecture"] == "vit_tiny_patch16_224"
+    assert written["model_args"]["depth"] == 1 and written["model_args"]["patch_size"] == 2
+
+
+def test_a_model_with_lowdata_parts_keeps_its_lowdata_name(tmp_path):
+    class Info:
+        channels, image_size, classes, mean, std = 3, (32, 32), ("a", "b"), (0.5,) * 3, (0.25,) * 3
+
+    for preset, name in (("cct-2/3x2", "lowdata_cct_2_3x2"), ("resnet20", "lowdata_resnet20")):
+        model = lowdata.create_model(preset, num_classes=2, in_chans=3, img_size=32)
+        write_checked("timm", model, Info(), tmp_path / name)
+        assert json.loads((tmp_path / name / "config.json").read_text())["architecture"] == name
 
 
 @pytest.mark.parametrize("format", ["torchscript", "onnx", "export"])
@@ -101,15 +114,16 @@ def test_the_python_api_builds_and_loads(run):
 
 
 def test_a_fresh_process_rebuilds_the_run_from_its_record_alone(run, tmp_path):
-    """No dataset, no lowdata run code: timm and the folder's config.json (after lowdata registers its names)."""
+    """No dataset, no lowdata: a plain ViT preset's run loads with timm and the folder's config.json alone."""
     import subprocess
     import sys
 
     images = torch.randint(0, 256, (6, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     torch.save(images, tmp_path / "images.pt")
     script = f"""
-import torch, timm, lowdata.models
+import sys, torch, timm
 model = timm.create_model("local-dir:{run / 'model'}", pretrained=True).eval()
+assert not any(name.startswith("lowdata") for name in sys.modules)
 cfg = timm.data.resolve_data_config(model=model)
 x = torch.load("{tmp_path / 'images.pt'}").float() / 255
 x = (x - torch.tensor(cfg["mean"]).view(1, -1, 1, 1)) / torch.tensor(cfg["std"]).view(1, -1, 1, 1)

@@ -62,3 +62,28 @@ def register_presets() -> None:
         entry.__name__ = entry.__qualname__ = name
         entry.__module__ = __name__
         register_model(entry)
+
+
+def plain_timm_description(model: nn.Module) -> tuple[str, dict[str, Any]] | None:
+    """(timm architecture name, its arguments) that rebuild `model` with timm alone, when the model is timm's
+    own VisionTransformer with nothing of lowdata's (patch embedding, timm's attention, class-token or average
+    pooling): a vit-tiny run then loads in an environment without lowdata. None for anything else (CCT, conv
+    stems, LSA, the CIFAR ResNets), which keeps its `lowdata_` name."""
+    from timm.layers import PatchEmbed
+    from timm.models.vision_transformer import Attention, Block, VisionTransformer
+
+    if type(model) is not VisionTransformer or type(model.patch_embed) is not PatchEmbed:
+        return None
+    blocks = list(model.blocks)
+    if model.attn_pool is not None or not blocks or any(type(b) is not Block or type(b.attn) is not Attention
+                                                         or not isinstance(b.ls1, nn.Identity) for b in blocks):
+        return None
+    first = blocks[0]
+    return "vit_tiny_patch16_224", {  # timm's entry point; every argument below replaces its own
+        "img_size": list(model.patch_embed.img_size), "patch_size": model.patch_embed.patch_size[0],
+        "in_chans": model.patch_embed.proj.in_channels, "num_classes": model.num_classes,
+        "global_pool": model.global_pool, "embed_dim": model.embed_dim, "depth": len(blocks),
+        "num_heads": first.attn.num_heads, "mlp_ratio": first.mlp.fc1.out_features / model.embed_dim,
+        "qkv_bias": first.attn.qkv.bias is not None, "class_token": model.cls_token is not None,
+        "no_embed_class": model.no_embed_class, "reg_tokens": model.num_reg_tokens,
+        "fc_norm": not isinstance(model.fc_norm, nn.Identity)}

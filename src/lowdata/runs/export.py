@@ -134,12 +134,18 @@ def write_timm(model: torch.nn.Module, info, example: torch.Tensor, path: Path):
     from timm.models import save_for_hf
 
     from lowdata.io import follow_umask, make_temp_dir
+    from lowdata.models.timm_names import plain_timm_description
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = make_temp_dir(path.parent, prefix=f".{path.name}.tmp-")
     try:
-        save_for_hf(model, str(tmp), model_config={"label_names": list(info.classes)}, safe_serialization=True,
-                    data_config=timm_data_config(info))
+        config = {"label_names": list(info.classes)}
+        plain = plain_timm_description(model)
+        if plain is not None:  # timm alone rebuilds it: saved under timm's name, when that gives the same logits
+            if same_logits(timm.create_model(plain[0], **plain[1]), model, example):
+                config["pretrained_cfg"] = {"architecture": plain[0]}
+                model._model_args = plain[1]  # (a copy of the run's model) what timm records for its rebuild
+        save_for_hf(model, str(tmp), model_config=config, safe_serialization=True, data_config=timm_data_config(info))
         for file in tmp.iterdir():
             follow_umask(file)
         if path.is_dir():  # an empty folder or a previous export (check_export_target); its two files only
@@ -151,6 +157,16 @@ def write_timm(model: torch.nn.Module, info, example: torch.Tensor, path: Path):
         shutil.rmtree(tmp, ignore_errors=True)
     rebuilt = timm.create_model(f"local-dir:{path}", pretrained=True).eval()
     return lambda images: rebuilt(images).detach()
+
+
+def same_logits(candidate: torch.nn.Module, model: torch.nn.Module, example: torch.Tensor) -> bool:
+    """Whether `candidate`, given `model`'s weights, computes the same logits (a rebuild that describes it)."""
+    try:
+        candidate.load_state_dict(model.state_dict())
+    except RuntimeError:
+        return False
+    with torch.no_grad():
+        return bool((candidate.eval()(example) - model(example)).abs().max() <= TOLERANCE)
 
 
 def write_torchscript(model: torch.nn.Module, info, example: torch.Tensor, path: Path):
