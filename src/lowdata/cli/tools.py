@@ -56,11 +56,13 @@ def preview_command(args: argparse.Namespace) -> int:
 def data_check_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from lowdata.data.check import check_folder
+    from lowdata.data.check import inspect_folder
 
-    problems = check_folder(Path(args.path).expanduser())
+    problems, description = inspect_folder(Path(args.path).expanduser())
     for line in problems:
         print(line)
+    for line in description:
+        print(f"lowdata: {line}", file=sys.stderr)
     print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {args.path}", file=sys.stderr)
     return 1 if problems else 0
 

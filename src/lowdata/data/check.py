@@ -13,6 +13,12 @@ from lowdata.errors import UsageError
 def check_folder(root: Path) -> list[str]:
     """One line per problem: unreadable or undecodable files, empty or missing class folders, too few
     classes or images, mixed image sizes. Empty when the folder loads as it is."""
+    return inspect_folder(root)[0]
+
+
+def inspect_folder(root: Path) -> tuple[list[str], list[str]]:
+    """(the problems, as check_folder; what a run would see: classes and their images, image sizes, and the
+    train/test split)."""
     from lowdata.data.imagefolder import EXTENSIONS, HOLDOUT_FRACTION, decode_one, looks_like_split_folder
 
     if not root.is_dir():
@@ -24,6 +30,7 @@ def check_folder(root: Path) -> list[str]:
         problems.append(f"{splits[0]}: {len(classes)} class folder{'s' if len(classes) != 1 else ''}; a classifier "
                         "needs at least 2")
     sizes: Counter = Counter()
+    counts: dict[Path, Counter] = {split: Counter() for split in splits}
     for split in splits:
         present = sorted(p.name for p in split.iterdir() if p.is_dir() and not p.name.startswith("."))
         for extra in sorted(set(present) - set(classes)):
@@ -50,6 +57,7 @@ def check_folder(root: Path) -> list[str]:
                     problems.append(f"{path}: {str(err).replace(str(path), '').strip(' ;')}")
                     continue
                 images += 1
+                counts[split][name] += 1
                 sizes[tuple(image.shape[1:])] += 1
             if images == 0:
                 problems.append(f"{folder}: no images ({', '.join(sorted(EXTENSIONS))})")
@@ -59,4 +67,21 @@ def check_folder(root: Path) -> list[str]:
     if len(sizes) > 1:
         common = ", ".join(f"{h}x{w} ({n})" for (h, w), n in sizes.most_common(3))
         problems.append(f"{root}: images of {len(sizes)} sizes ({common}); train with image_size=N to resize them")
-    return problems
+    return problems, describe(splits, classes, counts, sizes, HOLDOUT_FRACTION)
+
+
+def describe(splits: list[Path], classes: list[str], counts: dict[Path, Counter], sizes: Counter,
+             holdout: float) -> list[str]:
+    lines = [f"classes: {len(classes)} ({', '.join(f'{name} {counts[splits[0]][name]:,}' for name in classes)})"]
+    if sizes:
+        lines.append("image sizes: " + ", ".join(f"{h}x{w} ({n:,})" for (h, w), n in sizes.most_common(3))
+                     + (f" and {len(sizes) - 3} more" if len(sizes) > 3 else ""))
+    if len(splits) == 2:
+        lines.append(f"split: {splits[0].name}/ and {splits[1].name}/ as given: {sum(counts[splits[0]].values()):,} "
+                     f"training and {sum(counts[splits[1]].values()):,} test images")
+    else:
+        total = sum(counts[splits[0]].values())
+        test = sum(round(n * holdout) for n in counts[splits[0]].values())
+        lines.append(f"split: a seeded, stratified {holdout:.0%} of each class held out for testing: about "
+                     f"{total - test:,} training and {test:,} test images")
+    return lines
