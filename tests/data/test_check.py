@@ -17,3 +17,23 @@ def test_data_check_lists_every_problem_at_once(tmp_path, image_folder_writer, c
     assert "loop.png:" in out and "empty: no images" in out
     assert "images of 2 sizes (12x12 (18), 20x20 (1))" in out
     assert len(out.strip().splitlines()) == 4
+
+
+def test_data_check_says_what_a_run_would_see(tmp_path, image_folder_writer, capsys):
+    held_out = image_folder_writer(tmp_path / "flat", per_class=10, split=False)
+    assert main(["data", "check", str(held_out)]) == 0
+    err = capsys.readouterr().err
+    assert "lowdata: classes: 3 (cat 10, dog 10, frog 10)" in err and "image sizes: 12x12 (30)" in err
+    assert "stratified 20% of each class held out for testing: about 24 training and 6 test images" in err
+    given = image_folder_writer(tmp_path / "split", per_class=6)
+    assert main(["data", "check", str(given)]) == 0
+    assert "split: train/ and test/ as given: 18 training and 9 test images" in capsys.readouterr().err
+
+
+def test_a_run_says_at_its_start_what_it_trains_and_tests_on(tmp_path, capsys):
+    from lowdata import train
+
+    train(data="digits", labels=100, val_fraction=0.1, model="resnet20", epochs=1, out=str(tmp_path / "run"))
+    line = next(line for line in capsys.readouterr().err.splitlines() if line.startswith("lowdata: data:"))
+    assert line == ("lowdata: data: digits, 10 classes, 8x8x1: training on 90 labelled of 1,438 training images, "
+                    "10 held out for validation; testing on 359 images")

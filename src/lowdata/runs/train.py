@@ -63,7 +63,8 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
     if config.tta:  # the model evaluated on logits averaged over fixed views (augment/tta.py)
         evaluator = with_views(evaluator, info.hflip)
     data = LoopData(dataset.train_images[budget.labelled], dataset.train_labels[budget.labelled])
-    notes = [f"augment: {note}" for note in policy.notes] + [f"init: {line}" for line in init_report]
+    notes = [data_note(info, budget, len(dataset.train_labels), len(pool), len(dataset.test_labels))]
+    notes += [f"augment: {note}" for note in policy.notes] + [f"init: {line}" for line in init_report]
     feed = getattr(objective, "feed", None)
     if feed:
         teacher = "the student's moving average" if config.pool_teacher == "ema" else f"the teacher ({config.distill})"
@@ -121,6 +122,15 @@ def write_confusion(run: Run, confusion: list[list[int]], classes) -> None:
                                                        confusion})
     with atomic_path(run.run_dir / "confusion.png") as tmp:
         tmp.write_bytes(confusion_png(confusion, list(classes)))
+
+
+def data_note(info, budget, train_images: int, pool_images: int, test_images: int) -> str:
+    """What the run trains and tests on, said at its start (the test split may be a hold-out of the folder)."""
+    besides = [f"{len(budget.val):,} held out for validation"] if len(budget.val) else []
+    besides += [f"{pool_images:,} unlabelled in the pool"] if pool_images else []
+    return (f"data: {info.name}, {info.num_classes} classes, {info.image_size[0]}x{info.image_size[1]}x"
+            f"{info.channels}: training on {len(budget.labelled):,} labelled of {train_images:,} training images"
+            f"{''.join(f', {part}' for part in besides)}; testing on {test_images:,} images")
 
 
 POOL_TEACHERS = ("cnn", "ema")
