@@ -40,3 +40,17 @@ def test_a_folder_without_a_run_is_a_usage_error(tmp_path):
         rundir.read_config(tmp_path)
     with pytest.raises(UsageError, match="no checkpoint in"):
         rundir.read_run_weights(tmp_path)
+
+
+@pytest.mark.parametrize("init, message", [("/nowhere/run", "is neither a lowdata run directory"),
+                                           ("empty-run", "no checkpoint in")])
+def test_a_bad_init_is_refused_before_the_data_loads(tmp_path, monkeypatch, init, message):
+    from lowdata import train
+    from lowdata.data import datasets
+
+    (tmp_path / "empty-run").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("the data was loaded first"))
+    monkeypatch.setattr("lowdata.data.load_dataset", lambda *a, **k: pytest.fail("the data was loaded first"))
+    with pytest.raises(UsageError, match=message):
+        train(data="digits", labels=100, model="resnet20", epochs=1, init=init, out=str(tmp_path / "run"))

@@ -29,9 +29,33 @@ def read_source(source: str, pretrained: bool = False) -> tuple[dict[str, torch.
 
         if timm.is_model(source):
             return read_timm_pretrained(source, pretrained)
-    raise UsageError(f"--init {source} is neither a lowdata run directory, a weights file "
-                     f"({', '.join(WEIGHT_SUFFIXES)}), a Hugging Face ViT directory nor a timm model name; "
-                     "check the path or the name (`lowdata models --timm 'vit_*'`)")
+    raise unknown_source(source)
+
+
+def check_source(source: str) -> None:
+    """What read_source would refuse about `source` without reading its weights, so that a run refuses a bad
+    `--init` before it loads its data."""
+    path = Path(source).expanduser()
+    if path.is_dir() and not ((path / "config.json").is_file() and not (path / "checkpoint").exists()):
+        from lowdata.rundir import checkpoint_dir
+
+        if checkpoint_dir(path) is None:
+            raise UsageError(f"no checkpoint in {path}; give the --out folder of a lowdata run")
+        return
+    if path.is_dir() or (path.is_file() and path.suffix in WEIGHT_SUFFIXES):
+        return
+    if not path.exists():
+        import timm
+
+        if timm.is_model(source):
+            return
+    raise unknown_source(source)
+
+
+def unknown_source(source: str) -> UsageError:
+    return UsageError(f"--init {source} is neither a lowdata run directory, a weights file "
+                      f"({', '.join(WEIGHT_SUFFIXES)}), a Hugging Face ViT directory nor a timm model name; "
+                      "check the path or the name (`lowdata models --timm 'vit_*'`)")
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:

@@ -33,6 +33,10 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
     from lowdata.training.loop import LoopData
 
     config = run.config
+    if config.init and not run.resume:  # refused before the data loads (minutes, on a large folder)
+        from lowdata.models.sources import check_source
+
+        check_source(config.init)
     dataset = load_dataset(config.data, config.image_size, config.split_seed, classes=config.classes)
     info = dataset.info
     budget = select_budget(dataset.train_labels, info.num_classes, config.seed, total=config.labels,
