@@ -1,5 +1,3 @@
-import json
-
 import pytest
 import timm
 import torch
@@ -57,33 +55,9 @@ def test_position_embeddings_on_the_same_grid_are_unchanged():
     assert nothing == [] and all(torch.equal(same[k], v) for k, v in plain.state_dict().items())
 
 
-def test_a_hugging_face_vit_directory_is_converted(tmp_path):
+def test_a_hugging_face_vit_directory_is_converted(tmp_path, transformers_vit_writer):
     model = create_model("vit-tiny", num_classes=10, in_chans=3, img_size=(32, 32), depth=2)
-    hf = {}
-    for key, value in model.state_dict().items():  # write the model under transformers' ViT names
-        if ".attn.qkv." in key:
-            block, kind = key.split(".")[1], key.split(".")[-1]
-            for name, part in zip(("query", "key", "value"), value.chunk(3)):
-                hf[f"vit.encoder.layer.{block}.attention.attention.{name}.{kind}"] = part.clone()
-            continue
-        renames = {"cls_token": "vit.embeddings.cls_token", "pos_embed": "vit.embeddings.position_embeddings",
-                   "patch_embed.proj.weight": "vit.embeddings.patch_embeddings.projection.weight",
-                   "patch_embed.proj.bias": "vit.embeddings.patch_embeddings.projection.bias",
-                   "norm.weight": "vit.layernorm.weight", "norm.bias": "vit.layernorm.bias",
-                   "head.weight": "classifier.weight", "head.bias": "classifier.bias"}
-        if key in renames:
-            hf[renames[key]] = value.clone()
-        else:
-            block, rest = key.split(".")[1], key.split(".", 2)[2]
-            for old, new in (("norm1", "layernorm_before"), ("norm2", "layernorm_after"),
-                             ("attn.proj", "attention.output.dense"), ("mlp.fc1", "intermediate.dense"),
-                             ("mlp.fc2", "output.dense")):
-                if rest.startswith(old + "."):
-                    hf[f"vit.encoder.layer.{block}.{new}{rest[len(old):]}"] = value.clone()
-    folder = tmp_path / "hf-vit"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"model_type": "vit"}))
-    save_file(hf, str(folder / "model.safetensors"))
+    folder = transformers_vit_writer(model, tmp_path / "hf-vit")
     fresh = create_model("vit-tiny", num_classes=10, in_chans=3, img_size=(32, 32), depth=2)
     report = load_init(fresh, folder)
     assert report[0].startswith(f"loaded {len(fresh.state_dict())} of {len(fresh.state_dict())}")

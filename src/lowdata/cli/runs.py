@@ -26,7 +26,9 @@ TRAIN_FLAGS = {  # flag -> (setting, type, help)
     "--guide": ("guide", str, "feature guidance: the ViT's tokens imitate this CNN run's feature maps (guide_weight=, "
                               "guide_blocks=, guide_on=labelled|pool|both)"),
     "--rounds": ("rounds", int, "self-training rounds: each round's student is the next round's teacher"),
-    "--init": ("init", str, "start from these weights: a lowdata run (e.g. `lowdata pretrain`'s) or a weights file"),
+    "--init": ("init", str, "start from these weights: a lowdata run (e.g. `lowdata pretrain`'s), a weights file, a "
+                        "Hugging Face folder, a timm name (with --pretrained) or a hub id (hf-hub:ORG/NAME, timm/NAME, "
+                        "ORG/NAME; read from the hub's cache, HF_HUB_CACHE, when offline)"),
     "--freeze-epochs": ("freeze_epochs", int, "fine-tuning: train only the head for this many epochs first"),
     "--layer-decay": ("layer_decay", float, "layer-wise learning-rate decay for fine-tuning (MAE: 0.65-0.75)"),
     "--seed": ("seed", int, "seed for the label subset, initialisation and augmentation"),

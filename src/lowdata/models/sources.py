@@ -3,7 +3,6 @@ name with `--pretrained`, or a Hugging Face ViT directory. Files are read withou
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -27,9 +26,26 @@ def read_source(source: str, pretrained: bool = False) -> tuple[dict[str, torch.
     if not path.exists():
         import timm
 
+        from lowdata.models.hub import is_hub_id
+
         if timm.is_model(source):
             return read_timm_pretrained(source, pretrained)
+        if is_hub_id(source):
+            return read_hub(source)
     raise unknown_source(source)
+
+
+def read_hub(source: str) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """A hub model id (models/hub.py): timm's format read by timm, a transformers ViT converted to timm's names."""
+    from lowdata.models.hub import is_timm_repo, read_timm_hub, snapshot
+
+    repo = source.removeprefix("hf-hub:")
+    if is_timm_repo(source):
+        return read_timm_hub(repo)
+    folder = snapshot(repo)
+    if is_timm_repo(source, folder):  # timm's format under another organisation
+        return read_timm_hub(repo)
+    return read_hugging_face_vit(folder), [f"converted Hugging Face ViT {repo} ({folder}) to timm's names"]
 
 
 def check_source(source: str) -> None:
@@ -47,15 +63,18 @@ def check_source(source: str) -> None:
     if not path.exists():
         import timm
 
-        if timm.is_model(source):
+        from lowdata.models.hub import is_hub_id
+
+        if timm.is_model(source) or is_hub_id(source):  # a hub id is looked up when the weights are read
             return
     raise unknown_source(source)
 
 
 def unknown_source(source: str) -> UsageError:
     return UsageError(f"--init {source} is neither a lowdata run directory, a weights file "
-                      f"({', '.join(WEIGHT_SUFFIXES)}), a Hugging Face ViT directory nor a timm model name; "
-                      "check the path or the name (`lowdata models --timm 'vit_*'`)")
+                      f"({', '.join(WEIGHT_SUFFIXES)}), a Hugging Face ViT directory, a timm model name nor a hub "
+                      "id (hf-hub:ORG/NAME, timm/NAME, ORG/NAME); check the path or the name "
+                      "(`lowdata models --timm 'vit_*'`)")
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -89,15 +108,9 @@ def read_timm_pretrained(name: str, pretrained: bool) -> tuple[dict[str, torch.T
                          "(or give a weights file)")
     import timm
 
-    from lowdata.data.download import network_available
+    from lowdata.models.hub import use_cache_alone_when_offline
 
-    if not network_available("https://huggingface.co"):
-        # use timm's cache at once instead of ~46 s of retries; the hub reads the variable when imported,
-        # so set its constant too in case it already is
-        import huggingface_hub.constants
-
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        huggingface_hub.constants.HF_HUB_OFFLINE = True
+    use_cache_alone_when_offline()
     try:
         model = timm.create_model(name, pretrained=True)
     except Exception as err:  # noqa: BLE001 - hub and HTTP errors have many types; all mean "not available"
