@@ -28,3 +28,18 @@ def test_the_confusion_matrix_adds_up_to_top1_and_the_test_size(tmp_path):
     assert evaluated["confusion"] == confusion and evaluated["per_class_acc"] == summary["per_class_acc"]
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert "test_confusion" not in metrics[-1] and "test_top5_acc" in metrics[-1]
+
+
+def test_top5_is_reported_only_with_more_than_five_classes():
+    from contextlib import nullcontext
+
+    from torch import nn
+
+    from lowdata.metrics import evaluate
+
+    images = torch.zeros(10, 1, 2, 2, dtype=torch.uint8)
+    for classes, reported in ((5, False), (6, True)):
+        model = nn.Sequential(nn.Flatten(), nn.Linear(4, classes))
+        result = evaluate(model, images, torch.arange(10) % classes, lambda x: x.float(), torch.device("cpu"),
+                          nullcontext)
+        assert ("top5_acc" in result) is reported

@@ -13,8 +13,8 @@ from torch.nn import functional as F
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, normalize: nn.Module,
              device: torch.device, autocast: Callable[[], AbstractContextManager], batch_size: int = 512
              ) -> dict[str, float]:
-    """Top-1 accuracy, mean cross-entropy, top-5 accuracy (with 5 or more classes) and the confusion matrix
-    (rows: true class, columns: predicted) over uint8 `images`."""
+    """Top-1 accuracy, mean cross-entropy, top-5 accuracy (with more than 5 classes: with 5 it is always 1) and
+    the confusion matrix (rows: true class, columns: predicted) over uint8 `images`."""
     was_training = model.training
     model.eval()
     correct, top5, loss_sum, confusion = 0, 0, 0.0, None
@@ -33,7 +33,7 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, norma
     model.train(was_training)
     n = max(len(images), 1)
     result = {"acc": correct / n, "loss": loss_sum / n, "confusion": [] if confusion is None else confusion.tolist()}
-    if confusion is not None and confusion.shape[0] >= 5:
+    if confusion is not None and confusion.shape[0] > 5:
         result["top5_acc"] = top5 / n
     return result
 
