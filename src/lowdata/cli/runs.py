@@ -102,7 +102,7 @@ def given(args: argparse.Namespace, table: dict, **more: object) -> dict:
 
 
 def add_pretrain(commands) -> None:
-    pretrain = commands.add_parser("pretrain", help="self-supervised pretraining on every training image (MAE)",
+    pretrain = commands.add_parser("pretrain", help="self-supervised pretraining on every training image (MAE, DINO)",
                                    description="Pretrain an encoder on all training images without their labels; "
                                                "fine-tune it with `lowdata train ... --init OUT`.")
     for flag, (dest, kind, text) in PRETRAIN_FLAGS.items():

@@ -5,7 +5,9 @@
     # then: lowdata train --data ... --labels 1000 --init runs/mae --layer-decay 0.75
 
 What differs from other kinds of run: every training image with its label replaced, the method's objective
-(found by registration), a k-NN monitor instead of test accuracy, and the method's figures at the end.
+(found by registration), a k-NN monitor instead of test accuracy, and the method's figures at the end. A
+method that keeps its own average of the weights (DINO's teacher) has it evaluated, checkpointed and read by
+`--init` in place of an EMA.
 """
 from __future__ import annotations
 
