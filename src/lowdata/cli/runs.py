@@ -186,8 +186,8 @@ def add_export(commands) -> None:
                            help="timm (default; every run already has one in RUN/model), torchscript, onnx "
                                 "(pip install 'lowdata[onnx]'; one file, class names and normalisation in its "
                                 "metadata), or export (a torch.export program, .pt2)")
-    exporting.add_argument("--out", help="where to write (default: RUN/model, RUN/model.torchscript.pt, RUN/model.onnx, "
-                                         "RUN/model.pt2)")
+    exporting.add_argument("--out", help="where to write (default: RUN/model, RUN/model.torchscript.pt, "
+                                         "RUN/model.onnx, RUN/model.pt2)")
     exporting.set_defaults(command=export_command)
 
 
