@@ -25,7 +25,7 @@ def test_train_and_pretrain_each_take_their_own_kind_of_method(tmp_path):
 
     with pytest.raises(UsageError, match="unknown objective 'mae'; choose one of: .*supervised"):
         train(data="digits", epochs=1, objective="mae", out=str(tmp_path / "a"))
-    with pytest.raises(UsageError, match="unknown pretraining method 'supervised'; choose one of: mae"):
+    with pytest.raises(UsageError, match="unknown pretraining method 'supervised'; choose one of: dino, mae"):
         pretrain(data="digits", epochs=1, method="supervised", out=str(tmp_path / "b"))
     train(data="digits", labels=50, model="resnet20", epochs=1, out=str(tmp_path / "c"))
     assert yaml.safe_load((tmp_path / "c" / "config.yaml").read_text())["objective"] == "supervised"  # resolved
