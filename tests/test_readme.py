@@ -68,7 +68,7 @@ def resolved(monkeypatch):
 
     monkeypatch.setattr(api, "export", export)
     monkeypatch.setattr(report, "build_report", record("report"))
-    monkeypatch.setattr(check, "check_folder", lambda path: calls.append(("data check", (path,), {})) or [])
+    monkeypatch.setattr(check, "inspect_folder", lambda path: calls.append(("data check", (path,), {})) or ([], []))
     return calls
 
 
