@@ -14,24 +14,38 @@ WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 
 def read_source(source: str, pretrained: bool = False) -> tuple[dict[str, torch.Tensor], list[str]]:
     """A state dict in timm's naming, and report lines about how it was read."""
-    path = Path(source).expanduser()
-    if path.is_dir() and (path / "config.json").is_file() and not (path / "checkpoint").exists():
+    path, kind = Path(source).expanduser(), source_kind(source)
+    if kind == "hugging-face-folder":
         return read_hugging_face_vit(path), [f"converted Hugging Face ViT names to timm's ({path})"]
-    if path.is_dir():
+    if kind == "run":
         from lowdata.rundir import read_run_weights
 
         return read_run_weights(path), []
-    if path.is_file() and path.suffix in WEIGHT_SUFFIXES:
+    if kind == "weights":
         return read_weights(path), []
+    if kind == "timm":
+        return read_timm_pretrained(source, pretrained)
+    return read_hub(source)
+
+
+def source_kind(source: str) -> str:
+    """What `--init SOURCE` names, without reading it: hugging-face-folder, run, weights, timm (a model name) or
+    hub (an id, looked up when its weights are read); a one-line error for anything else."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        hugging_face = (path / "config.json").is_file() and not (path / "checkpoint").exists()
+        return "hugging-face-folder" if hugging_face else "run"
+    if path.is_file() and path.suffix in WEIGHT_SUFFIXES:
+        return "weights"
     if not path.exists():
         import timm
 
         from lowdata.models.hub import is_hub_id
 
         if timm.is_model(source):
-            return read_timm_pretrained(source, pretrained)
+            return "timm"
         if is_hub_id(source):
-            return read_hub(source)
+            return "hub"
     raise unknown_source(source)
 
 
@@ -51,23 +65,12 @@ def read_hub(source: str) -> tuple[dict[str, torch.Tensor], list[str]]:
 def check_source(source: str) -> None:
     """What read_source would refuse about `source` without reading its weights, so that a run refuses a bad
     `--init` before it loads its data."""
-    path = Path(source).expanduser()
-    if path.is_dir() and not ((path / "config.json").is_file() and not (path / "checkpoint").exists()):
+    if source_kind(source) == "run":
         from lowdata.rundir import checkpoint_dir
 
+        path = Path(source).expanduser()
         if checkpoint_dir(path) is None:
             raise UsageError(f"no checkpoint in {path}; give the --out folder of a lowdata run")
-        return
-    if path.is_dir() or (path.is_file() and path.suffix in WEIGHT_SUFFIXES):
-        return
-    if not path.exists():
-        import timm
-
-        from lowdata.models.hub import is_hub_id
-
-        if timm.is_model(source) or is_hub_id(source):  # a hub id is looked up when the weights are read
-            return
-    raise unknown_source(source)
 
 
 def unknown_source(source: str) -> UsageError:
