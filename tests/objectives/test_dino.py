@@ -86,7 +86,7 @@ def test_multicrop_gives_two_global_and_several_small_views_reproducibly():
 def test_the_encoder_loads_into_each_preset_with_every_backbone_tensor(tmp_path, model):
     """Every tokenizer pretrains (MAE refuses all but plain patches), and `--init` takes every encoder tensor:
     the load report counts them and names the new classifier as the only tensors not loaded."""
-    from lowdata.models import create_model
+    from lowdata.models import create_model, sized_model_args
     from lowdata.models.weights import head_keys, load_init
 
     small = {"depth": 2} if model.startswith("vit") else {}
@@ -94,7 +94,8 @@ def test_the_encoder_loads_into_each_preset_with_every_backbone_tensor(tmp_path,
     summary = pretrain(out=str(run), model=model, model_args=small, **{**DINO, "epochs": 1})
     assert summary["method"] == "dino" and summary["images"] == 1438 and 0 < summary["knn_acc"] <= 1
     assert (run / "views.png").is_file()
-    classifier = create_model(model, num_classes=10, in_chans=1, img_size=(8, 8), drop_path=0.0, **small)
+    classifier = create_model(model, num_classes=10, in_chans=1, img_size=(8, 8), drop_path=0.0,
+                              **sized_model_args(model, small, (8, 8)))  # the grid the run chose and recorded
     report = load_init(classifier, run)
     own, head = classifier.state_dict(), head_keys(classifier)
     assert report[0] == f"loaded {len(own) - len(head)} of {len(own)} tensors from {run}"

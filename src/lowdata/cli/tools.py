@@ -73,7 +73,7 @@ def models_command(args: argparse.Namespace) -> int:
 
         print("\n".join(timm.list_models(args.timm)))
         return 0
-    from lowdata.models import MODELS, count_params, create_model
+    from lowdata.models import MODELS, count_params, create_model, sized_model_args
     from lowdata.models.factory import forward_flops
 
     classes, channels, size, where = 10, 3, (32, 32), "32x32 RGB, 10 classes"
@@ -83,10 +83,14 @@ def models_command(args: argparse.Namespace) -> int:
         info = load_dataset(args.data).info
         classes, channels, size = info.num_classes, info.channels, tuple(info.image_size)
         where = f"{args.data.split(':')[0]}: {size[0]}x{size[1]}x{channels}, {classes} classes"
-    print(f"{'name':<19}{'params':>9}{'GFLOPs':>8}  description (parameters and forward FLOPs per image at {where})")
+    print(f"{'name':<19}{'params':>9}{'GFLOPs':>8}{'tokens':>8}  description (parameters, forward FLOPs and tokens "
+          f"per image at {where})")
     for name in MODELS.names():
-        model = create_model(name, num_classes=classes, in_chans=channels, img_size=size)
+        model = create_model(name, num_classes=classes, in_chans=channels, img_size=size,
+                             **sized_model_args(name, {}, size))  # as a run on this data builds it
         flops = forward_flops(model, channels, size)
-        print(f"{name:<19}{count_params(model) / 1e6:>8.2f}M{flops / 1e9:>8.3f}  {MODELS.get(name).summary}")
+        grid = getattr(getattr(model, "patch_embed", None), "grid_size", None)
+        tokens = f"{grid[0]}x{grid[1]}" if grid else "-"
+        print(f"{name:<19}{count_params(model) / 1e6:>8.2f}M{flops / 1e9:>8.3f}{tokens:>8}  {MODELS.get(name).summary}")
     print("\nAny timm model name works too, with keyword overrides: model_args.depth=6 ...")
     return 0

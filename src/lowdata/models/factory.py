@@ -70,6 +70,15 @@ def default_drop_path(name: str) -> float:
     return MODELS.get(name).drop_path if name in MODELS else 0.0
 
 
+def sized_model_args(name: str, model_args: dict[str, Any], img_size: tuple[int, int]) -> dict[str, Any]:
+    """`model_args` with what keeps a preset's design token grid at `img_size` (its patch size or tokenizer
+    depth), unless the user set the grid or the tokenizer; timm's own models and CNNs are left alone."""
+    spec = MODELS.get(name) if name in MODELS else None
+    if spec is None or spec.sized_args is None or {"patch_size", "tokenizer", "tokenizer_layers"} & set(model_args):
+        return dict(model_args)
+    return {**spec.sized_args(tuple(img_size)), **model_args}
+
+
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

@@ -27,7 +27,9 @@ class MaskedAutoencoder(nn.Module):
         vit_api.check_maskable(encoder)
         self.encoder = encoder  # its state dict is the classifier's, without a head
         self.grid, self.patch = vit_api.patch_grid(encoder), vit_api.patch_size(encoder)
-        self.in_chans, self.norm_pix_loss = in_chans, norm_pix_loss
+        # a patch of one value (patch 1, one channel: 8x8 digits) has no variance to normalise its target by
+        self.in_chans = in_chans
+        self.norm_pix_loss = norm_pix_loss and self.patch ** 2 * in_chans > 1
         width = encoder.embed_dim
         self.decoder_embed = nn.Linear(width, decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_dim))

@@ -32,7 +32,7 @@ def pretrain_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | No
     from lowdata.data import load_dataset, select_budget
     from lowdata.metrics import knn_evaluator
     from lowdata.io import atomic_write_json
-    from lowdata.models import count_params, create_model
+    from lowdata.models import count_params, create_model, sized_model_args
     from lowdata.models.vit import use_fused_attention
     from lowdata.objectives import MethodData, build_objective
     from lowdata.rundir import read_json
@@ -45,6 +45,9 @@ def pretrain_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | No
     policy = build_policy(config.augment, info, **config.augment_args)
     if not isinstance(policy.mixing, NoMixing):
         raise UsageError(f"augmentation {config.augment!r} mixes labels; pretraining reads no labels: use basic")
+    if not run.resume:  # the preset's token grid at this image size, recorded (a resume keeps the saved one)
+        config = run.config = config.replace(model_args=sized_model_args(config.model, config.model_args,
+                                                                          info.image_size))
     torch.manual_seed(config.seed)
     encoder = create_model(config.model, num_classes=0, in_chans=info.channels, img_size=info.image_size,
                            drop_path=config.drop_path, **config.model_args)

@@ -43,7 +43,8 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
                            per_class=config.labels_per_class, val_fraction=config.val_fraction,
                            class_names=info.classes)
     policy = build_policy(config.augment, info, **config.augment_args)
-    config = run.config = resolved(config)
+    # a resumed run keeps its saved model_args (one from before sized presets has no patch size recorded)
+    config = run.config = resolved(config, None if run.resume else info.image_size)
     torch.manual_seed(config.seed)  # model initialisation (the same on every rank) and stochastic depth
     model = create_model(config.model, num_classes=info.num_classes, in_chans=info.channels,
                          img_size=info.image_size, drop_path=config.drop_path, distilled=config.dist_token,
@@ -140,10 +141,13 @@ def data_note(info, budget, train_images: int, pool_images: int, test_images: in
 POOL_TEACHERS = ("cnn", "ema")
 
 
-def resolved(config: TrainConfig) -> TrainConfig:
-    """Defaults that depend on other settings, resolved once and saved resolved, so the run describes itself."""
-    from lowdata.models import default_drop_path, default_lr
+def resolved(config: TrainConfig, img_size: tuple[int, int] | None = None) -> TrainConfig:
+    """Defaults that depend on other settings (and on the data's image size: a ViT preset's token grid),
+    resolved once and saved resolved, so the run describes itself."""
+    from lowdata.models import default_drop_path, default_lr, sized_model_args
 
+    if img_size is not None:
+        config = config.replace(model_args=sized_model_args(config.model, config.model_args, img_size))
     if config.lr is None:
         config = config.replace(lr=default_lr(config.model))
     config = resolved_objective(config)
