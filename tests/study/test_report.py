@@ -49,6 +49,27 @@ def test_a_study_at_chance_warns_and_names_no_winner():
     assert lines[0].startswith("- **Warning**: vit stays within noise") and "use **cnn**" in lines[1]
 
 
+def test_the_answer_names_the_measured_hunger_and_each_remedy_by_its_gain():
+    from lowdata.study.report import Layout, conclusion
+
+    layout = Layout("digits", {"cnn": "cnn", "vit": "vit", "vit+x": "vit", "vit+y": "vit"},
+                    {"cnn": "cnn", "vit": "vit"}, [50, 100, 200], [0, 1], 24, num_classes=10)
+    errors = {"cnn": (0.10, 0.05, 0.02), "vit": (0.50, 0.35, 0.20), "vit+x": (0.30, 0.30, 0.25),
+              "vit+y": (0.14, 0.10, 0.05)}
+    rows = [{"recipe": recipe, "labels": n, "seed": seed, "test_error": error}
+            for recipe, per_size in errors.items() for n, error in zip((50, 100, 200), per_size) for seed in (0, 1)]
+    lines = conclusion(layout, fit_all(layout, rows))
+    assert lines[0] == ("- **Data hunger** (measured): the plain vit trails cnn by 40.0 points at 50 labels "
+                        "(50.0% vs 90.0%) and by 18.0 points at 200 (80.0% vs 98.0%); the gap narrows as labels grow.")
+    assert lines[1] == ("- **Remedy vit+y** (measured): beats the plain vit at every size (+36.0 points at 50, "
+                        "+25.0 points at 100, +15.0 points at 200); at 50 labels it closes 90% of vit's gap to cnn.")
+    assert lines[2] == ("- **Remedy vit+x** (measured): beats the plain vit at 50, 100 labels only (+20.0 points "
+                        "at 50, +5.0 points at 100, −5.0 points at 200); at 50 labels it closes 50% of vit's gap "
+                        "to cnn.")
+    assert lines[3].startswith("- With 50 labels, use **cnn**")
+    assert any(line.startswith("- Where vit+x overtakes cnn (read from the fits): ") for line in lines)
+
+
 def test_the_report_leads_with_its_answer_in_one_unit_and_marks_extrapolation(tmp_path):
     from lowdata.study.report import Layout, write_report
 

@@ -101,9 +101,9 @@ def describe_crossover(challenger, reference, challenger_boots, reference_boots,
                [fit.crossover(c, r) for c, r in zip(challenger_boots, reference_boots)])
     finite = [s for s in samples if s is not None]
     if n is None:
-        text = "never under the fit: the ViT's accuracy stays below the CNN's up to 10^9 labels"
+        text = "never under the fit: its fitted accuracy stays below the CNN's up to 10^9 labels"
     elif n <= lowest:
-        text = "below the measured range: the ViT recipe is already better at the smallest size"
+        text = "below the measured range: it is already better at the smallest size"
     elif n <= highest:
         text = f"at about {n:,.0f} labels, inside the measured range"
     else:

@@ -1,11 +1,13 @@
-"""The Answer: the report's conclusions in words — which recipe to use at each budget and how sure that is,
-where a ViT recipe overtakes the CNN, and a warning when cells stay near chance."""
+"""The Answer: the report's conclusions in words — a warning when cells stay near chance, the measured data
+hunger and remedies (study/verdict.py), which recipe to use at each budget and how sure that is, and where a ViT
+recipe overtakes the CNN."""
 from __future__ import annotations
 
 import math
 from typing import Any
 
 from lowdata.study.layout import Layout
+from lowdata.study.verdict import hunger, remedies
 
 
 def near_chance(measured: dict[str, Any], chance: float) -> bool:
@@ -16,6 +18,7 @@ def near_chance(measured: dict[str, Any], chance: float) -> bool:
 def conclusion(layout: Layout, fits: dict[str, Any]) -> list[str]:
     lines = []
     chance = 1 / layout.num_classes if layout.num_classes else None
+    idle: list[str] = []
     if chance is not None:
         idle = [recipe for recipe, entry in fits["recipes"].items()
                 if entry["measured"] and all(near_chance(m, chance) for m in entry["measured"])]
@@ -23,6 +26,7 @@ def conclusion(layout: Layout, fits: dict[str, Any]) -> list[str]:
             lines.append(f"- **Warning**: {', '.join(idle)} stay{'s' if len(idle) == 1 else ''} within noise of chance "
                          f"({chance:.1%} for {layout.num_classes} classes) at every size: under-trained or broken, "
                          "not evidence about data hunger; give the cells more steps before reading this study.")
+    lines += hunger(layout, fits, idle) + remedies(layout, fits, idle)
     for n in layout.sizes:
         results = [(recipe, m) for recipe, entry in fits["recipes"].items() for m in entry["measured"] if m["labels"] == n]
         if len(results) < 2:
@@ -39,7 +43,8 @@ def conclusion(layout: Layout, fits: dict[str, Any]) -> list[str]:
         lines.append(f"- With {n:,} labels, use **{best}**: it {sure} beats {runner} "
                      f"({1 - first['error_mean']:.1%} vs {1 - second['error_mean']:.1%}).")
     for recipe, c in fits["crossovers"].items():
-        lines.append(f"- Where {recipe} overtakes the CNN: {c['text']}.")
+        lines.append(f"- Where {recipe} overtakes {layout.references.get('cnn', 'the CNN')} (read from the fits): "
+                     f"{c['text']}.")
     seeds = len(layout.seeds)
     how = ("whole seed-curves resampled, their spread widened for the few seeds measured" if seeds > 1 else
            "curves simulated from the fit's residual variance (one seed)")
