@@ -157,8 +157,10 @@ def test_quick_preset_on_a_reduced_grid(tmp_path):
     out = tmp_path / "quick"
     fits = run_study(out, preset="quick", sizes=[50, 100, 200], seeds=[0], budget_steps=6)
     plan = json.loads((out / "plan.json").read_text())
-    assert plan["data"] == "digits" and list(plan["recipes"]) == ["cnn", "vit"]
-    assert all(name in fits["recipes"] for name in ("cnn", "vit"))
+    assert plan["data"] == "digits" and plan["references"] == {"cnn": "cnn", "vit": "vit-mini"}
+    remedies = [name for name, recipe in plan["recipes"].items() if recipe["family"] == "vit" and name != "vit-mini"]
+    assert remedies == ["cct-2"]  # the demo shows a cure beside the hunger
+    assert set(fits["recipes"]) == {"cnn", "vit-mini", "cct-2"}
     for name in REPORT_FILES:
         assert (out / name).stat().st_size > 0
 

@@ -96,7 +96,13 @@ def study_command(args: argparse.Namespace) -> int:
     elif fits is None:
         print(f"study: this worker is done; other workers still hold cells in {args.out}", file=sys.stderr)
     else:
-        print(f"study: report written to {args.out}/report.md and report.html", file=sys.stderr)
+        from pathlib import Path
+
+        from lowdata.study.render import answer_section
+
+        print(answer_section((Path(args.out) / "report.md").read_text()))
+        print(f"study: report written to {args.out}/report.md and report.html (curves, tables, every cell)",
+              file=sys.stderr)
     return 0
 
 

@@ -109,6 +109,14 @@ def past_the_data(layout: Layout, labels: int) -> str:
     return " (more than the data set's images)" if layout.train_images and labels > layout.train_images else ""
 
 
+def answer_section(markdown: str) -> str:
+    """The report's Answer (its heading and bullet lines), for the terminal at the end of a study."""
+    lines = markdown.splitlines()
+    start = lines.index("## Answer")
+    end = next((i for i in range(start + 1, len(lines)) if lines[i] and not lines[i].startswith("- ")), len(lines))
+    return "\n".join(line for line in lines[start:end] if line)
+
+
 def worth(layout: Layout, fits: dict[str, Any]) -> list[str]:
     """What each remedy is worth in labels of the plain ViT, at the largest size read inside measured ranges."""
     lines = []

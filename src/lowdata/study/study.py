@@ -63,7 +63,8 @@ class StudyRequest:
         known = load_recipes(self.recipes_file)
         plan = make_plan(data, sizes or defaults.get("sizes") or [], pick(known, self.recipes or defaults.get("recipes")
                          or ["cnn", "vit"]), self.seeds or defaults.get("seeds") or [0], len(dataset.train_images),
-                         budget_epochs, budget_steps, base, available=known, references=self.references)
+                         budget_epochs, budget_steps, base, available=known,
+                         references=self.references or defaults.get("references"))
         check_units(plan, whole)
         save_or_check_plan(plan, out_dir)
         return plan
