@@ -8,7 +8,7 @@ set -euo pipefail
 cifar=${1:?usage: $0 CIFAR_DIR [OUT]}
 out=${2:-runs/transfer-cifar10}
 lowdata=${LOWDATA:-lowdata}
-log="$out/runs.log"  # each run's JSON summary (also in its summary.json); progress stays on the terminal
+log="$out/runs.log"  # each run's key figures (its summary.json has the rest); progress stays on the terminal
 mkdir -p "$out"
 data="cifar10:$cifar"
 animals=classes=bird,cat,deer,dog,frog,horse

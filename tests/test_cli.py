@@ -51,7 +51,7 @@ def test_train_then_eval(capsys, tmp_path):
     config.write_text("epochs: 3\nbatch_size: 64\nlabels: 300\n")
     run = tmp_path / "run"
     code, out, _ = run_cli(capsys, "train", "--config", str(config), "--epochs", "2", "--model", "resnet20",
-                           "--out", str(run), "lr=2e-3")
+                           "--out", str(run), "lr=2e-3", "--json")
     assert code == 0
     summary = json.loads(out)
     assert summary["epochs"] == 2 and summary["labels"] == 300  # flag over YAML, YAML over default
@@ -133,7 +133,10 @@ def test_version_and_train_says_where_its_run_went(capsys, tmp_path):
     code, out, err = run_cli(capsys, "train", "--data", "digits", "--labels", "100", "--epochs", "1",
                              "--out", str(tmp_path / "r"))
     assert code == 0 and f"run written to {tmp_path / 'r'}" in err
-    assert json.loads(out)["run_dir"] == str(tmp_path / "r")
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())  # the end: key figures, not the summary
+    assert out == (f"test accuracy {summary['test_acc']:.1%}, top-5 {summary['test_top5_acc']:.1%}, training "
+                   f"accuracy {summary['train_acc']:.1%} (resnet20, 100 labels, 1 epoch, "
+                   f"{summary['train_seconds'] / 60:.1f} min)\n")
 
 
 @pytest.mark.parametrize("argv", [["train", "--bogus"], ["predict", "--run", "x", "a.png", "--top", "2", "--nope"],

@@ -19,7 +19,7 @@ def test_the_transfer_example_runs_every_step(tmp_path, image_folder_writer):
             "target-500-transfer"]
     assert [line.split()[0] for line in done.stdout.strip().splitlines()] == runs
     assert all((tmp_path / "out" / run / "summary.json").is_file() for run in runs)
-    assert (tmp_path / "out" / "runs.log").read_text().count('"test_acc"') == 6  # the source and 5 targets
+    assert (tmp_path / "out" / "runs.log").read_text().count("test accuracy ") == 6  # the source and 5 targets
     assert "init: new head for 4 classes (the source's head had 6 outputs)" in done.stderr
 
 

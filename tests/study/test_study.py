@@ -21,9 +21,16 @@ def events(out):
     return [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
 
 
-def test_study_writes_every_report_file(tmp_path, tiny_study):
+def test_study_writes_every_report_file(tmp_path, tiny_study, capsys):
     out = tmp_path / "study"
     fits = run_study(out, **tiny_study)
+    said = capsys.readouterr().err.splitlines()  # a line as each cell starts and ends, each kind of note once
+    assert sum(line.startswith("lowdata: precision: ") for line in said) == 1
+    assert sum(line.startswith("lowdata: data: ") for line in said) == 1 and not any(" epoch " in line for line in said)
+    summary = json.loads((out / "cells" / "vit-n60-s1" / "summary.json").read_text())
+    assert "study: vit-n60-s1 started" in said
+    assert any(line.startswith(f"study: vit-n60-s1 done in 0 min ") and
+               f"(test {summary['test_acc']:.1%}, train {summary['train_acc']:.1%}); " in line for line in said)
     rows = (out / "results.csv").read_text().splitlines()
     assert rows[0].startswith("cell,recipe,family,labels,seed,test_acc") and len(rows) == 13
     assert set(fits["recipes"]) == {"cnn", "vit"} and fits["recipes"]["cnn"]["fit"]["c"] > 0

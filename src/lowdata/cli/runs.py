@@ -75,6 +75,7 @@ def add_train(commands) -> None:
     train.add_argument("--linear-probe", dest="linear_probe", action="store_const", const=True, default=None,
                        help="train only a new head on the frozen features of --init")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.add_argument("--json", action="store_true", help="print the whole summary (summary.json) at the end")
     train.add_argument("settings", nargs="*", metavar="key=value",
                        help="any other setting, e.g. lr=5e-4 ema_decay=0.999 model_args.patch_size=2")
     train.set_defaults(command=train_command)
@@ -85,11 +86,24 @@ def train_command(args: argparse.Namespace) -> int:
 
     summary = train(resume=args.resume, **given(args, TRAIN_FLAGS, dist_token=args.dist_token,
                                                 linear_probe=args.linear_probe, pretrained=args.pretrained))
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2) if args.json or summary is None else key_figures(summary))
     if summary is not None:
         print(f"lowdata: run written to {summary.get('run_dir', args.out)} (summary.json, model/, checkpoint/, metrics.jsonl)",
               file=sys.stderr)
     return 0
+
+
+def key_figures(summary: dict) -> str:
+    """A finished run in one line: what it scored, on what, in how long (summary.json, or --json, has the rest)."""
+    shown = [f"{label} {summary[key]:.1%}" for key, label in (
+        ("test_acc", "test accuracy"), ("test_top5_acc", "top-5"), ("val_acc", "validation"),
+        ("train_acc", "training accuracy"), ("knn_acc", "k-NN accuracy")) if isinstance(summary.get(key), float)]
+    done = [f"{summary['model']}" if summary.get("model") else None,
+            f"{summary['labels']:,} labels" if isinstance(summary.get("labels"), int) else None,
+            f"{summary['images']:,} images" if isinstance(summary.get("images"), int) else None,
+            f"{summary['epochs']} epoch{'' if summary['epochs'] == 1 else 's'}" if summary.get("epochs") else None,
+            f"{summary['train_seconds'] / 60:.1f} min" if summary.get("train_seconds") else None]
+    return ", ".join(shown) + f" ({', '.join(part for part in done if part)})"
 
 
 def given(args: argparse.Namespace, table: dict, **more: object) -> dict:
@@ -109,6 +123,7 @@ def add_pretrain(commands) -> None:
         pretrain.add_argument(flag, dest=dest, type=kind, default=None, help=text)
     pretrain.add_argument("--config", help="YAML file of settings")
     pretrain.add_argument("--resume", action="store_true", help="continue the run in --out")
+    pretrain.add_argument("--json", action="store_true", help="print the whole summary (summary.json) at the end")
     pretrain.add_argument("settings", nargs="*", metavar="key=value",
                           help="any other setting, e.g. knn_memory=2000 method_args.decoder_depth=4")
     pretrain.set_defaults(command=pretrain_command)
@@ -118,7 +133,7 @@ def pretrain_command(args: argparse.Namespace) -> int:
     from lowdata.api import pretrain
 
     summary = pretrain(resume=args.resume, **given(args, PRETRAIN_FLAGS))
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2) if args.json or summary is None else key_figures(summary))
     if summary is not None:
         print(f"lowdata: run written to {summary.get('run_dir', args.out)}; fine-tune it with "
               f"`lowdata train ... --init {summary.get('run_dir', args.out)}`", file=sys.stderr)

@@ -100,7 +100,9 @@ def study_command(args: argparse.Namespace) -> int:
 
         from lowdata.study.render import answer_section
 
-        print(answer_section((Path(args.out) / "report.md").read_text()))
+        report = Path(args.out) / "report.md"
+        if report.is_file():  # the Answer, where it can be read
+            print(answer_section(report.read_text()))
         print(f"study: report written to {args.out}/report.md and report.html (curves, tables, every cell)",
               file=sys.stderr)
     return 0

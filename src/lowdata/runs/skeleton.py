@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
+from lowdata import console
 from lowdata.config import RunConfig, build, field_names, save_yaml
 from lowdata.errors import UsageError
 
@@ -46,7 +47,7 @@ class Run:
         if self.process.is_main:
             save_yaml(self.config, self.run_dir / "config.yaml")
             for note in [f"precision: {self.precision.name} ({self.precision.reason})", *notes]:
-                print(f"lowdata: {note}", file=sys.stderr)
+                console.say(note, kind=note.split(":")[0])  # in a study: each kind once
 
     def fit(self, objective, data, evaluator, policy, ema, stop_after_epoch: int | None,
             **loop_changes: Any) -> dict[str, Any] | None:

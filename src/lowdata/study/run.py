@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from lowdata import stopping
+from lowdata import console, stopping
 from lowdata.cores import process_alive
 from lowdata.errors import Failed
 from lowdata.rundir import checkpoint_dir, is_finished
@@ -47,6 +47,11 @@ def run_cells(plan: Plan, out_dir: Path, claim_timeout: float = 900.0, max_cells
     number of cells this process trained. `max_cells` stops after that many (for tests and short slots)."""
     (out_dir / "cells").mkdir(parents=True, exist_ok=True)
     (out_dir / "stages").mkdir(exist_ok=True)
+    with console.quiet():  # the runs' notes once per kind for the whole study, no epoch lines
+        return claim_and_run(plan, out_dir, claim_timeout, max_cells)
+
+
+def claim_and_run(plan: Plan, out_dir: Path, claim_timeout: float, max_cells: int | None) -> int:
     worker = f"{socket.gethostname()}:{os.getpid()}"
     trained, seconds = 0, 0.0
     units: list[Unit] = [*plan.stages, *plan.cells]  # stages first: cells wait for them
@@ -60,18 +65,31 @@ def run_cells(plan: Plan, out_dir: Path, claim_timeout: float = 900.0, max_cells
             time.sleep(POLL_S)  # every runnable unit is held by a live worker, or waits for one that is
             continue
         started = time.perf_counter()
+        print(f"study: {claimed.id} started", file=sys.stderr, flush=True)
         with heartbeat(claim_path(out_dir, claimed)):
             log_event(out_dir, claimed, worker, "start")
             run_cell(claimed, out_dir)
             log_event(out_dir, claimed, worker, "done")
         claim_path(out_dir, claimed).unlink(missing_ok=True)
         trained += 1
-        seconds += time.perf_counter() - started
+        took = time.perf_counter() - started
+        seconds += took
         done = len(units) - len(pending) + 1
         left = (len(pending) - 1) * seconds / trained
         what = "cells and shared stages" if plan.stages else "cells"
-        print(f"study: {done}/{len(units)} {what} done, about {format_duration(left)} left "
-              f"(this worker's pace)", file=sys.stderr, flush=True)
+        print(f"study: {claimed.id} done in {format_duration(took)}{outcome(cell_dir(out_dir, claimed))}; "
+              f"{done}/{len(units)} {what} done, about {format_duration(left)} left (this worker's pace)",
+              file=sys.stderr, flush=True)
+
+
+def outcome(run_dir: Path) -> str:
+    """A finished run's key figures, for its line in the study's log: test and training accuracy (k-NN
+    accuracy for a pretraining)."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    shown = [f"{label} {summary[key]:.1%}" for key, label in (("test_acc", "test"), ("train_acc", "train"),
+                                                               ("knn_acc", "k-NN"))
+             if isinstance(summary.get(key), float)]
+    return f" ({', '.join(shown)})" if shown else ""
 
 
 def run_jobs(plan: Plan, out_dir: Path, jobs: int, claim_timeout: float = 900.0) -> int:

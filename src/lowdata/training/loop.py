@@ -6,7 +6,6 @@ to the objective. Optional parts (EMA, autocast) are objects chosen once; the ru
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -14,7 +13,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from lowdata import stopping
+from lowdata import console, stopping
 from lowdata.augment import Policy
 from lowdata.config import LoopSettings
 from lowdata.data.sampling import epoch_order
@@ -147,7 +146,8 @@ def one_epoch(session: Session, data: LoopData, settings: LoopSettings, augment:
     s.objective.use_streams(streams)
     s.objective.begin_epoch(epoch)
     bar = tqdm(range(s.first_step, s.steps_per_epoch), desc=f"epoch {epoch + 1}/{settings.epochs}",
-               initial=s.first_step, total=s.steps_per_epoch, disable=None if process.is_main else True, leave=False)
+               initial=s.first_step, total=s.steps_per_epoch, leave=False,
+               disable=None if process.is_main and not console.is_quiet() else True)
     s.first_step = 0
     for i in bar:
         index = order[i * s.batch_size:(i + 1) * s.batch_size if i < s.steps_per_epoch - 1 else s.share]
@@ -179,8 +179,6 @@ def one_epoch(session: Session, data: LoopData, settings: LoopSettings, augment:
 def end_of_epoch(session: Session, data: LoopData, settings: LoopSettings, evaluator: Callable, ema: nn.Module,
                  ctx: RunContext, totals: EpochTotals, seconds: float) -> tuple[dict[str, Any], bool]:
     """Evaluate, log and checkpoint as due; returns the epoch's metrics and whether the run stops here."""
-    from tqdm import tqdm
-
     s, state, process = session, session.state, ctx.process
     process.check_in_sync(s.model)
     state.epoch, state.extra["train_seconds"] = state.epoch + 1, state.extra["train_seconds"] + seconds
@@ -199,7 +197,7 @@ def end_of_epoch(session: Session, data: LoopData, settings: LoopSettings, evalu
     stopped = ctx.stop_after_epoch is not None and ctx.stop_after_epoch <= state.epoch < settings.epochs
     if process.is_main:
         s.metrics_log.append(last, s.writer)
-        tqdm.write(epoch_line(last, settings.epochs), file=sys.stderr)  # kept, on a terminal or not
+        console.epoch(epoch_line(last, settings.epochs))
         if stopped or signalled or state.epoch == settings.epochs or s.clock.due():
             with timed(s.timings, "checkpoint_seconds"):
                 save_checkpoint(ctx.run_dir, s.model, s.optimizer, ema.to_save, state, ctx.config,

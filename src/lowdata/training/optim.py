@@ -26,10 +26,10 @@ def build_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_st
 
     longest = total_steps // 5  # a short run still decays: warm-up takes at most a fifth of it
     if warmup_steps > longest:
-        import sys
+        from lowdata import console
 
-        print(f"lowdata: warm-up shortened from {warmup_steps} to {longest} steps: the run has only {total_steps} "
-              "steps, and the learning rate should decay over most of them", file=sys.stderr)
+        console.say(f"warm-up shortened from {warmup_steps} to {longest} steps: the run has only {total_steps} "
+                    "steps, and the learning rate should decay over most of them", kind="warm-up")
         warmup_steps = longest
     return CosineLRScheduler(optimizer, t_initial=max(total_steps - warmup_steps, 1), lr_min=min_lr,
                              warmup_t=warmup_steps, warmup_lr_init=min_lr, warmup_prefix=True, t_in_epochs=False)
