@@ -184,11 +184,19 @@ def resumed_config(cls: type, saved: dict[str, Any], given: RunConfig, explicit:
     placement = {key: getattr(given, key) for key in PLACEMENT if key in explicit}
     clashes = [f"{key}={getattr(given, key)!r} (run has {getattr(saved_config, key)!r})" for key in sorted(explicit)
                if key in field_names(cls) and key not in ("out", *PLACEMENT)
-               and getattr(given, key) != getattr(saved_config, key)]
+               and not agrees(getattr(given, key), getattr(saved_config, key))]
     if clashes:
         raise UsageError(f"--resume continues a run under its saved settings, but these differ: {', '.join(clashes)}; "
                          "drop them or start a new run with another --out")
     return saved_config.replace(**placement)
+
+
+def agrees(given: Any, saved: Any) -> bool:
+    """A given setting agrees with the saved one; a mapping (model_args) agrees where each given key does, since
+    the run may have added what it resolved from the data (a ViT preset's patch size)."""
+    if isinstance(given, dict) and isinstance(saved, dict):
+        return all(key in saved and agrees(value, saved[key]) for key, value in given.items())
+    return given == saved
 
 
 def refuse_config_edits(cls: type, saved_config: RunConfig, run_dir: Path) -> None:
