@@ -84,18 +84,13 @@ def count_params(model: nn.Module) -> int:
 
 
 def forward_flops(model: nn.Module, in_chans: int, img_size: tuple[int, int]) -> int:
-    """FLOPs of one image's forward pass, as PyTorch's flop counter counts them (matmuls, convolutions and
-    attention; a multiply-add is two)."""
+    """FLOPs of one image's forward pass (models/flops.py: matmuls, convolutions and attention; a multiply-add
+    is two)."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
-    counter = FlopCounterMode(display=False)
-    was_training = model.training
-    model.eval()
-    with counter, torch.no_grad():
-        model(torch.zeros(1, in_chans, *img_size))
-    model.train(was_training)
-    return counter.get_total_flops()
+    from lowdata.models.flops import flops_of
+
+    return flops_of(lambda: model(torch.zeros(1, in_chans, *img_size)), model)
 
 
 def _load_presets() -> None:
