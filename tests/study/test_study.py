@@ -520,3 +520,24 @@ def test_a_dino_stage_runs_once_for_every_budget_and_reports_its_cost_apart(tmp_
     row = next(line for line in report.splitlines() if line.startswith("| [cct-2+dino-pretrain]"))
     assert "pretrain (dino)" in row and "1,438" in row and f"k-NN {stage['knn_acc']:.1%}" in row
     assert f"{stage['train_seconds'] / 60:.1f} min" in row
+
+
+def test_cells_costs_reach_the_csv_and_the_fits_and_an_old_study_without_them_still_reports(tmp_path, tiny_study):
+    import csv
+
+    out = tmp_path / "study"
+    fits = run_study(out, **tiny_study)
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    summary = json.loads((out / "cells" / "cnn-n60-s0" / "summary.json").read_text())
+    row = next(r for r in rows if r["cell"] == "cnn-n60-s0")
+    assert int(row["train_flops"]) == summary["train_flops"] > 0 and row["cpu_capability"]
+    seeds = [json.loads((out / "cells" / f"cnn-n60-s{s}" / "summary.json").read_text()) for s in (0, 1)]
+    at_60 = next(m for m in fits["recipes"]["cnn"]["measured"] if m["labels"] == 60)
+    assert at_60["train_flops"] == pytest.approx(sum(s["train_flops"] for s in seeds) / 2)
+    assert build_report(out) == fits  # `lowdata report` rebuilds the same
+    for path in (out / "cells").glob("*/summary.json"):  # a study from before costs were recorded
+        old = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("train_flops", "model_flops")}
+        path.write_text(json.dumps(old))
+    refits = build_report(out)
+    assert all(m["train_flops"] is None for m in refits["recipes"]["cnn"]["measured"])
+    assert "## Answer" in (out / "report.md").read_text()

@@ -71,6 +71,19 @@ class Objective(nn.Module):
     def write_figures(self, run_dir, images: torch.Tensor, normalize: nn.Module) -> None:
         """Figures a method draws at the end of a run (MAE: reconstructions); none by default."""
 
+    def cost_parts(self, example: torch.Tensor) -> list:
+        """What a step computes per image, for the run's training cost (runs/cost.py): objectives/cost.py's
+        CostParts, given one example image (1, C, H, W). By default the trained model, forward and backward, on
+        every image it reads, and a feature guide's forward pass on the images it guides; a method with a
+        teacher adds it, one with views of its own (DINO's crops, MAE's masks) says what it computes instead."""
+        from lowdata.objectives.cost import FORWARD, TRAINED, network_part
+
+        parts = [network_part("model", self.model, example, TRAINED)]
+        guidance = getattr(self, "guidance", None)
+        if guidance is not None and guidance.active:
+            parts.append(network_part("guide", guidance.guide, example, FORWARD, guidance.applies_to))
+        return parts
+
 
 @dataclass(frozen=True)
 class MethodData:

@@ -166,6 +166,17 @@ class DINO(Objective):
             lambda grad: torch.zeros_like(grad) if self.epoch < self.freeze_last_layer else grad)
         self.set_epoch(0)
 
+    def cost_parts(self, example: torch.Tensor) -> list:
+        """The student on two global and the local crops of each image (forward and backward), the teacher on
+        the two global ones (forward)."""
+        from lowdata.objectives.cost import FORWARD, TRAINED, CostPart, flops_of
+
+        views = example.expand(2, -1, -1, -1)
+        local = example.new_zeros(self.crops.local_crops, example.shape[1], *self.crops.local_size)
+        student = flops_of(lambda: self.model(views, local if self.crops.local_crops else None), self.model)
+        teacher = flops_of(lambda: self.model(views), self.model)
+        return [CostPart("model", TRAINED * student), CostPart("teacher", FORWARD * teacher)]
+
     @property
     def encoder(self) -> nn.Module:
         return self.student[0].encoder

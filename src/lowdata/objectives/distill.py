@@ -71,6 +71,11 @@ class Distill(Objective):
     def fingerprint_tensors(self) -> list[torch.Tensor]:
         return [self.feed.images] if self.feed is not None else []
 
+    def cost_parts(self, example: torch.Tensor) -> list:
+        from lowdata.objectives.cost import FORWARD, network_part
+
+        return super().cost_parts(example) + [network_part("teacher", self.teacher, example, FORWARD)]
+
     def trainable_extras(self) -> nn.Module | None:
         return self.guidance.projections if self.guidance.active else None
 

@@ -134,6 +134,14 @@ class EmaTeacher(Objective):
     def trainable_extras(self) -> nn.Module | None:
         return self.guidance.projections if self.guidance.active else None
 
+    def cost_parts(self, example: torch.Tensor) -> list:
+        """The student, and its moving average labelling the pool's weak views (the CNN during a handover's first
+        epochs costs about as much as a small student's average: counted as the average)."""
+        from lowdata.objectives.cost import FORWARD, network_part
+
+        return super().cost_parts(example) + [network_part("teacher", self.teacher.module, example, FORWARD,
+                                                           "pool")]
+
     def kept_state(self) -> nn.Module:
         kept = nn.Module()  # the average, the learning status, the step count (and guidance's projections)
         kept.teacher, kept.thresholds = self.teacher.module, self.thresholds

@@ -122,6 +122,15 @@ class MAE(Objective):
         self.model = MaskedAutoencoder(encoder, in_chans, decoder_dim, decoder_depth, decoder_heads, norm_pix_loss)
         self.mask_ratio, self.generator = mask_ratio, generator
 
+    def cost_parts(self, example: torch.Tensor) -> list:
+        """The encoder on the visible patches and the decoder on all, forward and backward (masks drawn from a
+        generator of its own: the run's mask stream is not touched)."""
+        from lowdata.objectives.cost import TRAINED, CostPart, flops_of
+
+        masks = torch.Generator(device=example.device).manual_seed(0)
+        return [CostPart("model", TRAINED * flops_of(lambda: self.model(example, self.mask_ratio, masks),
+                                                     self.model))]
+
     @property
     def encoder(self) -> nn.Module:
         return self.model.encoder

@@ -36,6 +36,7 @@ def pretrain_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | No
     from lowdata.models.vit import use_fused_attention
     from lowdata.objectives import MethodData, build_objective
     from lowdata.rundir import read_json
+    from lowdata.runs.cost import example_image, training_cost
     from lowdata.training.ema import NoEma
     from lowdata.training.loop import LoopData
 
@@ -68,6 +69,7 @@ def pretrain_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | No
         at_init = monitor(objective.encoder)
         if run.process.is_main:
             atomic_write_json(run.run_dir / "knn_at_init.json", at_init)
+    cost_parts = objective.cost_parts(normalize(example_image(info, run.device)))
     average = objective.weights_average() or NoEma(objective.model)  # DINO's teacher is the model evaluated
     result = run.fit(objective, data, lambda model: monitor(model.encoder), policy, average, stop_after_epoch,
                      betas=(0.9, 0.95))
@@ -80,7 +82,7 @@ def pretrain_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | No
         "train_loss": result["train_loss"],
         "images": len(dataset.train_images), "dataset": info.name, "model": config.model,
         "encoder_params": count_params(encoder), "params": count_params(objective.model), "epochs": config.epochs,
-        **method_summary,
+        **method_summary, **training_cost(cost_parts, result, run.device),
     })
 
 

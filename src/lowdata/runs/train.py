@@ -29,6 +29,7 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
     from lowdata.metrics import classification_evaluator, per_class_accuracy
     from lowdata.models import count_params, create_model
     from lowdata.models.vit import use_fused_attention
+    from lowdata.runs.cost import example_image, training_cost
     from lowdata.objectives import MethodData, build_objective
     from lowdata.training.loop import LoopData
 
@@ -76,6 +77,7 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
         notes.append(f"pool: {len(pool):,} unlabelled images, {feed.ratio:g} per labelled image a step, taught by "
                      f"{teacher}; student view {feed.student_view.name}, teacher view basic")
     run.write_config(notes)
+    cost_parts = objective.cost_parts(example_image(info, run.device))  # counted before any compile
     ema = build_ema(model, config.ema_decay)
     result = run.fit(objective, data, evaluator, policy, ema, stop_after_epoch)
     if result is None:
@@ -99,6 +101,7 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
         "layer_decay": config.layer_decay, "augment": policy.describe(), "augment_notes": policy.notes,
         "repeated_aug": config.repeated_aug, "pool_images": len(pool), "rounds": config.rounds, "tta": config.tta,
         "pool_images_read": result.get("pool_images_read", 0),  # draws from the pool, repeats included
+        **training_cost(cost_parts, result, run.device),
     })
 
 

@@ -35,6 +35,20 @@ def per_size(matrix: np.ndarray) -> list[np.ndarray]:
     return [column[~np.isnan(column)] for column in matrix.T]
 
 
+MEANS = ("train_flops", "train_seconds", "train_acc")  # per size, over the seeds that recorded them
+
+
+def cell_means(rows: list[dict[str, Any]], recipe: str, labels: int) -> dict[str, float | None]:
+    """Each size's mean training cost (FLOPs, seconds) and training accuracy; None where no cell recorded one (a
+    study from before costs were recorded, a CSV without the column)."""
+    means = {}
+    for key in MEANS:
+        values = [float(row[key]) for row in rows if row["recipe"] == recipe and int(row["labels"]) == labels
+                  and row.get(key) not in (None, "")]
+        means[key] = round(sum(values) / len(values), 6) if values else None
+    return means
+
+
 def fit_all(layout: Layout | Plan, rows: list[dict[str, Any]], prior: float = fit.PRIOR_STRENGTH) -> dict[str, Any]:
     if isinstance(layout, Plan):
         layout = Layout.from_plan(layout)
@@ -46,7 +60,8 @@ def fit_all(layout: Layout | Plan, rows: list[dict[str, Any]], prior: float = fi
         sizes, matrix = measurements(rows, recipe)
         errors = per_size(matrix)
         measured = [{"labels": int(n), "error_mean": round(float(e.mean()), 6),
-                     "error_std": round(float(e.std(ddof=1)) if len(e) > 1 else 0.0, 6), "seeds": len(e)}
+                     "error_std": round(float(e.std(ddof=1)) if len(e) > 1 else 0.0, 6), "seeds": len(e),
+                     **cell_means(rows, recipe, int(n))}
                     for n, e in zip(sizes, errors)]
         entry: dict[str, Any] = {"family": layout.family(recipe), "measured": measured}
         if len(sizes) >= 3:

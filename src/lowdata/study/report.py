@@ -29,7 +29,7 @@ __all__ = ["CELL_ROWS_SHOWN", "CSV_COLUMNS", "Layout", "build_report", "conclusi
 
 CSV_COLUMNS = ["cell", "recipe", "family", "labels", "seed", "test_acc", "test_error", "epochs", "params",
                "train_seconds", "images_per_second", "pool_images", "num_classes", "steps", "train_acc",
-               "train_images", "run"]
+               "train_images", "train_flops", "model_flops", "cpu_capability", "run"]
 
 
 def build_report(out_dir: Path, prior: float = fit.PRIOR_STRENGTH) -> dict[str, Any]:
@@ -111,6 +111,9 @@ def collect_rows(plan: Plan, out_dir: Path) -> list[dict[str, Any]]:
                      "pool_images": summary.get("pool_images", 0), "num_classes": summary.get("num_classes"),
                      "steps": summary.get("steps"), "train_acc": summary.get("train_acc"),
                      "train_images": summary["labels"] + summary.get("val_labels", 0) + summary.get("unlabelled_pool", 0),
+                     # the training cost (runs/cost.py); absent from runs made before it was recorded
+                     "train_flops": summary.get("train_flops"), "model_flops": summary.get("model_flops"),
+                     "cpu_capability": summary.get("cpu_capability"),
                      "run": folder.relative_to(out_dir).as_posix()})
     return sorted(rows, key=lambda r: (list(plan.recipes).index(r["recipe"]), r["labels"], r["seed"]))
 
@@ -125,7 +128,7 @@ def collect_stages(plan: Plan, out_dir: Path) -> list[dict[str, Any]]:
             stages.append({"id": stage.id, "kind": stage.kind, "method": summary.get("method"),
                            "model": summary.get("model"), "epochs": summary.get("epochs"),
                            "images": summary.get("images", summary.get("labels")),
-                           "train_seconds": summary.get("train_seconds"),
+                           "train_seconds": summary.get("train_seconds"), "train_flops": summary.get("train_flops"),
                            "images_per_second": summary.get("images_per_second"),
                            "knn_acc": summary.get("knn_acc"), "test_acc": summary.get("test_acc"), "device": summary.get("device"),
                            "run": f"{stage.folder}/{stage.id}"})

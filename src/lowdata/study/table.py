@@ -56,6 +56,9 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
                 row["family"] = raw["family"].strip()
             row["test_error"] = (fraction(raw[error_column], error_column, where) if error_column else
                                  1.0 - fraction(raw[accuracy_column], accuracy_column, where))
+            for column in OPTIONAL_NUMBERS:  # a study's own CSV carries its cells' cost and training accuracy
+                if (raw.get(column) or "").strip():
+                    row[column] = number(raw[column], column, where)
             key = (row["recipe"], row["labels"], row["seed"])
             if key in seen:
                 raise UsageError(f"{where} repeats recipe {key[0]}, {key[1]} labels, seed {key[2]} (first on line "
@@ -65,6 +68,16 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     if not rows:
         raise UsageError(f"{path} has a header but no results")
     return rows
+
+
+OPTIONAL_NUMBERS = ("train_flops", "train_seconds", "train_acc")
+
+
+def number(text: str, column: str, where: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"{where}: {column} {text.strip()!r} is not a number; give a number or leave it empty") from None
 
 
 def whole(text: str | None, column: str, where: str, minimum: int | None = 1) -> int:

@@ -82,7 +82,8 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
             session.writer.close()
     extra = session.state.extra
     return {**last, **session.timings, "threads": ctx.cores.threads, "train_seconds": extra["train_seconds"],
-            **extra["counts"], "images_per_second": extra["images_seen"] / max(extra["train_seconds"], 1e-9)}
+            **extra["counts"], "images_seen": extra["images_seen"],
+            "images_per_second": extra["images_seen"] / max(extra["train_seconds"], 1e-9)}
 
 
 def start_or_resume(objective: Objective, data: LoopData, settings: LoopSettings, ema: nn.Module,
