@@ -42,6 +42,8 @@ def add_study(commands) -> None:
     budget = study.add_mutually_exclusive_group()
     budget.add_argument("--budget-epochs", type=int, help="epochs for every cell")
     budget.add_argument("--budget-steps", type=int, help="optimiser steps for every cell (epochs follow the size)")
+    budget.add_argument("--budget-flops", type=float, help="training FLOPs for every cell, e.g. 2e15 (equal compute: "
+                        "epochs follow the size and each recipe's cost per image, as `lowdata models` counts it)")
     study.add_argument("--config", help="YAML file of training settings applied to every cell")
     study.add_argument("--recipes-file", help="YAML file of your own recipes (same form as the built-in ones)")
     add_reference(study, "cnn and vit, or the recipes marked `reference: true`")
@@ -86,7 +88,7 @@ def study_command(args: argparse.Namespace) -> int:
     settings = given_values(args.config, assignments=args.settings) if args.config or args.settings else None
     fits = run_study(args.out, data=args.data, sizes=args.sizes, sizes_per_class=args.sizes_per_class,
                  recipes=args.recipes, seeds=args.seeds, budget_epochs=args.budget_epochs,
-                 budget_steps=args.budget_steps, settings=settings, recipes_file=args.recipes_file,
+                 budget_steps=args.budget_steps, budget_flops=args.budget_flops, settings=settings, recipes_file=args.recipes_file,
                  preset=args.preset, worker=args.worker, claim_timeout=args.claim_timeout,
                  references=args.reference, jobs=args.jobs, backend=args.backend, address=args.address,
                  cpus_per_cell=args.cpus_per_cell, gpus_per_cell=args.gpus_per_cell, retries=args.retries,

@@ -52,6 +52,8 @@ class Plan:
     stages: list[Stage] = field(default_factory=list)
     # family -> the recipe the others are compared with: crossovers against the cnn one, multipliers the vit one
     references: dict[str, str] = field(default_factory=lambda: {"cnn": "cnn", "vit": "vit"})
+    # an equal-compute study's cells whose epochs a floor or ceiling held: "cell: why"
+    budget_notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,9 +70,14 @@ class Plan:
 def make_plan(data: str, sizes: list[int], recipes: list[Recipe], seeds: list[int], train_size: int,
               budget_epochs: int | None = None, budget_steps: int | None = None,
               base: dict[str, Any] | None = None, available: dict[str, Recipe] | None = None,
-              references: list[str] | None = None) -> Plan:
+              references: list[str] | None = None, budget_flops: float | None = None,
+              data_shape: tuple[int, int, int, int] | None = None) -> Plan:
     """`available` holds every known recipe, for teachers that are not among `recipes`. `references` names
-    recipes of the study that are the references of their families (see pick_references)."""
+    recipes of the study that are the references of their families (see pick_references). `budget_flops`
+    gives every cell that training compute (study/compute.py), for data of `data_shape` (channels, height,
+    width, classes)."""
+    from lowdata.study.compute import check_budget_flops, cost_per_image, epochs_for_flops
+
     base = dict(base or {})
     sizes = sorted(set(sizes))
     if len(sizes) < MIN_SIZES:
@@ -81,17 +88,26 @@ def make_plan(data: str, sizes: list[int], recipes: list[Recipe], seeds: list[in
                          f"use sizes up to {train_size}")
     if not seeds or len(set(seeds)) != len(seeds):
         raise UsageError("--seeds needs distinct seeds, e.g. 0,1,2")
-    if budget_epochs is not None and budget_steps is not None:
-        raise UsageError("give --budget-epochs or --budget-steps, not both")
+    if sum(budget is not None for budget in (budget_epochs, budget_steps, budget_flops)) > 1:
+        raise UsageError("give one of --budget-epochs, --budget-steps and --budget-flops")
+    check_budget_flops(budget_flops)
     if (budget_epochs is not None and budget_epochs < 1) or (budget_steps is not None and budget_steps < 1):
         raise UsageError("the training budget must be at least 1")
     available = {**(available or {}), **{r.name: r for r in recipes}}
     picked = {r.name for r in recipes}
+    per_image: dict[str, float] = {}  # an equal-compute study's training FLOPs per labelled image, by recipe
+    budget_notes: list[str] = []
 
     def cell_settings(recipe: Recipe, size: int, seed: int) -> dict[str, Any]:
         settings = {**base, **recipe.settings, "data": data, "labels": size, "seed": seed}
         config = build(TrainConfig, settings)
         epochs = budget_epochs or (epochs_for_steps(budget_steps, size, config) if budget_steps else config.epochs)
+        if budget_flops is not None:
+            if recipe.name not in per_image:
+                per_image[recipe.name] = cost_per_image(recipe, available, base, data_shape[:3], data_shape[3])
+            epochs, note = epochs_for_flops(budget_flops, size, per_image[recipe.name], config)
+            if note and seed == seeds[0]:
+                budget_notes.append(f"{recipe.name} at {size:,} labels: {note}")
         # evaluate once, at the end: per-epoch test passes would cost more than training at small sizes
         settings.update(epochs=epochs, eval_every=epochs)
         return settings
@@ -137,8 +153,9 @@ def make_plan(data: str, sizes: list[int], recipes: list[Recipe], seeds: list[in
     # a cell that takes another cell's run comes after it (a backend that starts units in order needs it)
     by_id = {cell.id: cell for cell in cells}
     cells.sort(key=lambda cell: link_depth(cell, by_id))
-    return Plan(data, sizes, list(seeds), recipe_table, {"epochs": budget_epochs, "steps": budget_steps}, base, cells,
-                list(stages.values()), pick_references(recipes, references or []))
+    budget = {"epochs": budget_epochs, "steps": budget_steps, **({"flops": budget_flops} if budget_flops else {})}
+    return Plan(data, sizes, list(seeds), recipe_table, budget, base, cells,
+                list(stages.values()), pick_references(recipes, references or []), budget_notes)
 
 
 def link_depth(cell: Cell, by_id: dict[str, Cell]) -> int:

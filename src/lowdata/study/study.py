@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ class StudyRequest:
     seeds: list[int] | None = None
     budget_epochs: int | None = None
     budget_steps: int | None = None
+    budget_flops: float | None = None
     settings: dict[str, Any] | None = None
     recipes_file: str | None = None
     preset: str | None = None
@@ -50,8 +52,8 @@ class StudyRequest:
             raise UsageError("a study needs --data (or a --preset); e.g. --data cifar10:~/data/cifar10")
         if self.sizes is not None and self.sizes_per_class is not None:
             raise UsageError("give --sizes or --sizes-per-class, not both")
-        budget_epochs, budget_steps = self.budget_epochs, self.budget_steps
-        if budget_epochs is None and budget_steps is None:
+        budget_epochs, budget_steps, budget_flops = self.budget_epochs, self.budget_steps, self.budget_flops
+        if budget_epochs is None and budget_steps is None and budget_flops is None:
             budget_epochs, budget_steps = defaults.get("budget_epochs"), defaults.get("budget_steps")
         base = {**defaults.get("settings", {}), **(self.settings or {})}
         build(TrainConfig, base)  # reject unknown settings before loading anything
@@ -64,15 +66,16 @@ class StudyRequest:
         plan = make_plan(data, sizes or defaults.get("sizes") or [], pick(known, self.recipes or defaults.get("recipes")
                          or ["cnn", "vit"]), self.seeds or defaults.get("seeds") or [0], len(dataset.train_images),
                          budget_epochs, budget_steps, base, available=known,
-                         references=self.references or defaults.get("references"))
+                         references=self.references or defaults.get("references"), budget_flops=budget_flops,
+                         data_shape=(dataset.info.channels, *dataset.info.image_size, dataset.info.num_classes))
         check_units(plan, whole)
         save_or_check_plan(plan, out_dir)
         return plan
 
 
 # what makes a plan (recipes_file only adds recipes to choose from)
-PLAN_FIELDS = ("data", "sizes", "sizes_per_class", "recipes", "seeds", "budget_epochs", "budget_steps", "settings",
-               "preset", "references")
+PLAN_FIELDS = ("data", "sizes", "sizes_per_class", "recipes", "seeds", "budget_epochs", "budget_steps", "budget_flops",
+               "settings", "preset", "references")
 
 
 def run_study(out: str | Path, **options: Any) -> dict[str, Any] | None:
@@ -91,6 +94,9 @@ def conduct(out_dir: Path, request: StudyRequest, backend: Backend, worker: bool
             report: bool = True) -> dict[str, Any] | None:
     """A study from its request and a backend: plan (or join), run the cells, and report once all are done."""
     plan = load_plan(out_dir) if worker and request.is_empty() else request.plan(out_dir)
+    if not worker:
+        for note in plan.budget_notes:  # an equal-compute cell whose epochs a floor or ceiling held
+            print(f"study: budget: {note}", file=sys.stderr)
     backend.run(plan, out_dir)
     if not report or not all(is_done(out_dir, cell) for cell in plan.cells):
         return None
