@@ -87,3 +87,55 @@ def test_the_report_leads_with_its_answer_in_one_unit_and_marks_extrapolation(tm
     assert "accuracy at 10×" in markdown and "error" not in markdown.split("## Fitted")[1].split("\n")[4]
     assert "at 2,000 (more than the data set's images)" in markdown  # 10x the largest size, past the 1,000
     assert "| vit+x | 200 | 1 | " in markdown and "| 97.0% | 5 | 40 | [cells/vit+x-n200-s1](cells/vit+x-n200-s1/) |" in markdown
+
+
+def costed_rows(table):
+    """Rows of a constructed study: {recipe: {labels: [(test_error, train_flops, train_acc) per seed]}}."""
+    return [{"recipe": recipe, "labels": n, "seed": seed, "test_error": error, "train_flops": flops,
+             "train_acc": fitted}
+            for recipe, sizes in table.items() for n, cells in sizes.items()
+            for seed, (error, flops, fitted) in enumerate(cells)]
+
+
+def test_the_answer_names_the_cheapest_recipe_within_noise_of_the_best_and_unequal_compute():
+    from lowdata.study.report import Layout, conclusion
+
+    layout = Layout("t", {"cnn": "cnn", "vit": "vit", "cct": "vit"}, {"cnn": "cnn", "vit": "vit"}, [50, 100, 200],
+                    [0, 1], 18, num_classes=10)
+    table = {"cnn": {n: [(0.10, 4e12, 1.0), (0.12, 4e12, 1.0)] for n in (50, 100, 200)},  # best, dear
+             "cct": {n: [(0.11, 1e12, 1.0), (0.13, 1e12, 1.0)] for n in (50, 100, 200)},  # within noise, cheap
+             "vit": {n: [(0.40, 2e12, 1.0), (0.42, 2e12, 1.0)] for n in (50, 100, 200)}}  # far behind
+    lines = conclusion(layout, fit_all(layout, costed_rows(table)))
+    at_50 = lines.index("- With 50 labels, use **cnn** (measured): it narrowly, within the seed spread, beats cct "
+                        "(89.0% vs 88.0%).")
+    assert lines[at_50 + 1] == ("  - Cheapest within noise of cnn at 50 labels: **cct**, 88.0% for 1 TFLOP of "
+                                "training against cnn's 4 TFLOP.")
+    assert lines[at_50 + 2] == ("  - Unequal compute: cnn's cells had 4.0x cct's (4 TFLOP vs 1 TFLOP); compare at "
+                                "equal compute with --budget-flops.")
+    table["cct"] = {n: [(0.30, 1e12, 1.0), (0.31, 1e12, 1.0)] for n in (50, 100, 200)}  # now clearly worse
+    lines = conclusion(layout, fit_all(layout, costed_rows(table)))
+    assert "  - cnn cost 4 TFLOP of training; no cheaper recipe is within noise of it." in lines
+
+
+def test_under_training_comes_first_and_one_seed_claims_no_spread():
+    from lowdata.study.render import render_markdown
+    from lowdata.study.report import Layout, conclusion
+
+    layout = Layout("t", {"cnn": "cnn", "vit": "vit"}, {"cnn": "cnn", "vit": "vit"}, [50, 100, 200], [0], 6,
+                    num_classes=10)
+    table = {"cnn": {50: [(0.10, 1e12, 1.0)], 100: [(0.08, 1e12, 1.0)], 200: [(0.05, 1e12, 0.99)]},
+             "vit": {50: [(0.40, 1e12, 0.98)], 100: [(0.45, 1e12, 0.59)], 200: [(0.50, 1e12, 0.43)]}}
+    fits = fit_all(layout, costed_rows(table))
+    lines = conclusion(layout, fits)
+    assert lines[0] == ("- **Under-trained** (measured): vit fits only 59.0% at 100, 43.0% at 200 labels of its own "
+                        "training images, against 98.0% at 50; its curve there shows too few training steps, not "
+                        "data hunger. Give those cells more steps (--budget-steps), a fixed --budget-epochs or equal "
+                        "compute (--budget-flops) before reading the lines below.")
+    assert "- With 50 labels, use **cnn** (measured, one seed: no spread): it beats vit by 30.0 points (90.0% vs " \
+           "60.0%)." in lines
+    assert "  - cnn cost 1 TFLOP of training; no recipe is called within noise of it: one seed measures no " \
+           "spread." in lines
+    assert not any("within the seed spread" in line for line in lines)
+    markdown = render_markdown(layout, costed_rows(table), fits, image="curves.png")
+    assert "## Test accuracy (one seed)" in markdown and "| vit | 60.0% | 55.0% | 50.0% |" in markdown
+    assert "± 0.0%" not in markdown and "![test accuracy against training cost](cost.png)" in markdown

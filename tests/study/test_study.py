@@ -29,7 +29,7 @@ def test_study_writes_every_report_file(tmp_path, tiny_study, capsys):
     assert sum(line.startswith("lowdata: data: ") for line in said) == 1 and not any(" epoch " in line for line in said)
     summary = json.loads((out / "cells" / "vit-n60-s1" / "summary.json").read_text())
     assert "study: vit-n60-s1 started" in said
-    assert any(line.startswith(f"study: vit-n60-s1 done in 0 min ") and
+    assert any(line.startswith("study: vit-n60-s1 done in 0 min ") and
                f"(test {summary['test_acc']:.1%}, train {summary['train_acc']:.1%}); " in line for line in said)
     rows = (out / "results.csv").read_text().splitlines()
     assert rows[0].startswith("cell,recipe,family,labels,seed,test_acc") and len(rows) == 13
@@ -535,6 +535,8 @@ def test_cells_costs_reach_the_csv_and_the_fits_and_an_old_study_without_them_st
     at_60 = next(m for m in fits["recipes"]["cnn"]["measured"] if m["labels"] == 60)
     assert at_60["train_flops"] == pytest.approx(sum(s["train_flops"] for s in seeds) / 2)
     assert build_report(out) == fits  # `lowdata report` rebuilds the same
+    assert (out / "cost.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![test accuracy against training cost](cost.png)" in (out / "report.md").read_text()
     for path in (out / "cells").glob("*/summary.json"):  # a study from before costs were recorded
         old = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("train_flops", "model_flops")}
         path.write_text(json.dumps(old))

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from lowdata.study.layout import Layout
+from lowdata.study.spend import cost_lines, undertrained
 from lowdata.study.verdict import hunger, remedies
 
 
@@ -26,7 +27,7 @@ def conclusion(layout: Layout, fits: dict[str, Any]) -> list[str]:
             lines.append(f"- **Warning**: {', '.join(idle)} stay{'s' if len(idle) == 1 else ''} within noise of chance "
                          f"({chance:.1%} for {layout.num_classes} classes) at every size: under-trained or broken, "
                          "not evidence about data hunger; give the cells more steps before reading this study.")
-    lines += hunger(layout, fits, idle) + remedies(layout, fits, idle)
+    lines += undertrained(fits) + hunger(layout, fits, idle) + remedies(layout, fits, idle)
     for n in layout.sizes:
         results = [(recipe, m) for recipe, entry in fits["recipes"].items() for m in entry["measured"] if m["labels"] == n]
         if len(results) < 2:
@@ -39,9 +40,14 @@ def conclusion(layout: Layout, fits: dict[str, Any]) -> list[str]:
             continue
         gap = second["error_mean"] - first["error_mean"]
         noise = math.hypot(first["error_std"], second["error_std"])
-        sure = "clearly" if gap > 2 * noise and min(first["seeds"], second["seeds"]) > 1 else "narrowly, within the seed spread,"
-        lines.append(f"- With {n:,} labels, use **{best}**: it {sure} beats {runner} "
-                     f"({1 - first['error_mean']:.1%} vs {1 - second['error_mean']:.1%}).")
+        both = f"{1 - first['error_mean']:.1%} vs {1 - second['error_mean']:.1%}"
+        if min(first["seeds"], second["seeds"]) < 2:
+            lines.append(f"- With {n:,} labels, use **{best}** (measured, one seed: no spread): it beats {runner} by "
+                         f"{gap * 100:.1f} points ({both}).")
+        else:
+            sure = "clearly" if gap > 2 * noise else "narrowly, within the seed spread,"
+            lines.append(f"- With {n:,} labels, use **{best}** (measured): it {sure} beats {runner} ({both}).")
+        lines += cost_lines(n, results)
     for recipe, c in fits["crossovers"].items():
         lines.append(f"- Where {recipe} overtakes {layout.references.get('cnn', 'the CNN')} (read from the fits): "
                      f"{c['text']}.")

@@ -1,4 +1,5 @@
-"""The learning-curve figure: measured accuracy per size with its spread over seeds, and the fitted curves."""
+"""The study's figures: the learning curves (measured accuracy per size with its spread over seeds, and the
+fitted curves), and test accuracy against training cost at each label budget."""
 from __future__ import annotations
 
 import io
@@ -43,9 +44,47 @@ def plot_curves(layout: Layout, rows: list[dict[str, Any]], fits: dict[str, Any]
     axis.set_xscale("log")
     axis.set_xlabel("labelled training examples")
     axis.set_ylabel("test accuracy (%)")
-    axis.set_title(f"{layout.title}: mean ± std over seeds; fit dashed, extrapolated dotted", fontsize=10)
+    spread = "mean ± std over seeds" if len(layout.seeds) > 1 else "one seed"
+    axis.set_title(f"{layout.title}: {spread}; fit dashed, extrapolated dotted", fontsize=10)
     axis.grid(True, which="both", alpha=0.3)
     axis.legend()
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": SIGNATURE})
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def plot_cost(layout: Layout, rows: list[dict[str, Any]]) -> bytes:
+    """Test accuracy against training cost, one panel per label budget: a point per recipe (its seeds' mean)
+    with the seeds' spread of both as error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    sizes = [n for n in layout.sizes if any(r["labels"] == n and r.get("train_flops") for r in rows)]
+    figure, axes = plt.subplots(1, max(len(sizes), 1), figsize=(2.6 * max(len(sizes), 1) + 1, 3.4), dpi=110,
+                                sharey=True, squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for axis, n in zip(axes[0], sizes):
+        for index, recipe in enumerate(layout.families):
+            cells = [r for r in rows if r["recipe"] == recipe and r["labels"] == n and r.get("train_flops")]
+            if not cells:
+                continue
+            flops = np.array([float(r["train_flops"]) for r in cells])
+            accuracy = np.array([100 * (1 - float(r["test_error"])) for r in cells])
+            axis.errorbar(flops.mean(), accuracy.mean(), yerr=accuracy.std(ddof=1) if len(cells) > 1 else None,
+                          xerr=flops.std(ddof=1) if len(cells) > 1 else None, fmt="o", capsize=3,
+                          color=colours[index % len(colours)], label=recipe)
+        axis.set_xscale("log")
+        axis.set_title(f"{n:,} labels", fontsize=10)
+        axis.set_xlabel("training FLOPs")
+        axis.grid(True, which="both", alpha=0.3)
+    axes[0][0].set_ylabel("test accuracy (%)")
+    axes[0][-1].legend(fontsize=8)
+    spread = "mean ± std over seeds" if len(layout.seeds) > 1 else "one seed"
+    figure.suptitle(f"{layout.title}: accuracy against training cost ({spread})", fontsize=10)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", metadata={"Software": SIGNATURE})

@@ -8,7 +8,8 @@ from lowdata.study.answer import conclusion
 from lowdata.study.layout import Layout
 
 
-def render_markdown(layout: Layout, rows: list[dict[str, Any]], fits: dict[str, Any], image: str) -> str:
+def render_markdown(layout: Layout, rows: list[dict[str, Any]], fits: dict[str, Any], image: str,
+                    cost_image: str = "cost.png") -> str:
     """The answer first (which recipe at which budget, how sure, what each remedy is worth), then the plot,
     then the tables that back it. Accuracy in % throughout."""
     lines = [f"# Data-hunger study: {layout.title}", "",
@@ -16,13 +17,17 @@ def render_markdown(layout: Layout, rows: list[dict[str, Any]], fits: dict[str, 
              f"{', '.join(map(str, layout.seeds))}; {finished(len(rows), layout.planned)}; exponent "
              f"prior {fits['exponent_prior']['strength']:g} towards c = {fits['exponent_prior']['centre']:g}.", "",
              "## Answer", ""] + conclusion(layout, fits) + worth(layout, fits)
-    lines += ["", f"![learning curves]({image})", "", "## Test accuracy (mean ± std over seeds)", ""]
+    one_seed = all(m["seeds"] < 2 for entry in fits["recipes"].values() for m in entry["measured"])
+    lines += ["", f"![learning curves]({image})", ""]
+    if has_costs(rows):
+        lines += [f"![test accuracy against training cost]({cost_image})", ""]
+    lines += ["## Test accuracy (one seed)" if one_seed else "## Test accuracy (mean ± std over seeds)", ""]
     lines += ["| recipe | " + " | ".join(f"{n:,}" for n in layout.sizes) + " |",
               "|---|" + "---:|" * len(layout.sizes)]
     for recipe, entry in fits["recipes"].items():
         by_size = {m["labels"]: m for m in entry["measured"]}
-        cells = [f"{1 - by_size[n]['error_mean']:.1%} ± {by_size[n]['error_std']:.1%}" if n in by_size else "–"
-                 for n in layout.sizes]
+        cells = [f"{1 - by_size[n]['error_mean']:.1%}" + (f" ± {by_size[n]['error_std']:.1%}" if by_size[n]["seeds"] > 1
+                                                            else "") if n in by_size else "–" for n in layout.sizes]
         lines.append(f"| {recipe} | " + " | ".join(cells) + " |")
     pooled = sorted({(r["recipe"], r.get("pool_images") or 0) for r in rows if r.get("pool_images")})
     if pooled:
@@ -109,11 +114,17 @@ def past_the_data(layout: Layout, labels: int) -> str:
     return " (more than the data set's images)" if layout.train_images and labels > layout.train_images else ""
 
 
+def has_costs(rows: list[dict[str, Any]]) -> bool:
+    """Whether the cells recorded their training cost (a study from before did not; a CSV may not)."""
+    return any(row.get("train_flops") not in (None, "") for row in rows)
+
+
 def answer_section(markdown: str) -> str:
     """The report's Answer (its heading and bullet lines), for the terminal at the end of a study."""
     lines = markdown.splitlines()
     start = lines.index("## Answer")
-    end = next((i for i in range(start + 1, len(lines)) if lines[i] and not lines[i].startswith("- ")), len(lines))
+    end = next((i for i in range(start + 1, len(lines)) if lines[i] and not lines[i].lstrip().startswith("- ")),
+               len(lines))
     return "\n".join(line for line in lines[start:end] if line)
 
 
@@ -175,12 +186,15 @@ def format_times(value: float | None) -> str:
     return ">1000×" if value > 1000 else f"{value:.2f}×"
 
 
-def render_html(layout: Layout, rows: list[dict[str, Any]], fits: dict[str, Any], png: bytes) -> str:
-    """A self-contained page: the same Markdown rendered by Python-Markdown, with the plot embedded."""
+def render_html(layout: Layout, rows: list[dict[str, Any]], fits: dict[str, Any], png: bytes,
+                cost_png: bytes | None = None) -> str:
+    """A self-contained page: the same Markdown rendered by Python-Markdown, with the plots embedded."""
     import markdown
 
     image = "data:image/png;base64," + base64.b64encode(png).decode()
-    body = markdown.markdown(render_markdown(layout, rows, fits, image=image), extensions=["tables"])
+    cost_image = "data:image/png;base64," + base64.b64encode(cost_png or b"").decode()
+    body = markdown.markdown(render_markdown(layout, rows, fits, image=image, cost_image=cost_image),
+                             extensions=["tables"])
     style = ("body{font-family:sans-serif;max-width:60rem;margin:2rem auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}img{max-width:100%}")
     return ("<!doctype html><html><head><meta charset=\"utf-8\"><title>lowdata study</title>"

@@ -20,8 +20,8 @@ from lowdata.study.analysis import describe_multiplier, fit_all, grouped, measur
 from lowdata.study.answer import conclusion
 from lowdata.study.layout import Layout
 from lowdata.study.plan import Plan, load_plan
-from lowdata.study.plot import SIGNATURE, plot_curves
-from lowdata.study.render import CELL_ROWS_SHOWN, render_html, render_markdown
+from lowdata.study.plot import SIGNATURE, plot_cost, plot_curves
+from lowdata.study.render import CELL_ROWS_SHOWN, has_costs, render_html, render_markdown
 from lowdata.study.run import cell_dir, is_done
 
 __all__ = ["CELL_ROWS_SHOWN", "CSV_COLUMNS", "Layout", "build_report", "conclusion", "describe_multiplier",
@@ -52,14 +52,17 @@ def write_report(layout: Layout, rows: list[dict[str, Any]], out_dir: Path,
     written, so a failure leaves the previous report whole rather than half replaced."""
     fits = fit_all(layout, rows, prior)
     png = plot_curves(layout, rows, fits)
+    cost_png = plot_cost(layout, rows) if has_costs(rows) else None
     files = {"fits.json": json_text(fits), "report.md": render_markdown(layout, rows, fits, image="curves.png"),
-             "report.html": render_html(layout, rows, fits, png)}
+             "report.html": render_html(layout, rows, fits, png, cost_png)}
     if with_csv:
         files["results.csv"] = csv_text(rows)
     for name, text in files.items():
         atomic_write_text(out_dir / name, text)
-    with atomic_path(out_dir / "curves.png") as tmp:
-        tmp.write_bytes(png)
+    for name, image in (("curves.png", png), ("cost.png", cost_png)):
+        if image is not None:
+            with atomic_path(out_dir / name) as tmp:
+                tmp.write_bytes(image)
     return fits
 
 
@@ -81,7 +84,7 @@ def refuse_foreign_report(out_dir: Path) -> None:
         return {"fits.json": '"crossovers"' in text, "report.md": text.startswith("# Data-hunger study"),
                 "report.html": "<title>lowdata study</title>" in text}[path.name]
 
-    foreign = [name for name in ("fits.json", "curves.png", "report.md", "report.html")
+    foreign = [name for name in ("fits.json", "curves.png", "cost.png", "report.md", "report.html")
                if (out_dir / name).exists() and not ours(out_dir / name)]
     if foreign:
         raise UsageError(f"--out {out_dir} holds {', '.join(foreign)} that lowdata did not write; nothing was "
