@@ -8,6 +8,7 @@ from typing import Any
 
 UNDERFIT_POINTS = 0.10  # a size's training accuracy this far below the recipe's best size's: under-trained
 COMPUTE_RATIO = 2.0  # cells of one budget whose compute differs more than this are said to
+CHEAPER = 0.9  # a recipe is called cheaper when it cost under this share of another's (equal budgets differ a little)
 
 
 def flops_text(flops: float) -> str:
@@ -52,7 +53,7 @@ def cost_lines(n: int, results: list[tuple[str, dict[str, Any]]]) -> list[str]:
         return []
     (best, first), lines = costed[0], []
     close = [(recipe, m) for recipe, m in costed[1:] if within_noise(first, m)]
-    cheaper = [(recipe, m) for recipe, m in close if m["train_flops"] < first["train_flops"]]
+    cheaper = [(recipe, m) for recipe, m in close if m["train_flops"] < CHEAPER * first["train_flops"]]
     if cheaper:
         recipe, m = min(cheaper, key=lambda item: item[1]["train_flops"])
         lines.append(f"  - Cheapest within noise of {best} at {n:,} labels: **{recipe}**, {1 - m['error_mean']:.1%} "
@@ -62,8 +63,8 @@ def cost_lines(n: int, results: list[tuple[str, dict[str, Any]]]) -> list[str]:
         lines.append(f"  - {best} cost {flops_text(first['train_flops'])} of training; no recipe is called within "
                      "noise of it: one seed measures no spread.")
     else:
-        lines.append(f"  - {best} cost {flops_text(first['train_flops'])} of training; no cheaper recipe is within "
-                     "noise of it.")
+        lines.append(f"  - {best} cost {flops_text(first['train_flops'])} of training; no recipe within noise of "
+                     "it cost less.")
     flops = {recipe: m["train_flops"] for recipe, m in costed}
     most, least = max(flops, key=flops.get), min(flops, key=flops.get)
     if flops[most] > COMPUTE_RATIO * flops[least]:
