@@ -48,6 +48,7 @@ class RunConfig:
     eval_every: int | None = None  # evaluation every this many epochs and after the last; None = after the last
     # only (training: a 10,000-image test pass costs more than an epoch of a small budget)
     checkpoint_minutes: float = 1.0  # at most this long between checkpoints (0 = after every epoch)
+    trackers: str | None = None  # besides TensorBoard: mlflow and/or wandb (comma-separated), through their clients
     out: str | None = None
 
     def replace(self, **changes: Any):

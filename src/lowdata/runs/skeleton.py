@@ -83,7 +83,10 @@ def execute(kind: Callable[[Run, int | None], dict[str, Any] | None], cls: type,
     from lowdata.device import pick_device, pick_precision
     from lowdata.training.distributed import current_process, process_device
 
+    from lowdata.training.trackers import parse_trackers
+
     config = build(cls, {**(asdict(config) if config else {}), **settings})
+    parse_trackers(config.trackers)  # an unknown tracker or a missing client: said before anything loads
     # registered before the data load, so that workers started together count each other (cores.py)
     with CoreShare(config.threads) as cores:
         config, run_dir = open_run(cls, config, resume, set(settings), default_out, what)
@@ -168,7 +171,8 @@ def open_run(cls: type, config: RunConfig, resume: bool, explicit: set[str], def
 
 
 # what a run (train, pretrain, self-training rounds, a default export) writes in its folder
-RUN_FILES = {"checkpoint", "config.yaml", "metrics.jsonl", "tensorboard", "summary.json", "confusion.json",
+RUN_FILES = {"checkpoint", "config.yaml", "metrics.jsonl", "tensorboard", "trackers.json", "wandb", "summary.json",
+             "confusion.json",
              "confusion.png", "model", "model.torchscript.pt", "model.onnx", "rounds", "knn_at_init.json",
              "reconstructions.png"}
 

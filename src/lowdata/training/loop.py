@@ -50,7 +50,7 @@ class Session:
     clock: Clock
     head_first: HeadFirst
     metrics_log: MetricsLog | None  # rank 0 only
-    writer: Any  # TensorBoard, rank 0 only
+    writer: Any  # training/trackers.py's Trackers (TensorBoard, and MLflow / W&B when asked), rank 0 only
     first_step: int = 0  # a resumed epoch continues from here
     partial: dict[str, Any] | None = None  # its sums so far
     timings: dict[str, float] = field(default_factory=lambda: {"eval_seconds": 0.0, "checkpoint_seconds": 0.0})
@@ -89,7 +89,7 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
 def start_or_resume(objective: Objective, data: LoopData, settings: LoopSettings, ema: nn.Module,
                     ctx: RunContext) -> Session:
     """The optimiser, schedule and state of a new run, or those of the checkpoint in `ctx.run_dir`."""
-    from torch.utils.tensorboard import SummaryWriter
+    from lowdata.training.trackers import Trackers, parse_trackers
 
     model, process = objective.model, ctx.process
     n = len(data.train_images)
@@ -121,7 +121,8 @@ def start_or_resume(objective: Objective, data: LoopData, settings: LoopSettings
                    # a checkpoint of a small model takes ~0.1 s, an epoch of a small budget less: not every epoch
                    Clock(settings.checkpoint_minutes * 60), HeadFirst(model, settings.freeze_epochs),
                    MetricsLog(ctx.run_dir, after_epoch=state.epoch) if process.is_main else None,
-                   SummaryWriter(str(ctx.run_dir / "tensorboard")) if process.is_main else None,
+                   Trackers(ctx.run_dir, parse_trackers(ctx.config.get("trackers")), ctx.config)
+                   if process.is_main else None,
                    # a checkpoint a stop signal took inside an epoch: that epoch continues from its step
                    state.extra.pop("epoch_step", 0), state.extra.pop("epoch_partial", None))
 

@@ -78,7 +78,7 @@ def epoch_line(metrics: dict[str, Any], epochs: int) -> str:
 
 
 class MetricsLog:
-    """`metrics.jsonl` (the source of truth, one line per epoch) mirrored to TensorBoard. On resume, lines from
+    """`metrics.jsonl` (the source of truth, one line per epoch) mirrored to the trackers. On resume, lines from
     epochs after the checkpoint are dropped, since those epochs are trained again."""
 
     def __init__(self, run_dir: Path, after_epoch: int) -> None:
@@ -90,11 +90,8 @@ class MetricsLog:
                     if line.strip() and json.loads(line)["epoch"] <= after_epoch]
             atomic_write_text(self.path, "".join(line + "\n" for line in kept))
 
-    def append(self, record: dict[str, Any], writer) -> None:
+    def append(self, record: dict[str, Any], trackers) -> None:
         scalars = {key: value for key, value in record.items() if isinstance(value, (int, float))}
         with open(self.path, "a") as handle:  # a confusion matrix goes to the summary, not to every line
             handle.write(json.dumps(scalars, sort_keys=True) + "\n")
-        for key, value in scalars.items():
-            if key not in ("epoch", "step"):
-                writer.add_scalar(key, value, record["epoch"])
-        writer.flush()
+        trackers.log(scalars, record["step"])  # training/trackers.py: grouped tags at the global step
