@@ -88,8 +88,9 @@ def study_command(args: argparse.Namespace) -> int:
     settings = given_values(args.config, assignments=args.settings) if args.config or args.settings else None
     fits = run_study(args.out, data=args.data, sizes=args.sizes, sizes_per_class=args.sizes_per_class,
                  recipes=args.recipes, seeds=args.seeds, budget_epochs=args.budget_epochs,
-                 budget_steps=args.budget_steps, budget_flops=args.budget_flops, settings=settings, recipes_file=args.recipes_file,
-                 preset=args.preset, worker=args.worker, claim_timeout=args.claim_timeout,
+                 budget_steps=args.budget_steps, budget_flops=args.budget_flops, settings=settings,
+                 recipes_file=args.recipes_file, preset=args.preset, worker=args.worker,
+                 claim_timeout=args.claim_timeout,
                  references=args.reference, jobs=args.jobs, backend=args.backend, address=args.address,
                  cpus_per_cell=args.cpus_per_cell, gpus_per_cell=args.gpus_per_cell, retries=args.retries,
                  report=args.report)

@@ -26,8 +26,7 @@ def render_markdown(layout: Layout, rows: list[dict[str, Any]], fits: dict[str, 
               "|---|" + "---:|" * len(layout.sizes)]
     for recipe, entry in fits["recipes"].items():
         by_size = {m["labels"]: m for m in entry["measured"]}
-        cells = [f"{1 - by_size[n]['error_mean']:.1%}" + (f" ± {by_size[n]['error_std']:.1%}" if by_size[n]["seeds"] > 1
-                                                            else "") if n in by_size else "–" for n in layout.sizes]
+        cells = [mean_and_spread(by_size[n]) if n in by_size else "–" for n in layout.sizes]
         lines.append(f"| {recipe} | " + " | ".join(cells) + " |")
     pooled = sorted({(r["recipe"], r.get("pool_images") or 0) for r in rows if r.get("pool_images")})
     if pooled:
@@ -112,6 +111,12 @@ def percent(value: float | None) -> str:
 
 def past_the_data(layout: Layout, labels: int) -> str:
     return " (more than the data set's images)" if layout.train_images and labels > layout.train_images else ""
+
+
+def mean_and_spread(measured: dict[str, Any]) -> str:
+    """A size's mean accuracy, with its spread over seeds where more than one seed measured it."""
+    spread = f" ± {measured['error_std']:.1%}" if measured["seeds"] > 1 else ""
+    return f"{1 - measured['error_mean']:.1%}{spread}"
 
 
 def has_costs(rows: list[dict[str, Any]]) -> bool:

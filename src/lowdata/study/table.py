@@ -77,7 +77,8 @@ def number(text: str, column: str, where: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise UsageError(f"{where}: {column} {text.strip()!r} is not a number; give a number or leave it empty") from None
+        raise UsageError(f"{where}: {column} {text.strip()!r} is not a number; give a number or leave it "
+                         "empty") from None
 
 
 def whole(text: str | None, column: str, where: str, minimum: int | None = 1) -> int:
