@@ -112,6 +112,9 @@ def test_the_answer_names_the_cheapest_recipe_within_noise_of_the_best_and_unequ
                                 "training against cnn's 4 TFLOP.")
     assert lines[at_50 + 2] == ("  - Unequal compute: cnn's cells had 4.0x cct's (4 TFLOP vs 1 TFLOP); compare at "
                                 "equal compute with --budget-flops.")
+    table["cct"] = {n: [(0.11, 3.8e12, 1.0), (0.13, 3.8e12, 1.0)] for n in (50, 100, 200)}  # about as dear
+    assert "  - cnn cost 4 TFLOP of training; no recipe within noise of it cost less." in \
+        conclusion(layout, fit_all(layout, costed_rows(table)))
     table["cct"] = {n: [(0.30, 1e12, 1.0), (0.31, 1e12, 1.0)] for n in (50, 100, 200)}  # now clearly worse
     lines = conclusion(layout, fit_all(layout, costed_rows(table)))
     assert "  - cnn cost 4 TFLOP of training; no recipe within noise of it cost less." in lines
