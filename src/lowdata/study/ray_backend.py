@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lowdata import console
 from lowdata.errors import UsageError
 from lowdata.study.plan import Plan
-from lowdata.study.run import Unit, is_done, log_event, run_cell
+from lowdata.study.run import Unit, cell_dir, format_duration, is_done, log_event, outcome, run_cell
 
 
 def run_units_ray(plan: Plan, out_dir: Path, address: str | None = None, cpus_per_cell: float = 1.0,
@@ -92,7 +93,12 @@ def run_unit_task(unit: Unit, out_dir: str, cpus: float, *finished_needs: Any) -
     if is_done(out, unit):  # finished by another backend since it was submitted
         return worker
     log_event(out, unit, worker, "start")
-    run_cell(unit, out)
+    print(f"study: {unit.id} started", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    with console.quiet():  # as a local worker: the run's notes once per kind (per task), no epoch lines
+        run_cell(unit, out)
+    print(f"study: {unit.id} done in {format_duration(time.perf_counter() - started)}{outcome(cell_dir(out, unit))}",
+          file=sys.stderr, flush=True)
     log_event(out, unit, worker, "done")
     return worker
 
