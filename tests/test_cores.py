@@ -102,3 +102,23 @@ def test_a_reused_pid_does_not_count_as_a_training_process(tmp_path, four_cores,
     (tmp_path / str(other_process)).write_text(process_start(other_process))  # the process itself: it counts
     with CoreShare(folder=tmp_path) as share:
         assert share.choose() == 2
+
+
+def test_a_stopped_process_holds_no_share_until_it_continues(tmp_path, four_cores, other_process):
+    import signal
+    import time
+
+    (tmp_path / str(other_process)).touch()  # another training process, which the user pauses (Ctrl-Z)
+    os.kill(other_process, signal.SIGSTOP)
+    try:
+        for _ in range(100):  # the kernel marks it stopped at once; /proc may show it a moment later
+            if cores_module.process_stopped(other_process):
+                break
+            time.sleep(0.01)
+        with CoreShare(folder=tmp_path) as share:
+            assert share.choose() == 4 and share.live_processes() == [os.getpid()]
+        assert (tmp_path / str(other_process)).exists()  # still registered: it counts again once continued
+    finally:
+        os.kill(other_process, signal.SIGCONT)
+    with CoreShare(folder=tmp_path) as share:
+        assert share.choose() == 2 and other_process in share.live_processes()

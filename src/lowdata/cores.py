@@ -91,7 +91,8 @@ class CoreShare:
         return max(1, usable_cores() // max(local_ranks, planned, len(self.live_processes())))
 
     def live_processes(self) -> list[int]:
-        """Registered processes still running (this one included); entries of dead ones are removed."""
+        """Registered processes still running (this one included); entries of dead ones are removed, and a
+        stopped one (Ctrl-Z, SIGSTOP) is not counted while it stays stopped: it uses no core."""
         live = {os.getpid()}
         try:
             entries = list(self.folder.iterdir())
@@ -101,7 +102,8 @@ class CoreShare:
             if not entry.name.isdigit():
                 continue
             if process_alive(int(entry.name)) and same_process(entry, int(entry.name)):
-                live.add(int(entry.name))
+                if not process_stopped(int(entry.name)):
+                    live.add(int(entry.name))
             else:
                 entry.unlink(missing_ok=True)
         return sorted(live)
@@ -114,6 +116,15 @@ def process_start(pid: int) -> str | None:
     except OSError:
         return None
     return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command name, which may hold spaces
+
+
+def process_stopped(pid: int) -> bool:
+    """Whether `pid` is stopped (state T or t in /proc: Ctrl-Z, SIGSTOP, a debugger); False where /proc cannot say."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] in ("T", "t")
 
 
 def same_process(entry: Path, pid: int) -> bool:
