@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from lowdata.study.layout import Layout
-from lowdata.study.spend import cost_lines, undertrained
+from lowdata.study.spend import cost_lines, undertrained, unequal_compute
 from lowdata.study.verdict import hunger, remedies
 
 
@@ -48,6 +48,7 @@ def conclusion(layout: Layout, fits: dict[str, Any]) -> list[str]:
             sure = "clearly" if gap > 2 * noise else "narrowly, within the seed spread,"
             lines.append(f"- With {n:,} labels, use **{best}** (measured): it {sure} beats {runner} ({both}).")
         lines += cost_lines(n, results)
+    lines += unequal_compute(fits)
     for recipe, c in fits["crossovers"].items():
         lines.append(f"- Where {recipe} overtakes {layout.references.get('cnn', 'the CNN')} (read from the fits): "
                      f"{c['text']}.")

@@ -47,28 +47,40 @@ def within_noise(best: dict[str, Any], other: dict[str, Any]) -> bool | None:
 
 def cost_lines(n: int, results: list[tuple[str, dict[str, Any]]]) -> list[str]:
     """For one budget (`results` sorted best first): the cheapest recipe within noise of the best, with both
-    costs, and a warning when the recipes' compute differs more than COMPUTE_RATIO-fold."""
+    costs (under-bullets of that budget's line)."""
     costed = [(recipe, m) for recipe, m in results if m.get("train_flops")]
     if len(costed) < 2 or costed[0][0] != results[0][0]:
         return []
-    (best, first), lines = costed[0], []
+    best, first = costed[0]
     close = [(recipe, m) for recipe, m in costed[1:] if within_noise(first, m)]
     cheaper = [(recipe, m) for recipe, m in close if m["train_flops"] < CHEAPER * first["train_flops"]]
     if cheaper:
         recipe, m = min(cheaper, key=lambda item: item[1]["train_flops"])
-        lines.append(f"  - Cheapest within noise of {best} at {n:,} labels: **{recipe}**, {1 - m['error_mean']:.1%} "
-                     f"for {flops_text(m['train_flops'])} of training against {best}'s "
-                     f"{flops_text(first['train_flops'])}.")
-    elif any(within_noise(first, m) is None for _, m in costed[1:]):
-        lines.append(f"  - {best} cost {flops_text(first['train_flops'])} of training; no recipe is called within "
-                     "noise of it: one seed measures no spread.")
-    else:
-        lines.append(f"  - {best} cost {flops_text(first['train_flops'])} of training; no recipe within noise of "
-                     "it cost less.")
-    flops = {recipe: m["train_flops"] for recipe, m in costed}
-    most, least = max(flops, key=flops.get), min(flops, key=flops.get)
-    if flops[most] > COMPUTE_RATIO * flops[least]:
-        lines.append(f"  - Unequal compute: {most}'s cells had {flops[most] / flops[least]:.1f}x {least}'s "
-                     f"({flops_text(flops[most])} vs {flops_text(flops[least])}); compare at equal compute with "
-                     "--budget-flops.")
-    return lines
+        return [f"  - Cheapest within noise of {best} at {n:,} labels: **{recipe}**, {1 - m['error_mean']:.1%} "
+                f"for {flops_text(m['train_flops'])} of training against {best}'s {flops_text(first['train_flops'])}."]
+    if any(within_noise(first, m) is None for _, m in costed[1:]):
+        return [f"  - {best} cost {flops_text(first['train_flops'])} of training; no recipe is called within "
+                "noise of it: one seed measures no spread."]
+    return [f"  - {best} cost {flops_text(first['train_flops'])} of training; no recipe within noise of it cost less."]
+
+
+def unequal_compute(fits: dict[str, Any]) -> list[str]:
+    """One line when, at some budgets, one recipe's cells had more than COMPUTE_RATIO times another's compute."""
+    ratios = {}
+    for n in sorted({m["labels"] for entry in fits["recipes"].values() for m in entry["measured"]}):
+        flops = {recipe: m["train_flops"] for recipe, entry in fits["recipes"].items() for m in entry["measured"]
+                 if m["labels"] == n and m.get("train_flops")}
+        if len(flops) > 1:
+            most, least = max(flops, key=flops.get), min(flops, key=flops.get)
+            if flops[most] > COMPUTE_RATIO * flops[least]:
+                ratios[n] = (most, least, flops[most] / flops[least])
+    if not ratios:
+        return []
+    said = []
+    for most, least in sorted({(most, least) for most, least, _ in ratios.values()}):
+        low, high = (f(r for m, l, r in ratios.values() if (m, l) == (most, least)) for f in (min, max))
+        span = f"{low:.1f}x" if f"{low:.1f}" == f"{high:.1f}" else f"{low:.1f}-{high:.1f}x"
+        said.append(f"{most}'s cells had {span} {least}'s")
+    said = "; ".join(said)
+    return [f"- **Unequal compute** (measured) at {', '.join(f'{n:,}' for n in ratios)} labels: {said}; the "
+            "comparison above is at unequal cost: compare at equal compute with --budget-flops."]
