@@ -130,10 +130,10 @@ def test_under_training_comes_first_and_one_seed_claims_no_spread():
              "vit": {50: [(0.40, 1e12, 0.98)], 100: [(0.45, 1e12, 0.59)], 200: [(0.50, 1e12, 0.43)]}}
     fits = fit_all(layout, costed_rows(table))
     lines = conclusion(layout, fits)
-    assert lines[0] == ("- **Under-trained** (measured): vit fits only 59.0% at 100, 43.0% at 200 labels of its own "
-                        "training images, against 98.0% at 50; its curve there shows too few training steps, not "
-                        "data hunger. Give those cells more steps (--budget-steps), a fixed --budget-epochs or equal "
-                        "compute (--budget-flops) before reading the lines below.")
+    assert lines[0] == ("- **Under-trained** (measured): cells that fit only part of their own training images — "
+                        "vit 59.0% at 100, 43.0% at 200 labels (98.0% at 50); their curves there show too few "
+                        "training steps, not data hunger. Give those cells more steps (--budget-steps), a fixed "
+                        "--budget-epochs or equal compute (--budget-flops) before reading the lines below.")
     assert "- With 50 labels, use **cnn** (measured, one seed: no spread): it beats vit by 30.0 points (90.0% vs " \
            "60.0%)." in lines
     assert "  - cnn cost 1 TFLOP of training; no recipe is called within noise of it: one seed measures no " \

@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-UNDERFIT_POINTS = 0.10  # a size's training accuracy this far below the recipe's best size's: under-trained
+UNDERFIT_POINTS = 0.10  # a size's training accuracy this far below the recipe's best size's: under-trained,
+UNDERFIT_FLOOR = 0.60  # and so is one below this: the cells fit less than what small labelled sets allow
 COMPUTE_RATIO = 2.0  # cells of one budget whose compute differs more than this are said to
 CHEAPER = 0.9  # a recipe is called cheaper when it cost under this share of another's (equal budgets differ a little)
 
@@ -19,23 +20,27 @@ def flops_text(flops: float) -> str:
 
 
 def undertrained(fits: dict[str, Any]) -> list[str]:
-    """One line per recipe with sizes whose mean training accuracy falls more than UNDERFIT_POINTS below its
-    best size's: those cells did not fit their own labels, so the curve there measures the budget's steps."""
-    lines = []
+    """One line naming each recipe's sizes whose mean training accuracy falls more than UNDERFIT_POINTS below its
+    best size's, or below UNDERFIT_FLOOR: those cells did not fit their own labels, so the curve there measures
+    the budget's steps, not the data."""
+    parts = []
     for recipe, entry in fits["recipes"].items():
         fitted = [m for m in entry["measured"] if m.get("train_acc") is not None]
-        if len(fitted) < 2:
+        if not fitted:
             continue
         best = max(fitted, key=lambda m: m["train_acc"])
-        low = [m for m in fitted if m["train_acc"] < best["train_acc"] - UNDERFIT_POINTS]
-        if not low:
-            continue
-        where = ", ".join(f"{m['train_acc']:.1%} at {m['labels']:,}" for m in low)
-        lines.append(f"- **Under-trained** (measured): {recipe} fits only {where} labels of its own training images, "
-                     f"against {best['train_acc']:.1%} at {best['labels']:,}; its curve there shows too few "
-                     "training steps, not data hunger. Give those cells more steps (--budget-steps), a fixed "
-                     "--budget-epochs or equal compute (--budget-flops) before reading the lines below.")
-    return lines
+        low = [m for m in fitted
+               if m["train_acc"] < best["train_acc"] - UNDERFIT_POINTS or m["train_acc"] < UNDERFIT_FLOOR]
+        if low:
+            against = f" ({best['train_acc']:.1%} at {best['labels']:,})" if best not in low else ""
+            where = ", ".join(f"{m['train_acc']:.1%} at {m['labels']:,}" for m in low)
+            parts.append(f"{recipe} {where} labels{against}")
+    if not parts:
+        return []
+    return [f"- **Under-trained** (measured): cells that fit only part of their own training images — "
+            f"{'; '.join(parts)}; their curves there show too few training steps, not data hunger. Give those cells "
+            "more steps (--budget-steps), a fixed --budget-epochs or equal compute (--budget-flops) before reading "
+            "the lines below."]
 
 
 def within_noise(best: dict[str, Any], other: dict[str, Any]) -> bool | None:
