@@ -1,0 +1,130 @@
+"""The cure's step against the labelled step of the same student, and where the extra time goes.
+
+    python benchmarks/cure_steps.py                       # CIFAR-10 from ../shared, cct-2/3x2 taught by resnet20
+    python benchmarks/cure_steps.py --steps 20 --rounds 3
+
+One JSON line per round, then a summary line: (a) labelled images/s of `lowdata train` on the student alone and
+with a ResNet-20 teacher over the unlabelled pool (one pool image per labelled image, hard targets: the
+cct-2+pool recipe), both the second epoch of a two-epoch run, alternating in this process; their ratio is the
+pooled step's time over the labelled step's; (b) the parts a pooled step adds, timed alone at the same batch
+size: the teacher's forward pass on the labelled and pool images (inference mode, the precision in use), the
+pool's strong augmentation, and the student's forward and backward on twice the images against once. The
+teacher run is trained first (1 epoch) and not timed. Speeds depend on the CPU: the line names its capability.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = f"cifar10:{ROOT.parent / 'shared' / 'datasets' / 'cifar10'}"
+
+
+def second_epoch_rate(run_dir: Path) -> float:
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return lines[-1]["images_per_second"]
+
+
+def run_rate(out: Path, common: dict, **extra) -> float:
+    from lowdata import train
+
+    train(out=str(out), **common, **extra)
+    return second_epoch_rate(out)
+
+
+def timed(work, repeats: int) -> float:
+    """Median seconds of `work()` over `repeats` calls after one warm-up call."""
+    work()
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        work()
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds)
+
+
+def parts(data: str, student: str, teacher_dir: Path, batch: int, repeats: int) -> dict:
+    """Seconds per step of each part a pooled step adds, at `batch` labelled images (and as many pool images)."""
+    from lowdata.augment import build_policy
+    from lowdata.data import load_dataset
+    from lowdata.device import pick_device, pick_precision
+    from lowdata.models import create_model, sized_model_args
+    from lowdata.models.loading import load_trained_model
+
+    dataset = load_dataset(data)
+    info, device = dataset.info, pick_device("auto")
+    precision = pick_precision("auto", device)
+    autocast = precision.autocast(device)
+    images = dataset.train_images[:2 * batch].to(device)
+    labels = dataset.train_labels[:2 * batch].to(device)
+    generator = torch.Generator(device=device).manual_seed(0)
+    basic, strong = build_policy("basic", info).to(device), build_policy("strong", info).to(device)
+    teacher = load_trained_model(teacher_dir, info.num_classes, info.channels, tuple(info.image_size))[0]
+    teacher = teacher.to(device).eval()
+    model = create_model(student, num_classes=info.num_classes, in_chans=info.channels, img_size=info.image_size,
+                         **sized_model_args(student, {}, info.image_size)).to(device)
+    normalized, _ = basic(images, labels, generator)
+
+    def teacher_forward() -> None:
+        with torch.inference_mode(), autocast():
+            teacher(normalized)
+
+    def student_step(count: int):
+        def step() -> None:
+            with autocast():
+                loss = model(normalized[:count]).float().logsumexp(1).mean()
+            loss.backward()
+        return step
+
+    return {"teacher_forward_2b": timed(teacher_forward, repeats),
+            "strong_augment_b": timed(lambda: strong(images[:batch], labels[:batch], generator), repeats),
+            "basic_augment_b": timed(lambda: basic(images[:batch], labels[:batch], generator), repeats),
+            "student_fwd_bwd_b": timed(student_step(batch), repeats),
+            "student_fwd_bwd_2b": timed(student_step(2 * batch), repeats)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", default=DEFAULT)
+    parser.add_argument("--student", default="cct-2/3x2")
+    parser.add_argument("--teacher-model", default="resnet20")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=12, help="steps per epoch of each timed run")
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    labels = args.batch_size * args.steps
+    common = dict(data=args.data, labels=labels, epochs=2, batch_size=args.batch_size, warmup_epochs=0,
+                  checkpoint_minutes=60.0)
+    capability = torch.backends.cpu.get_cpu_capability()
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        from lowdata import train
+
+        train(out=str(root / "teacher"), data=args.data, labels=labels, epochs=1, model=args.teacher_model,
+              batch_size=args.batch_size)
+        ratios = []
+        for index in range(args.rounds):
+            plain = run_rate(root / f"plain-{index}", common, model=args.student)
+            pooled = run_rate(root / f"pooled-{index}", common, model=args.student, teacher=str(root / "teacher"),
+                              distill="hard", pool="all", pool_ratio=1.0)
+            ratios.append(plain / pooled)
+            print(json.dumps({"round": index, "labelled_images_per_second": round(plain, 1),
+                              "pooled_labelled_images_per_second": round(pooled, 1),
+                              "pooled_over_labelled_step": round(plain / pooled, 3), "cpu_capability": capability}),
+                  flush=True)
+        split = parts(args.data, args.student, root / "teacher", args.batch_size, repeats=5)
+    print(json.dumps({"benchmark": "cure_steps", "student": args.student, "teacher": args.teacher_model,
+                      "batch_size": args.batch_size, "pooled_over_labelled_step": round(statistics.median(ratios), 3),
+                      "seconds_per_step_parts": {k: round(v, 4) for k, v in split.items()},
+                      "cpu_capability": capability, "threads": torch.get_num_threads(),
+                      "target": "pooled step <= 1.6x the labelled step (issue 31)"}))
+
+
+if __name__ == "__main__":
+    main()
