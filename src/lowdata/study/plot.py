@@ -64,6 +64,10 @@ def plot_cost(layout: Layout, rows: list[dict[str, Any]]) -> bytes:
     from matplotlib import pyplot as plt
 
     sizes = [n for n in layout.sizes if any(r["labels"] == n and r.get("train_flops") for r in rows)]
+    every = [float(r["train_flops"]) for r in rows if r.get("train_flops")]
+    scale, unit = next(((s, u) for s, u in ((1e15, "PFLOP"), (1e12, "TFLOP"), (1e9, "GFLOP")) if max(every) >= s),
+                       (1.0, "FLOP"))
+    wide = max(every) > 10 * min(every)  # a log axis only where costs span more than 10x
     figure, axes = plt.subplots(1, max(len(sizes), 1), figsize=(2.6 * max(len(sizes), 1) + 1, 3.4), dpi=110,
                                 sharey=True, squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -72,14 +76,16 @@ def plot_cost(layout: Layout, rows: list[dict[str, Any]]) -> bytes:
             cells = [r for r in rows if r["recipe"] == recipe and r["labels"] == n and r.get("train_flops")]
             if not cells:
                 continue
-            flops = np.array([float(r["train_flops"]) for r in cells])
+            flops = np.array([float(r["train_flops"]) / scale for r in cells])
             accuracy = np.array([100 * (1 - float(r["test_error"])) for r in cells])
             axis.errorbar(flops.mean(), accuracy.mean(), yerr=accuracy.std(ddof=1) if len(cells) > 1 else None,
                           xerr=flops.std(ddof=1) if len(cells) > 1 else None, fmt="o", capsize=3,
                           color=colours[index % len(colours)], label=recipe)
-        axis.set_xscale("log")
+        if wide:
+            axis.set_xscale("log")
         axis.set_title(f"{n:,} labels", fontsize=10)
-        axis.set_xlabel("training FLOPs")
+        axis.set_xlabel(f"training {unit}")
+        axis.margins(x=0.15)
         axis.grid(True, which="both", alpha=0.3)
     axes[0][0].set_ylabel("test accuracy (%)")
     axes[0][-1].legend(fontsize=8)
