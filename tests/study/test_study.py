@@ -520,6 +520,9 @@ def test_a_dino_stage_runs_once_for_every_budget_and_reports_its_cost_apart(tmp_
     row = next(line for line in report.splitlines() if line.startswith("| [cct-2+dino-pretrain]"))
     assert "pretrain (dino)" in row and "1,438" in row and f"k-NN {stage['knn_acc']:.1%}" in row
     assert f"{stage['train_seconds'] / 60:.1f} min" in row
+    from lowdata.study.spend import flops_text
+
+    assert stage["train_flops"] > 0 and f"| {flops_text(stage['train_flops'])} |" in row  # its cost, once
 
 
 def test_cells_costs_reach_the_csv_and_the_fits_and_an_old_study_without_them_still_reports(tmp_path, tiny_study):

@@ -5,6 +5,7 @@ import base64
 from typing import Any
 
 from lowdata.study.answer import conclusion
+from lowdata.study.spend import flops_text
 from lowdata.study.layout import Layout
 
 
@@ -88,16 +89,17 @@ def shared_runs(layout: Layout) -> list[str]:
         return []
     lines = ["", "## Shared runs", "", "Run once and read by the cells that name them (a pretraining by every "
              "budget); their training time is not in any cell's.", "",
-             "| run | kind | model | images | epochs | training time | img/s (device) | result |",
-             "|---|---|---|---:|---:|---:|---:|---|"]
+             "| run | kind | model | images | epochs | training time | training FLOPs | img/s (device) | result |",
+             "|---|---|---|---:|---:|---:|---:|---:|---|"]
     for s in layout.stages:
         kind = f"{s['kind']} ({s['method']})" if s.get("method") else s["kind"]
         result = (f"k-NN {s['knn_acc']:.1%}" if s.get("knn_acc") is not None
                   else f"test {s['test_acc']:.1%}" if s.get("test_acc") is not None else "–")
         minutes = f"{s['train_seconds'] / 60:.1f} min" if s.get("train_seconds") is not None else "–"
         speed = f"{s['images_per_second']:,.0f} ({s.get('device') or '?'})" if s.get("images_per_second") else "–"
+        flops = flops_text(s["train_flops"]) if s.get("train_flops") else "–"
         lines.append(f"| [{s['id']}]({s['run']}/) | {kind} | {s.get('model') or '–'} | {s.get('images') or 0:,} | "
-                     f"{s.get('epochs') or '–'} | {minutes} | {speed} | {result} |")
+                     f"{s.get('epochs') or '–'} | {minutes} | {flops} | {speed} | {result} |")
     return lines
 
 
