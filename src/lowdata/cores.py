@@ -109,22 +109,25 @@ class CoreShare:
         return sorted(live)
 
 
-def process_start(pid: int) -> str | None:
-    """When `pid` started, in clock ticks since boot (Linux), or None where /proc cannot say."""
+def stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat's fields from the state on (field 3), after the command name, which may hold spaces; None
+    where /proc cannot say (not Linux, a process gone)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command name, which may hold spaces
+
+
+def process_start(pid: int) -> str | None:
+    """When `pid` started, in clock ticks since boot (Linux), or None where /proc cannot say."""
+    fields = stat_fields(pid)
+    return None if fields is None else fields[19]  # field 22
 
 
 def process_stopped(pid: int) -> bool:
     """Whether `pid` is stopped (state T or t in /proc: Ctrl-Z, SIGSTOP, a debugger); False where /proc cannot say."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] in ("T", "t")
+    fields = stat_fields(pid)
+    return fields is not None and fields[0] in ("T", "t")
 
 
 def same_process(entry: Path, pid: int) -> bool:
