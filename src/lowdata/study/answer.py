@@ -3,11 +3,10 @@ hunger and remedies (study/verdict.py), which recipe to use at each budget and h
 recipe overtakes the CNN."""
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from lowdata.study.layout import Layout
-from lowdata.study.spend import cost_lines, undertrained, unequal_compute
+from lowdata.study.spend import cost_lines, undertrained, unequal_compute, within_noise
 from lowdata.study.verdict import hunger, remedies
 
 
@@ -39,13 +38,13 @@ def conclusion(layout: Layout, fits: dict[str, Any]) -> list[str]:
                          f"is within noise of chance ({chance:.1%}).")
             continue
         gap = second["error_mean"] - first["error_mean"]
-        noise = math.hypot(first["error_std"], second["error_std"])
         both = f"{1 - first['error_mean']:.1%} vs {1 - second['error_mean']:.1%}"
-        if min(first["seeds"], second["seeds"]) < 2:
+        close = within_noise(first, second)  # None: one seed measures no spread
+        if close is None:
             lines.append(f"- With {n:,} labels, use **{best}** (measured, one seed: no spread): it beats {runner} by "
                          f"{gap * 100:.1f} points ({both}).")
         else:
-            sure = "clearly" if gap > 2 * noise else "narrowly, within the seed spread,"
+            sure = "narrowly, within the seed spread," if close else "clearly"
             lines.append(f"- With {n:,} labels, use **{best}** (measured): it {sure} beats {runner} ({both}).")
         lines += cost_lines(n, results)
     lines += unequal_compute(fits)
