@@ -20,7 +20,7 @@ from typing import Iterator
 from lowdata import console, stopping
 from lowdata.cores import process_alive
 from lowdata.errors import Failed
-from lowdata.rundir import checkpoint_dir, is_finished
+from lowdata.rundir import checkpoint_dir, is_finished, read_summary
 from lowdata.study.plan import Cell, Plan, Stage
 
 Unit = Cell | Stage  # what a worker claims and runs: a cell of the grid or a stage cells share
@@ -85,7 +85,7 @@ def claim_and_run(plan: Plan, out_dir: Path, claim_timeout: float, max_cells: in
 def outcome(run_dir: Path) -> str:
     """A finished run's key figures, for its line in the study's log: test and training accuracy (k-NN
     accuracy for a pretraining)."""
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = read_summary(run_dir) or {}
     shown = [f"{label} {summary[key]:.1%}" for key, label in (("test_acc", "test"), ("train_acc", "train"),
                                                                ("knn_acc", "k-NN"))
              if isinstance(summary.get(key), float)]
