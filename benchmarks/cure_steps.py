@@ -1,14 +1,17 @@
-"""The cure's step against the labelled step of the same student, and where the extra time goes.
+"""The cure's steps against the labelled step of the same student, and where the extra time goes.
 
     python benchmarks/cure_steps.py                       # CIFAR-10 from ../shared, cct-2/3x2 taught by resnet20
-    python benchmarks/cure_steps.py --steps 20 --rounds 3
+    python benchmarks/cure_steps.py --steps 20 --rounds 3 --variants pooled,ema
 
 One JSON line per round, then a summary line: (a) labelled images/s of `lowdata train` on the student alone and
-with a ResNet-20 teacher over the unlabelled pool (one pool image per labelled image, hard targets: the
-cct-2+pool recipe), both the second epoch of a two-epoch run, alternating in this process; their ratio is the
-pooled step's time over the labelled step's; (b) the parts a pooled step adds, timed alone at the same batch
-size: the teacher's forward pass on the labelled and pool images (inference mode, the precision in use), the
-pool's strong augmentation, and the student's forward and backward on twice the images against once. The
+with each of the cure's steps, all the second epoch of a two-epoch run, alternating in this process; the ratio
+of each to the labelled rate is that step's time over the labelled step's. The steps: `pooled` (a ResNet-20
+teacher over the unlabelled pool, one pool image per labelled image, hard targets: the cct-2+pool recipe),
+`guided` (feature guidance from the ResNet-20 on the labelled images: the +guide recipes) and `ema` (the
+student's moving average teaching it on the pool: the +ema recipes). (b) the parts those steps add, timed alone
+at the same batch size: the teacher's forward pass on the labelled and pool images (inference mode, the
+precision and memory layout a run picks), the guide's feature maps, the EMA teacher's update and forward pass,
+the pool's strong augmentation, and the student's forward and backward on twice the images against once. The
 teacher run is trained first (1 epoch) and not timed. Speeds depend on the CPU: the line names its capability.
 """
 from __future__ import annotations
@@ -49,8 +52,18 @@ def timed(work, repeats: int) -> float:
     return statistics.median(seconds)
 
 
+def variants(teacher: Path) -> dict[str, dict]:
+    """The settings each of the cure's steps adds to the labelled run."""
+    return {"pooled": dict(teacher=str(teacher), distill="hard", pool="all", pool_ratio=1.0),
+            "guided": dict(guide=str(teacher), guide_on="labelled"),
+            "ema": dict(pool="all", pool_teacher="ema", pool_ratio=1.0)}
+
+
 def parts(data: str, student: str, teacher_dir: Path, batch: int, repeats: int) -> dict:
-    """Seconds per step of each part a pooled step adds, at `batch` labelled images (and as many pool images)."""
+    """Seconds per step of each part the cure's steps add, at `batch` labelled images (and as many pool
+    images)."""
+    from timm.utils import ModelEmaV3
+
     from lowdata.augment import build_policy
     from lowdata.data import load_dataset
     from lowdata.device import pick_device, pick_precision
@@ -75,6 +88,17 @@ def parts(data: str, student: str, teacher_dir: Path, batch: int, repeats: int) 
         with torch.inference_mode(), autocast():
             teacher(normalized)
 
+    def guide_maps() -> None:
+        with torch.inference_mode(), autocast():
+            teacher.forward_intermediates(normalized[:batch], intermediates_only=True)
+
+    average = ModelEmaV3(model, decay=0.999, use_warmup=True)
+
+    def ema_teacher() -> None:
+        with torch.no_grad(), autocast():
+            average.update(model, step=100)
+            average.module.eval()(normalized[batch:])
+
     def student_step(count: int):
         def step() -> None:
             with autocast():
@@ -83,6 +107,8 @@ def parts(data: str, student: str, teacher_dir: Path, batch: int, repeats: int) 
         return step
 
     return {"teacher_forward_2b": timed(teacher_forward, repeats),
+            "guide_maps_b": timed(guide_maps, repeats),
+            "ema_update_and_forward_b": timed(ema_teacher, repeats),
             "strong_augment_b": timed(lambda: strong(images[:batch], labels[:batch], generator), repeats),
             "basic_augment_b": timed(lambda: basic(images[:batch], labels[:batch], generator), repeats),
             "student_fwd_bwd_b": timed(student_step(batch), repeats),
@@ -97,6 +123,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=12, help="steps per epoch of each timed run")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--variants", default="pooled,guided,ema", help="which of the cure's steps to time")
     args = parser.parse_args()
     labels = args.batch_size * args.steps
     common = dict(data=args.data, labels=labels, epochs=2, batch_size=args.batch_size, warmup_epochs=0,
@@ -108,19 +135,22 @@ def main() -> None:
 
         train(out=str(root / "teacher"), data=args.data, labels=labels, epochs=1, model=args.teacher_model,
               batch_size=args.batch_size)
-        ratios = []
+        chosen = {name: extra for name, extra in variants(root / "teacher").items()
+                  if name in args.variants.split(",")}
+        ratios: dict[str, list[float]] = {name: [] for name in chosen}
         for index in range(args.rounds):
             plain = run_rate(root / f"plain-{index}", common, model=args.student)
-            pooled = run_rate(root / f"pooled-{index}", common, model=args.student, teacher=str(root / "teacher"),
-                              distill="hard", pool="all", pool_ratio=1.0)
-            ratios.append(plain / pooled)
-            print(json.dumps({"round": index, "labelled_images_per_second": round(plain, 1),
-                              "pooled_labelled_images_per_second": round(pooled, 1),
-                              "pooled_over_labelled_step": round(plain / pooled, 3), "cpu_capability": capability}),
-                  flush=True)
+            line = {"round": index, "labelled_images_per_second": round(plain, 1)}
+            for name, extra in chosen.items():
+                rate = run_rate(root / f"{name}-{index}", common, model=args.student, **extra)
+                ratios[name].append(plain / rate)
+                line.update({f"{name}_labelled_images_per_second": round(rate, 1),
+                             f"{name}_over_labelled_step": round(plain / rate, 3)})
+            print(json.dumps({**line, "cpu_capability": capability}), flush=True)
         split = parts(args.data, args.student, root / "teacher", args.batch_size, repeats=5)
     print(json.dumps({"benchmark": "cure_steps", "student": args.student, "teacher": args.teacher_model,
-                      "batch_size": args.batch_size, "pooled_over_labelled_step": round(statistics.median(ratios), 3),
+                      "batch_size": args.batch_size,
+                      **{f"{name}_over_labelled_step": round(statistics.median(r), 3) for name, r in ratios.items()},
                       "seconds_per_step_parts": {k: round(v, 4) for k, v in split.items()},
                       "cpu_capability": capability, "threads": torch.get_num_threads(),
                       "target": "pooled step <= 1.6x the labelled step (issue 31)"}))
