@@ -1,17 +1,18 @@
 """Training throughput of lowdata's default path against a naive tutorial loop, interleaved in one run.
 
-    python benchmarks/throughput.py                      # CIFAR-10 from ../shared, vit-tiny and resnet20
-    python benchmarks/throughput.py --models resnet20 --rounds 2
+    python benchmarks/throughput.py                      # CIFAR-10 from ../shared, vit-tiny and resnet20 (~4 min)
+    python benchmarks/throughput.py --long               # also compile=true and a real `lowdata train` (~9 min)
+    python benchmarks/throughput.py --models resnet20 --rounds 3
 
 One JSON line per model: images/s of (a) the naive baseline written the way tutorials do (fp32, torchvision
 per-image PIL transforms in a DataLoader, the same timm model, plain AdamW) and (b) lowdata's default path
 (`training.loop.fit` with precision/threads/attention chosen as `lowdata train` chooses them, batched
 augmentation on the tensors), A and B alternating; (c) model-FLOPs utilisation: FLOPs of a training step
 (counted by torch.utils.flop_counter) times steps/s over this machine's matmul rate at the precision in use,
-measured here; (d) one and two lowdata workers at once on this host (aggregate images/s); (e) once, the
-default path with compile=true (its steady rate, and the compile time it costs). A last line
-("end_to_end") times a real `lowdata train` of 2,000 labels for 10 epochs against the sum of its training
-steps, with its peak memory (RSS). On a machine with a GPU everything runs there (the naive loop moves
+measured here; (d) one and two lowdata workers at once on this host (aggregate images/s). With `--long`:
+(e) once, the default path with compile=true (its steady rate, and the compile time it costs; see also
+benchmarks/compile_gain.py), and a last line ("end_to_end") timing a real `lowdata train` of 2,000 labels for
+10 epochs against the sum of its training steps, with its peak memory (RSS). On a machine with a GPU everything runs there (the naive loop moves
 its batches to it), with the precision `lowdata train` picks for it.
 """
 from __future__ import annotations
@@ -188,7 +189,7 @@ def measure_model(args, name: str, dataset, matmul: dict[str, float]) -> dict:
     flops = step_flops(model.to(device()), batch) / args.batch_size
     rate = statistics.median(ours)
     compiled = {}
-    if name in args.compiled.split(","):  # once: compiling takes about a minute
+    if args.long and name in args.compiled.split(","):  # once: compiling takes about a minute
         result = worker_results(args, name, 1, compile=True)[0]
         compiled = {"compiled_images_per_second": round(result["images_per_second"], 1),
                     "compiled_speedup_vs_naive": round(result["images_per_second"] / statistics.median(naive), 2),
@@ -244,9 +245,10 @@ def main() -> None:
     parser.add_argument("--models", default="vit-tiny,resnet20")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=12)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--skip-end-to-end", action="store_true")
-    parser.add_argument("--compiled", default="vit-tiny", help="models also measured with compile=true, once")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--long", action="store_true", help="also the compiled rate and the end-to-end run")
+    parser.add_argument("--skip-end-to-end", action="store_true", help="with --long: no end-to-end run")
+    parser.add_argument("--compiled", default="vit-tiny", help="with --long: models also measured with compile=true")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--compile", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -262,7 +264,7 @@ def main() -> None:
     matmul = {"fp32": matmul_rate("fp32"), precision: matmul_rate(precision)}
     for name in args.models.split(","):
         print(json.dumps(measure_model(args, name, dataset, matmul)), flush=True)
-    if not args.skip_end_to_end:
+    if args.long and not args.skip_end_to_end:
         print(json.dumps(end_to_end(args)), flush=True)
 
 
