@@ -122,6 +122,7 @@ def test_distilled_run_records_the_teacher_and_round_trips(tmp_path, teacher_run
     teacher_acc = json.loads((teacher_run / "summary.json").read_text())["test_acc"]
     assert summary["teacher_test_acc"] == pytest.approx(teacher_acc) and summary["distill"] == "hard"
     assert summary["teacher_model"] == "resnet20"
+    assert summary["teacher_layout"] in ("channels_last", "contiguous") and "probe" in summary["teacher_layout_reason"]
     assert "distill: hard" in (run / "config.yaml").read_text()  # resolved from the default
     epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(epochs) == 3 and all(0 <= e["teacher_agreement"] <= 1 and e["distill_loss"] > 0 for e in epochs)

@@ -91,6 +91,7 @@ def guide(tmp_path_factory):
 def test_a_guided_run_resumes_bit_for_bit_with_its_projections(tmp_path, guide):
     straight = train(out=str(tmp_path / "straight"), guide=guide, **GUIDED)
     assert straight["guide_blocks"] == [0, 1, 2] and straight["guide_stages"] == [1, 2, 3]
+    assert straight["guide_layout"] in ("channels_last", "contiguous")
     assert train(out=str(tmp_path / "resumed"), guide=guide, stop_after_epoch=1, **GUIDED) is None
     train(out=str(tmp_path / "resumed"), resume=True)
     a = load_file(tmp_path / "straight" / "checkpoint" / "model.safetensors")

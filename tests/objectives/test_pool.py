@@ -53,6 +53,15 @@ def test_the_threshold_keeps_exactly_the_confident_pool_images_closed_form():
     assert out.logits.shape == (2, 2)  # the labelled images' predictions only
 
 
+def test_the_teacher_reads_the_labelled_and_pool_images_in_one_forward_pass():
+    calls = []
+    teacher = Fixed(torch.tensor([[4.0, 0.0], [0.2, 0.0], [0.0, 3.0], [0.0, 0.1]]))
+    teacher.register_forward_hook(lambda module, inputs, output: calls.append(len(inputs[0])))
+    objective = Distill(Fixed(torch.zeros(4, 2)), teacher, mode="soft")
+    objective(indexed(0, 1), torch.tensor([0, 0]), pool=(indexed(2, 3, 0), indexed(2, 3, 0)))
+    assert calls == [2 + 3]  # nothing computed twice between the labelled and the pool halves
+
+
 def test_pool_subsets_are_seeded_nested_and_checked():
     pool = torch.arange(100, 1100)
     small, large = pool_subset(pool, "100", 0), pool_subset(pool, 500, 0)

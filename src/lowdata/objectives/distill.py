@@ -106,6 +106,7 @@ class Distill(Objective):
         logits = (class_logits + dist_logits) / 2  # what the model predicts at inference
         if self.mode == "none":
             return with_guidance(StepOutput(loss=base, logits=logits, logs={"base_loss": base.detach()}), guided)
+        # one forward pass over the labelled images and the pool's teacher views: nothing is computed twice
         with torch.no_grad():
             teacher_all = self.teacher(images if pool is None else torch.cat([images, pool[1]])).float()
         teacher_logits = teacher_all[:labelled]
@@ -136,7 +137,7 @@ def build_distill(config, model: nn.Module, data, device, autocast) -> tuple[Obj
 
     teacher, teacher_summary = load_teacher(config, data, device, autocast)
     try:
-        guidance = build_guidance(config, model, data.info, device) if config.guide else None
+        guidance = build_guidance(config, model, data.info, device, autocast) if config.guide else None
         objective = Distill(model, teacher, config.distill, config.distill_alpha, config.distill_tau,
                             config.label_smoothing, config.pool_threshold, config.pool_weight,
                             pool_feed(config, data.info, data.pool_images, device), guidance)
@@ -146,17 +147,20 @@ def build_distill(config, model: nn.Module, data, device, autocast) -> tuple[Obj
 
 
 def load_teacher(config, data, device: torch.device, autocast) -> tuple[nn.Module, dict]:
-    """The configured teacher on `device`, and what the summary says of it (its test accuracy)."""
+    """The configured teacher, frozen on `device` in its faster memory layout (models/frozen.py), and what the
+    summary says of it (its test accuracy, its layout)."""
     from lowdata.augment import Normalize
     from lowdata.metrics import evaluate
+    from lowdata.models.frozen import freeze
     from lowdata.models.loading import load_trained_model
 
     info = data.info
     teacher, name = load_trained_model(config.teacher, info.num_classes, info.channels, info.image_size,
                                        model_name=config.teacher_model, what="teacher")
-    teacher.to(device)
+    teacher = freeze(teacher, (info.channels, *info.image_size), device, autocast)
     result = evaluate(teacher, data.test_images, data.test_labels, Normalize(info).to(device), device, autocast)
-    return teacher, {"teacher": config.teacher, "teacher_model": name, "teacher_test_acc": result["acc"]}
+    return teacher, {"teacher": config.teacher, "teacher_model": name, "teacher_test_acc": result["acc"],
+                     "teacher_layout": teacher.layout.name, "teacher_layout_reason": teacher.layout.reason}
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mode: str,

@@ -266,7 +266,7 @@ def build_ema_teacher(config, model: nn.Module, data, device, autocast) -> tuple
     try:
         thresholds = ClassThresholds(len(feed.images), data.info.num_classes, float(args["threshold"]),
                                      bool(args["adaptive"]))
-        guidance = build_guidance(config, model, data.info, device) if config.guide else None
+        guidance = build_guidance(config, model, data.info, device, autocast) if config.guide else None
         objective = EmaTeacher(model, feed, thresholds, float(args["decay"]), args["targets"],
                                float(args["temperature"]), float(args["mixup"]), config.pool_weight,
                                config.label_smoothing, cnn, int(args["handover_epochs"]), int(args["rampup_epochs"]),

@@ -13,7 +13,7 @@ cannot copy a teacher's mistakes about classes.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Iterator
 
 import torch
@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from lowdata.errors import UsageError
+from lowdata.models.frozen import freeze
 
 APPLIES_TO = ("labelled", "pool", "both")
 
@@ -103,10 +104,10 @@ def map_distance(student: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
     return (student - guide).pow(2).mean()
 
 
-def build_guidance(config, student: nn.Module, info, device: torch.device) -> nn.Module:
-    """NoGuidance without `config.guide`, else the guide run's frozen CNN paired with the student's blocks:
-    one block per guide stage, evenly spaced over the student's depth (or `guide_blocks`), with the guide's
-    last stages."""
+def build_guidance(config, student: nn.Module, info, device: torch.device, autocast=nullcontext) -> nn.Module:
+    """NoGuidance without `config.guide`, else the guide run's frozen CNN (in its faster memory layout under the
+    run's `autocast`, models/frozen.py) paired with the student's blocks: one block per guide stage, evenly
+    spaced over the student's depth (or `guide_blocks`), with the guide's last stages."""
     if not config.guide:
         return NoGuidance()
     if not (hasattr(student, "blocks") and hasattr(student, "patch_embed") and hasattr(student, "num_prefix_tokens")):
@@ -120,6 +121,7 @@ def build_guidance(config, student: nn.Module, info, device: torch.device) -> nn
         raise UsageError(f"guide_blocks names {len(blocks)} blocks but the guide {config.guide} has {len(stages)} "
                          "feature stages; name at most that many")
     stages, channels = stages[len(stages) - len(blocks):], channels[len(channels) - len(blocks):]
+    guide = freeze(guide, (info.channels, *info.image_size), device, autocast)
     return FeatureGuidance(student, guide, blocks, stages, channels, config.guide_weight,
                            config.guide_on).to(device)
 
@@ -183,7 +185,7 @@ def guidance_summary(guidance: nn.Module | None) -> dict:
     if guidance is None or not guidance.active:
         return {}
     return {"guide_blocks": guidance.blocks, "guide_stages": guidance.stages, "guide_weight": guidance.weight,
-            "guide_on": guidance.applies_to}
+            "guide_on": guidance.applies_to, "guide_layout": guidance.guide.layout.name}
 
 
 def with_guidance(out, guided: torch.Tensor | None):

@@ -28,5 +28,5 @@ class Supervised(Objective):
 
 @register_method("supervised")
 def build_supervised(config, model: nn.Module, data, device, autocast) -> tuple[Objective, dict]:
-    guidance = build_guidance(config, model, data.info, device) if getattr(config, "guide", None) else None
+    guidance = build_guidance(config, model, data.info, device, autocast) if getattr(config, "guide", None) else None
     return Supervised(model, config.label_smoothing, guidance), guidance_summary(guidance)
