@@ -9,14 +9,16 @@ of each to the labelled rate is that step's time over the labelled step's. The s
 teacher over the unlabelled pool, one pool image per labelled image, hard targets: the cct-2+pool recipe),
 `guided` (feature guidance from the ResNet-20 on the labelled images: the +guide recipes) and `ema` (the
 student's moving average teaching it on the pool: the +ema recipes). (b) the parts those steps add, timed alone
-at the same batch size: the teacher's forward pass on the labelled and pool images (inference mode, the
-precision and memory layout a run picks), the guide's feature maps, the EMA teacher's update and forward pass,
+at the same batch size: the teacher's forward pass on the labelled and pool images (at the precision a run
+picks; with no_grad in the default layout, and frozen as a run has it: inference mode, the layout the probe of
+models/frozen.py picks), the guide's feature maps, the EMA teacher's update and forward pass,
 the pool's strong augmentation, and the student's forward and backward on twice the images against once. The
 teacher run is trained first (1 epoch) and not timed. Speeds depend on the CPU: the line names its capability.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import tempfile
@@ -68,6 +70,7 @@ def parts(data: str, student: str, teacher_dir: Path, batch: int, repeats: int) 
     from lowdata.data import load_dataset
     from lowdata.device import pick_device, pick_precision
     from lowdata.models import create_model, sized_model_args
+    from lowdata.models.frozen import freeze
     from lowdata.models.loading import load_trained_model
 
     dataset = load_dataset(data)
@@ -80,13 +83,18 @@ def parts(data: str, student: str, teacher_dir: Path, batch: int, repeats: int) 
     basic, strong = build_policy("basic", info).to(device), build_policy("strong", info).to(device)
     teacher = load_trained_model(teacher_dir, info.num_classes, info.channels, tuple(info.image_size))[0]
     teacher = teacher.to(device).eval()
+    frozen = freeze(copy.deepcopy(teacher), (info.channels, *info.image_size), device, autocast)
     model = create_model(student, num_classes=info.num_classes, in_chans=info.channels, img_size=info.image_size,
                          **sized_model_args(student, {}, info.image_size)).to(device)
     normalized, _ = basic(images, labels, generator)
 
-    def teacher_forward() -> None:
-        with torch.inference_mode(), autocast():
+    def teacher_forward() -> None:  # as a run had it before models/frozen.py: no_grad, the default layout
+        with torch.no_grad(), autocast():
             teacher(normalized)
+
+    def frozen_forward() -> None:  # as a run has it: inference mode, the probed layout
+        with autocast():
+            frozen(normalized)
 
     def guide_maps() -> None:
         with torch.inference_mode(), autocast():
@@ -106,7 +114,8 @@ def parts(data: str, student: str, teacher_dir: Path, batch: int, repeats: int) 
             loss.backward()
         return step
 
-    return {"teacher_forward_2b": timed(teacher_forward, repeats),
+    return {"teacher_forward_2b_default_layout": timed(teacher_forward, repeats),
+            f"teacher_forward_2b_frozen_{frozen.layout.name}": timed(frozen_forward, repeats),
             "guide_maps_b": timed(guide_maps, repeats),
             "ema_update_and_forward_b": timed(ema_teacher, repeats),
             "strong_augment_b": timed(lambda: strong(images[:batch], labels[:batch], generator), repeats),
