@@ -128,12 +128,12 @@ class TrainConfig(RunConfig):
     patch_whitening: bool = False  # the first convolution's filters start as the labelled images' whitened patch
     # directions (airbench; models/whitening.py)
     tta: bool = False  # evaluate (and eval, predict) on logits averaged over shifted and mirrored views (airbench)
-    compile: bool = False  # torch.compile the model: vit-tiny +18 % img/s on 2 CPU cores after ~1 min of
-    # compiling (twice: the last, smaller batch of an epoch compiles again), so it pays only on long runs
+    compile: bool | str = "auto"  # torch.compile the model: true, false, or auto (where this machine measured it
+    # faster for the same setup and the run repays the compile; runs/compiling.py). Saved resolved to true/false
 
     def loop_settings(self, **changes: Any) -> LoopSettings:
         return super().loop_settings(repeated_aug=self.repeated_aug, freeze_epochs=self.freeze_epochs,
-                                     layer_decay=self.layer_decay, compile=self.compile).replace(**changes)
+                                     layer_decay=self.layer_decay, compile=self.compile is True).replace(**changes)
 
 
 @dataclass(frozen=True)
@@ -231,6 +231,8 @@ def build(cls: type, values: dict[str, Any]):
     coerced = {key: coerce(key, value, hints[key]) for key, value in values.items()}
     for key, value in coerced.items():
         check_range(key, value)
+    if isinstance(coerced.get("compile"), str) and coerced["compile"] != "auto":
+        raise UsageError(f"setting 'compile' must be true, false or auto, got {coerced['compile']!r}")
     return cls(**coerced)
 
 

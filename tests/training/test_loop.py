@@ -160,12 +160,21 @@ def test_without_eval_every_a_run_is_evaluated_after_its_last_epoch(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_compiled_model_trains_to_the_same_kind_of_result(tmp_path):
+def test_a_compiled_model_trains_to_the_same_kind_of_result(tmp_path, monkeypatch):
+    from lowdata.io import cache_root
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "")
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")  # lowdata's own shared cache, restored as absent afterwards
     settings = dict(model="vit-tiny", model_args={"depth": 1}, **QUICK)
     eager = train(out=str(tmp_path / "eager"), **settings)
     compiled = train(out=str(tmp_path / "compiled"), compile=True, **settings)
     assert set(weights(tmp_path / "compiled")) == set(weights(tmp_path / "eager"))  # the plain model is saved
     assert abs(compiled["test_acc"] - eager["test_acc"]) < 0.1
+    assert compiled["compile"] is True and eager["compile"] is False
+    assert any((cache_root() / "inductor").rglob("*"))  # compiled code a study's next cell reads
+    rates = json.loads((cache_root() / "compile-rates.json").read_text())
+    entry = next(v for k, v in rates.items() if "|vit-tiny|supervised|" in k)
+    assert entry["eager"] > 0 and entry["compiled"] > 0 and entry["compile_seconds"] >= 0
 
 
 def test_a_run_killed_between_its_last_checkpoint_and_its_summary_resumes_to_the_same_summary(tmp_path):

@@ -8,6 +8,7 @@ from typing import Any
 
 from lowdata.config import TrainConfig
 from lowdata.errors import UsageError
+from lowdata.runs import compiling
 from lowdata.runs.export import write_run_model
 from lowdata.runs.skeleton import Run, execute
 from lowdata.training.ema import build_ema
@@ -76,12 +77,16 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
         teacher = "the student's moving average" if config.pool_teacher == "ema" else f"the teacher ({config.distill})"
         notes.append(f"pool: {len(pool):,} unlabelled images, {feed.ratio:g} per labelled image a step, taught by "
                      f"{teacher}; student view {feed.student_view.name}, teacher view basic")
+    compile_reason = compiling.resolve(run, objective, config.epochs * len(data.train_images))
+    config = run.config
+    notes.append(f"compile: {compile_reason}")
     run.write_config(notes)
     cost_parts = objective.cost_parts(example_image(info, run.device))  # counted before any compile
     ema = build_ema(model, config.ema_decay)
     result = run.fit(objective, data, evaluator, policy, ema, stop_after_epoch)
     if result is None:
         return None
+    compiling.remember(run, objective, result)
     write_confusion(run, result["test_confusion"], info.classes)
     if run.process.is_main:  # before the summary, which marks the run finished
         write_run_model(ema.module, info, run.run_dir)
@@ -101,6 +106,7 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
         "layer_decay": config.layer_decay, "augment": policy.describe(), "augment_notes": policy.notes,
         "repeated_aug": config.repeated_aug, "pool_images": len(pool), "rounds": config.rounds, "tta": config.tta,
         "pool_images_read": result.get("pool_images_read", 0),  # draws from the pool, repeats included
+        "compile": config.compile, "compile_reason": compile_reason,
         **training_cost(cost_parts, result, run.device),
     })
 
