@@ -48,12 +48,12 @@ class Frozen(nn.Module):
         return super().train(False)  # dropout off, batch-norm statistics as trained, whatever the caller asks
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.profiler.record_function("lowdata.frozen"):
             out = self.network(images.contiguous(memory_format=self.layout.memory_format))
         return out.clone()  # an inference tensor cannot be saved for a backward pass; a copy can
 
     def forward_intermediates(self, images: torch.Tensor, **kwargs) -> list[torch.Tensor]:
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.profiler.record_function("lowdata.frozen"):
             maps = self.network.forward_intermediates(images.contiguous(memory_format=self.layout.memory_format),
                                                       **kwargs)
         return [m.clone() for m in maps]

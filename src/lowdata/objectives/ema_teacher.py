@@ -171,7 +171,7 @@ class EmaTeacher(Objective):
             with torch.autocast(images.device.type, enabled=False):  # the views at full precision, as the images
                 pool = self.feed.views(index, self.pool_stream, images.device)
             counts = {"pool_images_read": len(index)}
-        with torch.no_grad():
+        with torch.no_grad(), torch.profiler.record_function("lowdata.ema_teacher"):  # a profiler label
             self.teacher.update(self.student[0], step=int(self.updates))  # the weights after the last step
             self.updates += 1
             strong, target, weight, agreement_target = self.pool_targets(*pool, index)

@@ -36,11 +36,12 @@ class PoolFeed:
     def views(self, index: torch.Tensor, generator: torch.Generator, device: torch.device
               ) -> tuple[torch.Tensor, torch.Tensor]:
         """(student view, teacher view) of the pool images at `index`."""
-        batch = self.images[index].to(device)
-        count = len(index)
-        no_labels = torch.zeros(count, dtype=torch.long, device=device)  # policies take labels; these are unread
-        student, _ = self.student_view(batch, no_labels, generator)
-        teacher, _ = self.teacher_view(batch, no_labels, generator)
+        with torch.profiler.record_function("lowdata.pool_views"):  # a profiler label (benchmarks/profile_steps.py)
+            batch = self.images[index].to(device)
+            count = len(index)
+            no_labels = torch.zeros(count, dtype=torch.long, device=device)  # policies take labels; these are unread
+            student, _ = self.student_view(batch, no_labels, generator)
+            teacher, _ = self.teacher_view(batch, no_labels, generator)
         return student, teacher
 
     def to(self, device: torch.device) -> "PoolFeed":

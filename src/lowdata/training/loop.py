@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
+from torch.profiler import record_function
 
 from lowdata import console, stopping
 from lowdata.augment import Policy
@@ -154,10 +155,12 @@ def one_epoch(session: Session, data: LoopData, settings: LoopSettings, augment:
     for i in bar:
         index = order[i * s.batch_size:(i + 1) * s.batch_size if i < s.steps_per_epoch - 1 else s.share]
         labels = data.train_labels[index].to(ctx.device)
-        images, targets = augment(data.train_images[index].to(ctx.device), labels, streams["augment"])
+        with record_function("lowdata.augment"):  # profiler labels (benchmarks/profile_steps.py); free without
+            images, targets = augment(data.train_images[index].to(ctx.device), labels, streams["augment"])
         s.schedule.step_update(num_updates=state.step)
-        out = optimizer_step(s.objective, model, images, targets, ctx.autocast, s.optimizer, ctx.scaler,
-                             settings.clip_grad)
+        with record_function("lowdata.step"):
+            out = optimizer_step(s.objective, model, images, targets, ctx.autocast, s.optimizer, ctx.scaler,
+                                 settings.clip_grad)
         state.step += 1
         for key, value in out.counts.items():  # every rank counts alike
             state.extra["counts"][key] = state.extra["counts"].get(key, 0) + value * process.world_size
@@ -228,15 +231,17 @@ def optimizer_step(objective: Objective, model: nn.Module, images: torch.Tensor,
                    autocast: Callable, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
                    clip_grad: float | None):
     """One update: the objective's loss under autocast, (scaled) backward, clipping, the optimiser's step."""
-    with autocast():
+    with autocast(), record_function("lowdata.forward"):
         out = objective(images, targets)
     optimizer.zero_grad(set_to_none=True)
-    scaler.scale(out.loss).backward()
-    if clip_grad:
-        scaler.unscale_(optimizer)
-        nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
-    scaler.step(optimizer)
-    scaler.update()
+    with record_function("lowdata.backward"):
+        scaler.scale(out.loss).backward()
+    with record_function("lowdata.optimizer"):
+        if clip_grad:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+        scaler.step(optimizer)
+        scaler.update()
     return out
 
 
