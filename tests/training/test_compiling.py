@@ -45,9 +45,10 @@ def test_a_run_records_its_steady_rate_and_a_compiled_one_its_compile_seconds(tm
     assert json.loads(cache.read_text()) == {KEY: {"compiled": 150.0, "compile_seconds": 28.0, "eager": 100.0}}
 
 
-def test_runs_record_their_rates_and_auto_reads_them(tmp_path):
+def test_runs_record_their_rates_and_auto_reads_them(tmp_path, capsys):
     first = train(out=str(tmp_path / "a"), **TINY)
     assert first["compile"] is False and "not measured" in first["compile_reason"]
+    assert "compile:" not in capsys.readouterr().err  # the common case says nothing
     assert "compile: false" in (tmp_path / "a" / "config.yaml").read_text()  # saved resolved: a resume keeps it
     path = cache_root() / CACHE_NAME
     rates = json.loads(path.read_text())
@@ -57,6 +58,7 @@ def test_runs_record_their_rates_and_auto_reads_them(tmp_path):
     path.write_text(json.dumps(rates))
     second = train(out=str(tmp_path / "b"), **TINY)
     assert second["compile"] is False and "0.50x" in second["compile_reason"]
+    assert "compile: eager: compiled ran 0.50x the eager rate" in capsys.readouterr().err
 
 
 def test_compile_takes_true_false_or_auto(tmp_path):

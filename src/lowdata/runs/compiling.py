@@ -30,6 +30,7 @@ from lowdata.io import atomic_write_json, cache_root
 MIN_SPEEDUP = 1.05  # the compiled step must beat the eager one by this much
 REPAY = 2.0  # the seconds a compile saves over the run must be this many times its compile seconds
 CACHE_NAME = "compile-rates.json"
+UNMEASURED = "eager: compiling is not measured for this setup here (one run with compile=true measures it)"
 
 
 def setup_key(model: str, method: str, batch_size: int, precision: str, device: torch.device, threads: int) -> str:
@@ -47,7 +48,7 @@ def choose(asked: bool | str, key: str, planned_images: int, cache: Path | None 
     known = read(cache).get(key, {})
     eager, compiled, seconds = known.get("eager"), known.get("compiled"), known.get("compile_seconds")
     if not (eager and compiled and seconds is not None):
-        return False, "eager: compiling is not measured for this setup here (one run with compile=true measures it)"
+        return False, UNMEASURED
     speedup = compiled / eager
     if speedup < MIN_SPEEDUP:
         return False, f"eager: compiled ran {speedup:.2f}x the eager rate for this setup here"

@@ -79,7 +79,8 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
                      f"{teacher}; student view {feed.student_view.name}, teacher view basic")
     compile_reason = compiling.resolve(run, objective, config.epochs * len(data.train_images))
     config = run.config
-    notes.append(f"compile: {compile_reason}")
+    if compile_reason != compiling.UNMEASURED:  # the common case needs no line
+        notes.append(f"compile: {compile_reason}")
     run.write_config(notes)
     cost_parts = objective.cost_parts(example_image(info, run.device))  # counted before any compile
     ema = build_ema(model, config.ema_decay)
