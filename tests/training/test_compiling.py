@@ -77,3 +77,9 @@ def test_compiled_code_goes_to_lowdatas_cache_unless_the_user_named_a_place(monk
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
     share_inductor_cache()
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "mine")
+
+
+def test_a_resumed_run_keeps_the_choice_it_started_with(tmp_path):
+    assert train(out=str(tmp_path / "run"), stop_after_epoch=1, **TINY) is None
+    resumed = train(out=str(tmp_path / "run"), resume=True)
+    assert resumed["compile"] is False and resumed["compile_reason"] == "eager, as the run started"

@@ -108,6 +108,8 @@ def resolve(run, objective, planned_images: int) -> str:
     import dataclasses
 
     config = run.config
+    if run.resume:  # decided at the run's start and saved resolved: the numbers depend on it
+        return f"{'compiled' if config.compile else 'eager'}, as the run started"
     key = setup_key(config.model, method_name(objective), config.batch_size, run.precision.name, run.device,
                     run.cores.fixed or run.cores.share())
     compiled, reason = choose(config.compile, key, planned_images)
