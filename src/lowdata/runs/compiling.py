@@ -1,9 +1,9 @@
 """Whether a training run compiles its model (torch.compile), decided from what this machine has measured.
 
 Compiling pays on some machines and models and costs on others: `benchmarks/compile_gain.py` measured on a
-2-core AVX512 EPYC (bf16) cct-2/3x2 compiled at 0.8x its eager rate after a minute of compiling, while the
-last round measured vit-tiny +9 % on an AVX-512 BF16 EPYC and 0.94x on an AMX Xeon (issue 31). So no fixed
-default is right. `compile=auto` (the default) compiles only where a run of the same setup here has measured the
+2-core AVX512 EPYC (bf16) cct-2/3x2 compiled at 0.56x its eager rate, vit-tiny 0.92x and the pooled step 0.72x,
+after 31-52 s of compiling (docs/performance.md#compile), while the last round measured vit-tiny +9 % on an
+AVX-512 BF16 EPYC and 0.94x on an AMX Xeon; GPUs usually gain. So no fixed default is right. `compile=auto` (the default) compiles only where a run of the same setup here has measured the
 compiled step faster than the eager one by MIN_SPEEDUP, and this run is long enough that the time saved repays
 the compile REPAY times over; unmeasured, it runs eager. Every run of two epochs or more records what it
 measured -- its steady rate (the epochs after its first, labelled images/s) eager or compiled, and a compiled
