@@ -10,8 +10,8 @@ time is put in one bucket: the augmentation (the labelled batch's and the pool's
 and AdamW), a frozen teacher's forward, the EMA teacher, and inside the student's forward and backward:
 matrix multiplies (mm, addmm), attention's batched products (bmm: q k^T and attention x v), convolutions,
 casts (autocast's copies), softmax, norms (LayerNorm, BatchNorm), and elementwise (all the rest: GELU, adds,
-dropout, ...). One JSON line per setup with each bucket's share of the operators' time, the largest elementwise operators, and
-the step's seconds.
+dropout, ...). One JSON line per setup with each bucket's share of the operators' time, the largest elementwise
+operators, and the step's seconds.
 """
 from __future__ import annotations
 
@@ -82,7 +82,8 @@ def profile(name: str, extra: dict, args, root: Path) -> dict:
     total = sum(seconds.values())
     return {"benchmark": "profile_steps", "setup": name, "batch_size": args.batch_size,
             "seconds_per_step": round(step_seconds, 4),
-            "share_of_operator_time": {k: round(v / total, 3) for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])},
+            "share_of_operator_time": {k: round(v / total, 3)
+                                       for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])},
             "largest_elementwise": {k: round(v / total, 3) for k, v in
                                     sorted(elementwise.items(), key=lambda kv: -kv[1])[:6]},
             "operator_time_over_step_time": round(total / args.steps / step_seconds, 3),

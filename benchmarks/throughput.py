@@ -12,8 +12,8 @@ augmentation on the tensors), A and B alternating; (c) model-FLOPs utilisation: 
 measured here; (d) one and two lowdata workers at once on this host (aggregate images/s). With `--long`:
 (e) once, the default path with compile=true (its steady rate, and the compile time it costs; see also
 benchmarks/compile_gain.py), and a last line ("end_to_end") timing a real `lowdata train` of 2,000 labels for
-10 epochs against the sum of its training steps, with its peak memory (RSS). On a machine with a GPU everything runs there (the naive loop moves
-its batches to it), with the precision `lowdata train` picks for it.
+10 epochs against the sum of its training steps, with its peak memory (RSS). On a machine with a GPU everything
+runs there (the naive loop moves its batches to it), with the precision `lowdata train` picks for it.
 """
 from __future__ import annotations
 

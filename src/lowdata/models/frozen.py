@@ -2,11 +2,12 @@
 gradients, in inference mode, and in the memory layout that measures faster for it on this machine.
 
 The layout is the one free win for a CNN teacher on a CPU: oneDNN's convolutions run channels-last (NHWC)
-without the reorders they pay on PyTorch's default NCHW. Measured for resnet20's forward on 256 CIFAR images
-(AVX512 EPYC, one thread, bf16 autocast): 0.21 s channels-last against 0.30 s, and 0.36 against 0.53 s in fp32
--- but which layout wins depends on the CPU kind, the precision and the network, so a short timed probe decides
-the first time a machine, torch version, network family and precision are seen, and the answer is cached beside
-the precision probe's. Networks without convolutions keep the default layout, unprobed.
+without the reorders they pay on PyTorch's default NCHW. Measured for resnet20's forward on 128 CIFAR images
+(AVX512 EPYC, bf16 autocast, alone): channels-last 1.35x as fast at one thread (a study's workers), 1.07-1.21x
+at two -- but which layout wins depends on the CPU kind, the precision and the network, so a short timed probe
+(at the threads the process has when the teacher loads) decides the first time a machine, torch version,
+network family and precision are seen, and the answer is cached beside the precision probe's. Networks without
+convolutions keep the default layout, unprobed.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import json
 import platform
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -59,14 +61,14 @@ class Frozen(nn.Module):
 
 
 def freeze(network: nn.Module, image_shape: tuple[int, int, int], device: torch.device,
-           autocast: Callable[[], object], cache=None) -> Frozen:
+           autocast: Callable[[], object], cache: Path | None = None) -> Frozen:
     """`network` frozen on `device` in the layout `pick_layout` finds faster for it."""
     network = network.to(device).eval().requires_grad_(False)
     return Frozen(network, pick_layout(network, image_shape, device, autocast, cache))
 
 
 def pick_layout(network: nn.Module, image_shape: tuple[int, int, int], device: torch.device,
-                autocast: Callable[[], object], cache=None) -> Layout:
+                autocast: Callable[[], object], cache: Path | None = None) -> Layout:
     """Channels-last when the network has convolutions and a timed forward pass in it beats the default
     layout by PROBE_SPEEDUP; the answer is cached per machine, torch version, network family and precision."""
     if not any(isinstance(m, nn.Conv2d) for m in network.modules()):

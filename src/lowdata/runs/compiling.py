@@ -3,9 +3,10 @@
 Compiling pays on some machines and models and costs on others: `benchmarks/compile_gain.py` measured on a
 2-core AVX512 EPYC (bf16) cct-2/3x2 compiled at 0.56x its eager rate, vit-tiny 0.92x and the pooled step 0.72x,
 after 31-52 s of compiling (docs/performance.md#compile), while the last round measured vit-tiny +9 % on an
-AVX-512 BF16 EPYC and 0.94x on an AMX Xeon; GPUs usually gain. So no fixed default is right. `compile=auto` (the default) compiles only where a run of the same setup here has measured the
-compiled step faster than the eager one by MIN_SPEEDUP, and this run is long enough that the time saved repays
-the compile REPAY times over; unmeasured, it runs eager. Every run of two epochs or more records what it
+AVX-512 BF16 EPYC and 0.94x on an AMX Xeon; GPUs usually gain. So no fixed default is right. `compile=auto`
+(the default) compiles only where a run of the same setup here has measured the compiled step faster than the
+eager one by MIN_SPEEDUP, and this run is long enough that the time saved repays the compile REPAY times over;
+unmeasured, it runs eager. Every run of two epochs or more records what it
 measured -- its steady rate (the epochs after its first, labelled images/s) eager or compiled, and a compiled
 run's compile seconds (its first epoch over a steady one) -- keyed by machine, torch version, device, model,
 method, batch size, precision and threads, in the cache folder beside the precision probe's answer. One run
@@ -70,7 +71,7 @@ def record(key: str, compiled: bool, epochs: list[dict], cache: Path | None = No
                                                        2)
     if compiled:
         entry["compile_seconds"] = round(max(epochs[0]["epoch_seconds"] - steady_seconds, 0.0), 2)
-    try:
+    try:  # two cells finishing at once: the later write wins, the other's figure is measured again later
         atomic_write_json(cache or cache_root() / CACHE_NAME, rates)
     except OSError:
         pass  # a read-only cache only leaves auto without this measurement
