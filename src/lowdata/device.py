@@ -8,7 +8,6 @@ caches the answer), and on a GPU picks bf16 where it is supported, else fp16 wit
 """
 from __future__ import annotations
 
-import json
 import platform
 import statistics
 import time
@@ -104,23 +103,10 @@ def cpu_native_bf16(cpuinfo: str | None = None) -> bool | None:
 def probed_cpu_precision(cache: Path | None = None) -> Precision:
     """bf16 when a timed matmul under bf16 autocast beats fp32 by PROBE_SPEEDUP; the answer is cached per CPU
     and torch version, so the probe (about a second) runs once per machine."""
-    from lowdata.io import cache_root
+    from lowdata.io import cache_root, cached_measurement
 
-    path = cache or cache_root() / "precision-probe.json"
     key = f"{platform.machine()}|{platform.processor()}|{torch.backends.cpu.get_cpu_capability()}|{torch.__version__}"
-    try:
-        known = json.loads(path.read_text())
-    except (OSError, ValueError):
-        known = {}
-    if key not in known:
-        known[key] = round(bf16_speedup(), 2)
-        try:
-            from lowdata.io import atomic_write_json
-
-            atomic_write_json(path, known)
-        except OSError:
-            pass  # a read-only cache only costs the probe again next time
-    speedup = known[key]
+    speedup = cached_measurement(cache or cache_root() / "precision-probe.json", key, bf16_speedup)
     if speedup >= PROBE_SPEEDUP:
         return Precision("bf16", f"a timed probe found bf16 {speedup:.1f}x as fast as fp32 on this CPU")
     return Precision("fp32", f"a timed probe found bf16 only {speedup:.2f}x as fast as fp32 on this CPU")

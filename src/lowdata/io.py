@@ -11,7 +11,7 @@ import os
 import secrets
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 
 @contextmanager
@@ -98,6 +98,23 @@ def storage_full(err: BaseException) -> str | None:
 def cache_root() -> Path:
     """Where lowdata keeps what it computes once (decoded datasets, downloads, the precision probe)."""
     return Path(os.environ.get("LOWDATA_CACHE", Path.home() / ".cache" / "lowdata"))
+
+
+def cached_measurement(path: Path, key: str, measure: Callable[[], float]) -> float:
+    """`measure()` rounded to 2 places, kept in the JSON file at `path` under `key` and read from there next
+    time (the timed probes: precision, a teacher's memory layout). A read-only cache only costs the measurement
+    again."""
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        known[key] = round(measure(), 2)
+        try:
+            atomic_write_json(path, known)
+        except OSError:
+            pass
+    return known[key]
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -11,7 +11,6 @@ convolutions keep the default layout, unprobed.
 """
 from __future__ import annotations
 
-import json
 import platform
 import time
 from dataclasses import dataclass
@@ -73,7 +72,7 @@ def pick_layout(network: nn.Module, image_shape: tuple[int, int, int], device: t
     layout by PROBE_SPEEDUP; the answer is cached per machine, torch version, network family and precision."""
     if not any(isinstance(m, nn.Conv2d) for m in network.modules()):
         return Layout("contiguous", "no convolutions: the default layout")
-    from lowdata.io import atomic_write_json, cache_root
+    from lowdata.io import cache_root, cached_measurement
 
     path = cache or cache_root() / "layout-probe.json"
     with autocast():
@@ -81,17 +80,7 @@ def pick_layout(network: nn.Module, image_shape: tuple[int, int, int], device: t
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else (
         f"{platform.machine()}|{platform.processor()}|{torch.backends.cpu.get_cpu_capability()}")
     key = f"{where}|{torch.__version__}|{type(network).__name__}|{precision}"
-    try:
-        known = json.loads(path.read_text())
-    except (OSError, ValueError):
-        known = {}
-    if key not in known:
-        known[key] = round(channels_last_speedup(network, image_shape, device, autocast), 2)
-        try:
-            atomic_write_json(path, known)
-        except OSError:
-            pass  # a read-only cache only costs the probe again next time
-    speedup = known[key]
+    speedup = cached_measurement(path, key, lambda: channels_last_speedup(network, image_shape, device, autocast))
     if speedup >= PROBE_SPEEDUP:
         return Layout("channels_last", f"a timed probe found channels-last {speedup:.2f}x as fast here")
     return Layout("contiguous", f"a timed probe found channels-last only {speedup:.2f}x as fast here")
