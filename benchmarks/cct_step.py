@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 
 import torch
+from model_speed import step_rate  # benchmarks/ is the script's folder, so on its path
 
 BATCH = {"cct-2/3x2": 128, "cct-7/3x1": 32}
 
@@ -58,25 +58,12 @@ def main() -> None:
             use_fused_attention(model, precision.fused_attention(device))
             built[variant] = (model, torch.optim.AdamW(model.parameters(), lr=1e-3, fused=device.type == "cpu"))
 
-        def step(model, optimizer) -> None:
-            with precision.autocast(device)():
-                loss = torch.nn.functional.cross_entropy(model(images).float(), labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-
         rates: dict[str, list[float]] = {variant: [] for variant in variants}
         for _ in range(args.rounds):
             for variant, (model, optimizer) in built.items():
                 ConvTokenizer.forward = variants[variant][0]
-                step(model, optimizer)  # warm: allocations, kernel choice
-                count, started = 0, time.perf_counter()
-                while count < 2 or time.perf_counter() - started < args.seconds:
-                    step(model, optimizer)
-                    count += 1
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                rates[variant].append(batch * count / (time.perf_counter() - started))
+                rates[variant].append(step_rate(model, optimizer, images, labels, precision.autocast(device),
+                                                args.seconds))
         ConvTokenizer.forward = channels_last_forward
         median = {variant: statistics.median(values) for variant, values in rates.items()}
         baseline = median["default_layout_drop_0.1"]

@@ -21,6 +21,27 @@ import torch
 BASELINE = "resnet20"
 
 
+def step_rate(model: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor,
+              autocast, seconds: float) -> float:
+    """Images/s of full training steps (forward under `autocast`, backward, optimiser) on one batch, timed for at
+    least `seconds` and two steps after one warm-up step (allocations, kernel choice)."""
+    def step() -> None:
+        with autocast():
+            loss = torch.nn.functional.cross_entropy(model(images).float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    step()
+    count, started = 0, time.perf_counter()
+    while count < 2 or time.perf_counter() - started < seconds:
+        step()
+        count += 1
+    if images.device.type == "cuda":
+        torch.cuda.synchronize()
+    return len(images) * count / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="vit-tiny,vit-tiny-convstem,vit-tiny-sl,cct-2/3x2,cct-7/3x1")
@@ -50,24 +71,11 @@ def main() -> None:
         use_fused_attention(model, precision.fused_attention(device))
         steps[name] = (model, torch.optim.AdamW(model.parameters(), lr=1e-3))
 
-    def step(model, optimizer) -> None:
-        with precision.autocast(device)():
-            loss = torch.nn.functional.cross_entropy(model(images), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
     rates: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(args.rounds):
         for name, (model, optimizer) in steps.items():
-            step(model, optimizer)  # warm: allocations, kernel choice
-            count, started = 0, time.perf_counter()
-            while count < 2 or time.perf_counter() - started < args.seconds:
-                step(model, optimizer)
-                count += 1
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            rates[name].append(args.batch_size * count / (time.perf_counter() - started))
+            rates[name].append(step_rate(model, optimizer, images, labels, precision.autocast(device),
+                                         args.seconds))
     median = {name: statistics.median(values) for name, values in rates.items()}
     print(json.dumps({
         "benchmark": "model_speed", "device": str(device), "cpu": torch.backends.cpu.get_cpu_capability(),
