@@ -67,8 +67,8 @@ class ConvTokenizer(TokenGrid):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # channels-last: CPU max-pooling in PyTorch's default layout ran ~10x slower (bf16, 128 x 64 x 32 x 32
-        # on an AVX512 EPYC: 105 against 9.5 ms forward) and took 29 % of a cct-2/3x2 step; channels-last made
-        # the whole step 1.5x faster there (benchmarks/profile_steps.py), and its tokens come out contiguous
+        # on an AVX512 EPYC: 105 against 9.5 ms forward) and took 29 % of a cct-2/3x2 step (profile_steps.py);
+        # channels-last made the whole step 1.44x faster there (benchmarks/cct_step.py), tokens come out contiguous
         return self.tokens(self.proj(x.contiguous(memory_format=torch.channels_last)))
 
 
