@@ -106,3 +106,39 @@ def test_os_errors_about_a_named_file_are_one_line_and_others_stay_tracebacks(mo
     monkeypatch.setattr(runs, "export_command", other)
     with pytest.raises(OSError):
         cli.main(["export", "--run", "r"])
+
+
+def test_cache_updates_wait_for_each_other_and_keep_every_entry(tmp_path):
+    import fcntl
+    import json
+    import threading
+    import time
+
+    from lowdata.io import update_cache
+
+    path = tmp_path / "rates.json"
+    update_cache(path, lambda entries: entries.update(first=1))
+    holder = open(path.with_name(path.name + ".lock"), "a")
+    fcntl.flock(holder, fcntl.LOCK_EX)  # another process in the middle of its read-modify-write
+    writer = threading.Thread(target=update_cache, args=(path, lambda entries: entries.update(second=2)))
+    writer.start()
+    time.sleep(0.3)
+    assert writer.is_alive() and json.loads(path.read_text()) == {"first": 1}  # it waits, it does not overwrite
+    path.write_text(json.dumps({"first": 1, "other": 3}))  # what the holder wrote
+    holder.close()
+    writer.join(5)
+    assert json.loads(path.read_text()) == {"first": 1, "other": 3, "second": 2}
+
+
+def test_a_cached_measurement_keeps_the_first_answer_and_survives_a_read_only_folder(tmp_path):
+    import json
+
+    from lowdata.io import cached_measurement
+
+    path = tmp_path / "probe.json"
+    assert cached_measurement(path, "cpu", lambda: 1.234) == 1.23
+    assert cached_measurement(path, "cpu", lambda: 9.0) == 1.23  # read, not measured again
+    assert json.loads(path.read_text()) == {"cpu": 1.23}
+    blocked = tmp_path / "file" / "probe.json"  # its folder cannot be made: a file is in the way
+    (tmp_path / "file").write_text("")
+    assert cached_measurement(blocked, "cpu", lambda: 2.0) == 2.0

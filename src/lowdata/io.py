@@ -104,17 +104,45 @@ def cached_measurement(path: Path, key: str, measure: Callable[[], float]) -> fl
     """`measure()` rounded to 2 places, kept in the JSON file at `path` under `key` and read from there next
     time (the timed probes: precision, a teacher's memory layout). A read-only cache only costs the measurement
     again."""
+    known = read_cache(path)
+    if key in known:
+        return known[key]
+    value = round(measure(), 2)
+    # another process may have measured the same key meanwhile: the first answer stays, both runs agree
+    return update_cache(path, lambda entries: entries.setdefault(key, value)).get(key, value)
+
+
+def read_cache(path: Path) -> dict:
     try:
-        known = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except (OSError, ValueError):
-        known = {}
-    if key not in known:
-        known[key] = round(measure(), 2)
+        return {}
+
+
+def update_cache(path: Path, change: Callable[[dict], Any]) -> dict:
+    """Read the JSON cache at `path`, apply `change` to it and write it back, holding a lock beside it so that two
+    processes (study cells finishing at once) do not drop each other's entries. Returns the entries; a cache
+    that cannot be written keeps them in memory only."""
+    import fcntl
+
+    from lowdata.errors import UsageError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(path.with_name(path.name + ".lock"), "a")
+    except OSError:
+        entries = read_cache(path)
+        change(entries)
+        return entries
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released by the kernel if this process dies holding it
+        entries = read_cache(path)
+        change(entries)
         try:
-            atomic_write_json(path, known)
-        except OSError:
+            atomic_write_json(path, entries)
+        except (OSError, UsageError):  # a full disk or a read-only cache: the next run measures again
             pass
-    return known[key]
+    return entries
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

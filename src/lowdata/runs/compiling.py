@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from lowdata.io import atomic_write_json, cache_root
+from lowdata.io import cache_root, read_cache, update_cache
 
 MIN_SPEEDUP = 1.05  # the compiled step must beat the eager one by this much
 REPAY = 2.0  # the seconds a compile saves over the run must be this many times its compile seconds
@@ -65,16 +65,15 @@ def record(key: str, compiled: bool, epochs: list[dict], cache: Path | None = No
     if len(epochs) < 2:
         return
     steady_seconds = statistics.median(e["epoch_seconds"] for e in epochs[1:])
-    rates = read(cache)
-    entry = rates.setdefault(key, {})
-    entry["compiled" if compiled else "eager"] = round(statistics.median(e["images_per_second"] for e in epochs[1:]),
-                                                       2)
-    if compiled:
-        entry["compile_seconds"] = round(max(epochs[0]["epoch_seconds"] - steady_seconds, 0.0), 2)
-    try:  # two cells finishing at once: the later write wins, the other's figure is measured again later
-        atomic_write_json(cache or cache_root() / CACHE_NAME, rates)
-    except OSError:
-        pass  # a read-only cache only leaves auto without this measurement
+    rate = round(statistics.median(e["images_per_second"] for e in epochs[1:]), 2)
+
+    def add(rates: dict) -> None:
+        entry = rates.setdefault(key, {})
+        entry["compiled" if compiled else "eager"] = rate
+        if compiled:
+            entry["compile_seconds"] = round(max(epochs[0]["epoch_seconds"] - steady_seconds, 0.0), 2)
+
+    update_cache(cache or cache_root() / CACHE_NAME, add)  # a read-only cache leaves auto without this figure
 
 
 def share_inductor_cache() -> None:
@@ -91,10 +90,7 @@ def share_inductor_cache() -> None:
 
 
 def read(cache: Path | None = None) -> dict:
-    try:
-        return json.loads((cache or cache_root() / CACHE_NAME).read_text())
-    except (OSError, ValueError):
-        return {}
+    return read_cache(cache or cache_root() / CACHE_NAME)
 
 
 def method_name(objective) -> str:
