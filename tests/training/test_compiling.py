@@ -15,7 +15,8 @@ TINY = dict(data="digits", labels=200, epochs=3, batch_size=32, model="resnet20"
 
 def test_asked_for_decides_and_auto_needs_both_rates(tmp_path):
     cache = tmp_path / CACHE_NAME
-    assert choose(True, KEY, 10, cache) == (True, "asked for") and choose(False, KEY, 10**9, cache)[0] is False
+    assert choose(True, KEY, 10, cache) == (True, "compiled, as asked (compile=true)")
+    assert choose(False, KEY, 10**9, cache) == (False, "eager, as asked (compile=false)")
     compiled, reason = choose("auto", KEY, 10**9, cache)
     assert compiled is False and "not measured" in reason
     cache.write_text(json.dumps({KEY: {"eager": 100.0}}))  # eager alone: still unmeasured

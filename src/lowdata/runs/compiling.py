@@ -45,7 +45,7 @@ def choose(asked: bool | str, key: str, planned_images: int, cache: Path | None 
     """Compile or not, and why: `asked` true/false decides; `auto` reads the measured rates for `key` and the
     run's planned labelled images."""
     if asked is True or asked is False:
-        return asked, "asked for"
+        return asked, f"{'compiled' if asked else 'eager'}, as asked (compile={str(asked).lower()})"
     known = read(cache).get(key, {})
     eager, compiled, seconds = known.get("eager"), known.get("compiled"), known.get("compile_seconds")
     if not (eager and compiled and seconds is not None):
