@@ -55,7 +55,7 @@ def test_the_layout_probe_runs_once_per_key_is_cached_and_leaves_the_global_rand
     assert torch.equal(torch.get_rng_state(), rng)  # the probe's random images come from its own generator
     known = json.loads(cache.read_text())
     (key, speedup), = known.items()
-    assert key.endswith("|ResNet|fp32") and speedup > 0 and first.name in ("channels_last", "contiguous")
+    assert key.endswith(f"|ResNet|fp32|{torch.get_num_threads()} threads") and speedup > 0 and first.name in ("channels_last", "contiguous")
 
     def no_probe(*args, **kwargs):
         raise AssertionError("the probe ran again")
@@ -69,6 +69,13 @@ def test_the_layout_probe_runs_once_per_key_is_cached_and_leaves_the_global_rand
     bf16 = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731 - another precision, another key
     with pytest.raises(AssertionError, match="ran again"):
         pick_layout(cnn(), SHAPE, CPU, bf16, cache)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads + 1)  # another thread count, another key
+    try:
+        with pytest.raises(AssertionError, match="ran again"):
+            pick_layout(cnn(), SHAPE, CPU, nullcontext, cache)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_a_network_without_convolutions_keeps_the_default_layout_unprobed(tmp_path):
