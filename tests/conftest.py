@@ -5,9 +5,12 @@ import torch
 
 
 @pytest.fixture(autouse=True)
-def private_cache(tmp_path_factory, monkeypatch):
-    """Every test gets a decode cache no other test or user run touches."""
+def private_cache_and_registry(tmp_path_factory, monkeypatch):
+    """Every test gets a decode cache no other test or user run touches, and a process registry of its own: a
+    user's runs training on the same host would otherwise change the threads a test's runs take (cores.py), and
+    with them the numbers that tests compare bit for bit between two runs."""
     monkeypatch.setenv("LOWDATA_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.setenv("LOWDATA_PROCESSES", str(tmp_path_factory.mktemp("processes")))
 
 
 def write_image_folder(root: Path, classes=("cat", "dog", "frog"), per_class=6, size=(12, 12), channels=3,
