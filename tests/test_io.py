@@ -130,7 +130,7 @@ def test_cache_updates_wait_for_each_other_and_keep_every_entry(tmp_path):
     assert json.loads(path.read_text()) == {"first": 1, "other": 3, "second": 2}
 
 
-def test_a_cached_measurement_keeps_the_first_answer_and_survives_a_read_only_folder(tmp_path):
+def test_a_cached_measurement_keeps_the_first_answer_and_survives_a_folder_it_cannot_write(tmp_path):
     import json
 
     from lowdata.io import cached_measurement
@@ -139,6 +139,12 @@ def test_a_cached_measurement_keeps_the_first_answer_and_survives_a_read_only_fo
     assert cached_measurement(path, "cpu", lambda: 1.234) == 1.23
     assert cached_measurement(path, "cpu", lambda: 9.0) == 1.23  # read, not measured again
     assert json.loads(path.read_text()) == {"cpu": 1.23}
+
+    def raced(path=path):  # another process measures the same key while this one does: its answer, written first, wins
+        path.write_text(json.dumps({"cpu": 1.23, "gpu": 5.0}))
+        return 7.0
+
+    assert cached_measurement(path, "gpu", raced) == 5.0 and json.loads(path.read_text())["gpu"] == 5.0
     blocked = tmp_path / "file" / "probe.json"  # its folder cannot be made: a file is in the way
     (tmp_path / "file").write_text("")
     assert cached_measurement(blocked, "cpu", lambda: 2.0) == 2.0
