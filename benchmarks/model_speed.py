@@ -32,14 +32,19 @@ def step_rate(model: torch.nn.Module, optimizer: torch.optim.Optimizer, images: 
         loss.backward()
         optimizer.step()
 
+    return timed_rate(step, len(images), images.device, seconds)
+
+
+def timed_rate(step, images_per_step: int, device: torch.device, seconds: float) -> float:
+    """Images/s of `step()`, run for at least `seconds` and two steps after one warm-up step."""
     step()
     count, started = 0, time.perf_counter()
     while count < 2 or time.perf_counter() - started < seconds:
         step()
         count += 1
-    if images.device.type == "cuda":
+    if device.type == "cuda":
         torch.cuda.synchronize()
-    return len(images) * count / (time.perf_counter() - started)
+    return images_per_step * count / (time.perf_counter() - started)
 
 
 def main() -> None:

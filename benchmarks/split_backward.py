@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 
 import torch
+from model_speed import timed_rate  # benchmarks/ is the script's folder, so on its path
 
 
 def split_step_rate(model: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
@@ -38,14 +38,7 @@ def split_step_rate(model: torch.nn.Module, optimizer: torch.optim.Optimizer, im
                 loss.backward()  # this slice's activations are freed before the next slice runs
         optimizer.step()
 
-    step()
-    count, started = 0, time.perf_counter()
-    while count < 2 or time.perf_counter() - started < seconds:
-        step()
-        count += 1
-    if images.device.type == "cuda":
-        torch.cuda.synchronize()
-    return len(images) * count / (time.perf_counter() - started)
+    return timed_rate(step, len(images), images.device, seconds)
 
 
 def main() -> None:
