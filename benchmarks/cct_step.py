@@ -16,7 +16,7 @@ import json
 import statistics
 
 import torch
-from model_speed import step_rate  # benchmarks/ is the script's folder, so on its path
+from model_speed import step_rate, step_setup  # benchmarks/ is the script's folder, so on its path
 
 BATCH = {"cct-2/3x2": 128, "cct-7/3x1": 32}
 
@@ -32,15 +32,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="timed steps per variant and round (at least 2)")
     args = parser.parse_args()
 
-    from lowdata.cores import usable_cores
-    from lowdata.device import pick_device, pick_precision
     from lowdata.models import create_model
     from lowdata.models.small_data import ConvTokenizer
     from lowdata.models.vit import use_fused_attention
 
-    torch.set_num_threads(usable_cores())
-    device = pick_device("auto")
-    precision = pick_precision("auto", device)
+    device, precision = step_setup()
     channels_last_forward = ConvTokenizer.forward
     variants = {"default_layout_drop_0.1": (default_layout_forward, 0.1),
                 "channels_last_drop_0.1": (channels_last_forward, 0.1),

@@ -35,6 +35,16 @@ def step_rate(model: torch.nn.Module, optimizer: torch.optim.Optimizer, images: 
     return timed_rate(step, len(images), images.device, seconds)
 
 
+def step_setup(threads: int | None = None):
+    """Threads (every usable core unless given), device and precision as `lowdata train` picks them."""
+    from lowdata.cores import usable_cores
+    from lowdata.device import pick_device, pick_precision
+
+    torch.set_num_threads(threads or usable_cores())
+    device = pick_device("auto")
+    return device, pick_precision("auto", device)
+
+
 def timed_rate(step, images_per_step: int, device: torch.device, seconds: float) -> float:
     """Images/s of `step()`, run for at least `seconds` and two steps after one warm-up step."""
     step()
@@ -57,14 +67,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="timed steps per model and round (at least 2)")
     args = parser.parse_args()
 
-    from lowdata.cores import usable_cores
-    from lowdata.device import pick_device, pick_precision
     from lowdata.models import create_model
     from lowdata.models.vit import use_fused_attention
 
-    torch.set_num_threads(args.threads or usable_cores())
-    device = pick_device("auto")
-    precision = pick_precision("auto", device)
+    device, precision = step_setup(args.threads)
     names = [BASELINE] + [n for n in args.models.split(",") if n and n != BASELINE]
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(args.batch_size, 3, args.image_size, args.image_size, generator=generator).to(device)

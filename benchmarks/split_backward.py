@@ -16,7 +16,7 @@ import json
 import statistics
 
 import torch
-from model_speed import timed_rate  # benchmarks/ is the script's folder, so on its path
+from model_speed import step_setup, timed_rate  # benchmarks/ is the script's folder, so on its path
 
 
 def split_step_rate(model: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
@@ -49,14 +49,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="timed steps per variant and round (at least 2)")
     args = parser.parse_args()
 
-    from lowdata.cores import usable_cores
-    from lowdata.device import pick_device, pick_precision
     from lowdata.models import create_model
     from lowdata.models.vit import use_fused_attention
 
-    torch.set_num_threads(usable_cores())
-    device = pick_device("auto")
-    precision = pick_precision("auto", device)
+    device, precision = step_setup()
     batch = 2 * args.batch_size
     for name in args.models.split(","):
         generator = torch.Generator().manual_seed(0)
