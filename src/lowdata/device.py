@@ -100,12 +100,20 @@ def cpu_native_bf16(cpuinfo: str | None = None) -> bool | None:
     return None
 
 
+def machine_key(device: torch.device) -> str:
+    """What a measurement here holds for (the probes' and the compile rates' cache keys): the GPU's name, or the
+    CPU's architecture, name and capability; and torch's version."""
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else (
+        f"{platform.machine()}|{platform.processor()}|{torch.backends.cpu.get_cpu_capability()}")
+    return f"{where}|{torch.__version__}"
+
+
 def probed_cpu_precision(cache: Path | None = None) -> Precision:
     """bf16 when a timed matmul under bf16 autocast beats fp32 by PROBE_SPEEDUP; the answer is cached per CPU
     and torch version, so the probe (about a second) runs once per machine."""
     from lowdata.io import cache_root, cached_measurement
 
-    key = f"{platform.machine()}|{platform.processor()}|{torch.backends.cpu.get_cpu_capability()}|{torch.__version__}"
+    key = machine_key(torch.device("cpu"))
     speedup = cached_measurement(cache or cache_root() / "precision-probe.json", key, bf16_speedup)
     if speedup >= PROBE_SPEEDUP:
         return Precision("bf16", f"a timed probe found bf16 {speedup:.1f}x as fast as fp32 on this CPU")

@@ -11,7 +11,6 @@ convolutions keep the default layout, unprobed.
 """
 from __future__ import annotations
 
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,16 +72,15 @@ def pick_layout(network: nn.Module, image_shape: tuple[int, int, int], device: t
     CPU) the threads the process has when the teacher loads."""
     if not any(isinstance(m, nn.Conv2d) for m in network.modules()):
         return Layout("contiguous", "no convolutions: the default layout")
+    from lowdata.device import machine_key
     from lowdata.io import cache_root, cached_measurement
 
     path = cache or cache_root() / "layout-probe.json"
     with autocast():
         precision = str(torch.get_autocast_dtype(device.type)) if torch.is_autocast_enabled(device.type) else "fp32"
     # on a CPU the threads too: channels-last measured 1.07x at 2 threads, 1.35x at 1 (2-core AVX512 EPYC)
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else (
-        f"{platform.machine()}|{platform.processor()}|{torch.backends.cpu.get_cpu_capability()}")
     threads = "" if device.type == "cuda" else f"|{torch.get_num_threads()} threads"
-    key = f"{where}|{torch.__version__}|{type(network).__name__}|{precision}{threads}"
+    key = f"{machine_key(device)}|{type(network).__name__}|{precision}{threads}"
     speedup = cached_measurement(path, key, lambda: channels_last_speedup(network, image_shape, device, autocast))
     if speedup >= PROBE_SPEEDUP:
         return Layout("channels_last", f"a timed probe found channels-last {speedup:.2f}x as fast here")

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 from pathlib import Path
 
 import torch
 
+from lowdata.device import machine_key
 from lowdata.io import cache_root, read_cache, update_cache
 
 MIN_SPEEDUP = 1.05  # the compiled step must beat the eager one by this much
@@ -36,9 +36,7 @@ UNMEASURED = "eager: compiling is not measured for this setup here (one run with
 
 def setup_key(model: str, method: str, batch_size: int, precision: str, device: torch.device, threads: int) -> str:
     """What a measured rate holds for: this machine and torch, the device, the step's setup, the threads."""
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else (
-        f"{platform.machine()}|{torch.backends.cpu.get_cpu_capability()}")
-    return f"{where}|torch {torch.__version__}|{model}|{method}|batch {batch_size}|{precision}|{threads} threads"
+    return f"{machine_key(device)}|{model}|{method}|batch {batch_size}|{precision}|{threads} threads"
 
 
 def choose(asked: bool | str, key: str, planned_images: int, cache: Path | None = None) -> tuple[bool, str]:
