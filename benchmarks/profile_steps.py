@@ -61,7 +61,7 @@ def profile(name: str, extra: dict, args, root: Path) -> dict:
     labels = args.batch_size * args.steps
     with profiler(activities=[ProfilerActivity.CPU]) as prof:
         summary = train(data=args.data, labels=labels, epochs=2, batch_size=args.batch_size, warmup_epochs=0,
-              out=str(root / name.replace("/", "_")), **extra)
+                        out=str(root / name.replace("/", "_")), **extra)
     events = prof.events()
     steps = sorted((e for e in events if e.name in ("lowdata.augment", "lowdata.step")),
                    key=lambda e: e.time_range.start)
