@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from lowdata.errors import UsageError
+from lowdata.errors import UsageError, shown
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ def check_range(key: str, value: Any) -> None:
     if not ok:
         left = "" if low is None else f"{'>=' if low_in else '>'} {low:g}"
         right = "" if high is None else f"{'<=' if high_in else '<'} {high:g}"
-        raise UsageError(f"setting {key!r} must be {' and '.join(p for p in (left, right) if p)}, got {value!r}")
+        raise UsageError(f"setting {shown(key)} must be {' and '.join(p for p in (left, right) if p)}, got {shown(value)}")
 
 
 def field_names(cls: type = TrainConfig) -> list[str]:
@@ -206,7 +206,7 @@ def given_values(file: str | Path | None = None, overrides: dict[str, Any] | Non
         if "." in key:  # model_args.patch_size=2, augment_args.mixup=0.2
             top, sub = key.split(".", 1)
             if top not in DICT_SETTINGS:
-                raise UsageError(f"only {', '.join(DICT_SETTINGS)} take a dotted key, got {key!r}; "
+                raise UsageError(f"only {', '.join(DICT_SETTINGS)} take a dotted key, got {shown(key)}; "
                                  "write e.g. model_args.patch_size=2")
             values[top] = {**values.get(top, {}), sub: value}
         else:
@@ -227,21 +227,27 @@ def build(cls: type, values: dict[str, Any]):
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UsageError(f"unknown setting {key!r}{hint}; valid settings: {', '.join(known)}")
+            raise UsageError(f"unknown setting {shown(key)}{hint}; valid settings: {', '.join(known)}")
     coerced = {key: coerce(key, value, hints[key]) for key, value in values.items()}
     for key, value in coerced.items():
         check_range(key, value)
     if isinstance(coerced.get("compile"), str) and coerced["compile"] != "auto":
-        raise UsageError(f"setting 'compile' must be true, false or auto, got {coerced['compile']!r}")
+        raise UsageError(f"setting 'compile' must be true, false or auto, got {shown(coerced['compile'])}")
     return cls(**coerced)
 
 
 def load_yaml(file: str | Path) -> dict[str, Any]:
     import yaml
 
+    from lowdata.settings_file import MAX_BYTES, Refused, load_text
+
     path = Path(file)
     try:
-        loaded = yaml.safe_load(path.read_text())
+        if path.stat().st_size > MAX_BYTES:  # before reading: a settings file is small
+            raise Refused(f"is larger than {MAX_BYTES >> 20} MB; settings take a few hundred bytes")
+        loaded = load_text(path.read_text(encoding="utf-8"))
+    except Refused as err:
+        raise UsageError(f"config file {path} {err}") from None
     except OSError as err:
         raise UsageError(f"cannot read config file {path}: {err.strerror}; check the path") from None
     except UnicodeDecodeError:
@@ -266,11 +272,13 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     import yaml
 
     if "=" not in text:
-        raise UsageError(f"cannot read {text!r}: settings other than flags are written key=value, e.g. lr=5e-4")
+        raise UsageError(f"cannot read {shown(text)}: settings other than flags are written key=value, e.g. lr=5e-4")
+    from lowdata.settings_file import Refused, load_text
+
     key, raw = text.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw else None
-    except yaml.YAMLError:
+        value = load_text(raw) if raw else None
+    except (yaml.YAMLError, Refused):
         value = raw
     return key.strip(), value
 
@@ -281,7 +289,7 @@ def coerce(key: str, value: Any, hint: Any) -> Any:
     if value is None:
         if type(None) in options:
             return None
-        raise UsageError(f"setting {key!r} needs a value")
+        raise UsageError(f"setting {shown(key)} needs a value")
     if isinstance(value, str):  # YAML 1.1 reads "5e-4" as a string
         value = number_or_text(value)
     for option in options:
@@ -298,7 +306,7 @@ def coerce(key: str, value: Any, hint: Any) -> Any:
         if option is dict and isinstance(value, dict):
             return dict(value)
     wanted = " or ".join(getattr(o, "__name__", str(o)) for o in options)
-    raise UsageError(f"setting {key!r} must be {wanted}, got {value!r}")
+    raise UsageError(f"setting {shown(key)} must be {wanted}, got {shown(value)}")
 
 
 def number_or_text(text: str) -> Any:

@@ -19,7 +19,7 @@ from typing import Callable
 
 import torch
 
-from lowdata.errors import UsageError
+from lowdata.errors import UsageError, shown
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # x86 /proc/cpuinfo flags
@@ -55,7 +55,7 @@ def pick_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UsageError(f"unknown device {name!r}; use auto, cpu or cuda[:N]") from None
+        raise UsageError(f"unknown device {shown(name)}; use auto, cpu or cuda[:N]") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError("device cuda was asked for but no GPU is visible; use device=cpu or device=auto")
     return device
@@ -64,7 +64,7 @@ def pick_device(name: str) -> torch.device:
 def pick_precision(asked: str, device: torch.device) -> Precision:
     """`asked` is one of PRECISIONS; `auto` decides from the device (see the module's docstring)."""
     if asked not in PRECISIONS:
-        raise UsageError(f"unknown precision {asked!r}; use {', '.join(PRECISIONS)}")
+        raise UsageError(f"unknown precision {shown(asked)}; use {', '.join(PRECISIONS)}")
     if asked != "auto":
         if asked == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise UsageError("this GPU has no bf16 support; use precision=fp16 or precision=auto")

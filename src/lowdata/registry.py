@@ -31,7 +31,9 @@ class Registry(Generic[T]):
     def unknown_message(self, name: str, extra: str = "") -> str:
         close = difflib.get_close_matches(name, self.names(), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        return f"unknown {self.kind} {name!r}{hint}; choose one of: {', '.join(self.names())}{extra}"
+        from lowdata.errors import shown
+
+        return f"unknown {self.kind} {shown(name)}{hint}; choose one of: {', '.join(self.names())}{extra}"
 
     def names(self) -> list[str]:
         return list(self._entries)

@@ -20,7 +20,7 @@ from lowdata.augment import ops
 from lowdata.augment.mixing import MixupCutmix, NoMixing
 from lowdata.augment.randaugment import RandAugment
 from lowdata.data.datasets import DatasetInfo
-from lowdata.errors import UsageError
+from lowdata.errors import UsageError, shown
 from lowdata.registry import Registry
 
 # (float images in [0, 255], generator) -> images; or, after normalisation, the same on normalised images
@@ -81,17 +81,17 @@ def build_policy(name: str, info: DatasetInfo, **args) -> Policy:
     unknown = sorted(set(args) - set(accepted))
     if unknown:
         valid = ", ".join(accepted) if accepted else "none"
-        raise UsageError(f"augmentation policy {name!r} has no setting {', '.join(unknown)}; its settings: {valid}")
+        raise UsageError(f"augmentation policy {shown(name)} has no setting {', '.join(unknown)}; its settings: {valid}")
     parameters = inspect.signature(builder).parameters
     for key, value in args.items():
         default = parameters[key].default
         if is_number(default) and not is_number(value):
-            raise UsageError(f"augmentation policy {name!r}: {key} must be a number, got {value!r}; e.g. "
+            raise UsageError(f"augmentation policy {shown(name)}: {key} must be a number, got {shown(value)}; e.g. "
                              f"{key}={default}")
     try:
         return builder(info, **args)
     except (TypeError, ValueError) as err:
-        raise UsageError(f"augmentation policy {name!r} rejected {', '.join(f'{k}={v}' for k, v in args.items())} "
+        raise UsageError(f"augmentation policy {shown(name)} rejected {', '.join(f'{k}={v}' for k, v in args.items())} "
                          f"({err}); see `lowdata augment-preview --help`") from None
 
 

@@ -24,10 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.command(args)
     except UsageError as err:
-        print(f"lowdata: error: {err}", file=sys.stderr)
+        print(f"lowdata: error: {one_line(str(err))}", file=sys.stderr)
         return 2
     except Failed as err:
-        print(f"lowdata: error: {err}", file=sys.stderr)
+        print(f"lowdata: error: {one_line(str(err))}", file=sys.stderr)
         return 1
     except stopping.Stopped as stop:
         print(f"lowdata: stopped by {stop}; {stop.detail}", file=sys.stderr)
@@ -43,6 +43,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"lowdata: error: {message}", file=sys.stderr)
         return 2
+
+
+def one_line(message: str, limit: int = 1000) -> str:
+    """An error as one bounded line: messages cut the values they echo (errors.shown); this is the net for any
+    that does not, keeping the start (what is wrong) and the end (the fix)."""
+    message = " ".join(message.split("\n"))
+    return message if len(message) <= limit else f"{message[:limit * 2 // 3]} ... {message[-limit // 3:]}"
 
 
 def parse_with_settings_anywhere(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lowdata.errors import UsageError
+from lowdata.errors import UsageError, shown
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def pool_subset(pool: torch.Tensor, wanted: str | None, seed: int) -> torch.Tens
     try:
         count = int(str(wanted))
     except ValueError:
-        raise UsageError(f"pool must be all or a number of pool images, got {wanted!r}") from None
+        raise UsageError(f"pool must be all or a number of pool images, got {shown(wanted)}") from None
     if not 1 <= count <= len(pool):
         raise UsageError(f"pool={count} is outside the {len(pool)} images left unlabelled; use 1 to {len(pool)} "
                          "or all")

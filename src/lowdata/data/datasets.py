@@ -15,7 +15,7 @@ import torch
 from lowdata.data import cache, download
 from lowdata.data.imagefolder import load_image_folder, looks_like_split_folder, stratified_holdout
 from lowdata.data.types import Dataset, DatasetInfo, channel_stats, make_info
-from lowdata.errors import UsageError
+from lowdata.errors import UsageError, shown
 from lowdata.registry import Registry
 
 __all__ = ["DATASETS", "Dataset", "DatasetInfo", "channel_stats", "load_dataset", "make_info"]
@@ -45,7 +45,7 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
         return "folder", os.path.expanduser(spec)
     if os.sep in spec or spec.startswith("."):
         what = "is a file, not a folder" if os.path.exists(os.path.expanduser(spec)) else "does not exist"
-        raise UsageError(f"dataset path {spec!r} {what}; give a folder of images (PATH/<class>/* or "
+        raise UsageError(f"dataset path {shown(spec)} {what}; give a folder of images (PATH/<class>/* or "
                          "PATH/train/<class>/* and PATH/test/<class>/*)")
     raise UsageError(DATASETS.unknown_message(spec, extra=", or a path to an image folder"))
 
@@ -166,7 +166,7 @@ def keep_classes(dataset: Dataset, names: str | None) -> Dataset:
     wanted = [name.strip() for name in names.split(",") if name.strip()]
     unknown = [name for name in wanted if name not in dataset.info.classes]
     if unknown or len(set(wanted)) != len(wanted) or len(wanted) < 2:
-        raise UsageError(f"classes={names!r} must name two or more distinct classes of {dataset.info.name}"
+        raise UsageError(f"classes={shown(names)} must name two or more distinct classes of {dataset.info.name}"
                          f"{f' (unknown: {unknown})' if unknown else ''}; its classes: {', '.join(dataset.info.classes)}")
     old = torch.tensor([dataset.info.classes.index(name) for name in wanted])
     mapping = torch.full((len(dataset.info.classes),), -1, dtype=torch.long)

@@ -9,7 +9,7 @@ from typing import Any
 
 from torch import nn
 
-from lowdata.errors import UsageError
+from lowdata.errors import UsageError, shown
 from lowdata.models.registry import MODELS, ModelSpec
 
 __all__ = ["MODELS", "ModelSpec", "create_model"]
@@ -35,7 +35,7 @@ def create_model(name: str, num_classes: int, in_chans: int, img_size: tuple[int
                                      img_size=tuple(img_size), drop_path_rate=drop_path, **overrides)
         except (TypeError, ValueError, RuntimeError, ZeroDivisionError) as err:  # e.g. depth=-1, embed_dim=0
             first = str(err).splitlines()[0] if str(err) else err.__class__.__name__
-            raise UsageError(f"model {name!r} rejected its settings ({first}); check model_args") from None
+            raise UsageError(f"model {shown(name)} rejected its settings ({first}); check model_args") from None
 
     if not timm.is_model(name):
         raise UsageError(MODELS.unknown_message(name, extra=", or any timm model name (see `lowdata models --timm`)"))
@@ -49,12 +49,12 @@ def create_model(name: str, num_classes: int, in_chans: int, img_size: tuple[int
             return timm.create_model(name, pretrained=False, **kwargs)
         except TypeError as err:
             if optional not in str(err) or optional in overrides or optional not in kwargs:
-                raise UsageError(f"model {name!r} rejected its settings: {err}; check model_args") from None
+                raise UsageError(f"model {shown(name)} rejected its settings: {err}; check model_args") from None
             kwargs.pop(optional)
     try:
         return timm.create_model(name, pretrained=False, **kwargs)
     except TypeError as err:
-        raise UsageError(f"model {name!r} rejected its settings: {err}; check model_args") from None
+        raise UsageError(f"model {shown(name)} rejected its settings: {err}; check model_args") from None
 
 
 def transformer_presets() -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from lowdata.errors import UsageError
+from lowdata.errors import UsageError, shown
 
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 
@@ -140,7 +140,7 @@ HF_BLOCK_RENAMES = {
 def read_hugging_face_vit(path: Path) -> dict[str, torch.Tensor]:
     config = json.loads((path / "config.json").read_text())
     if config.get("model_type") not in ("vit", "deit"):
-        raise UsageError(f"{path} holds a Hugging Face {config.get('model_type')!r} model; only ViT/DeiT "
+        raise UsageError(f"{path} holds a Hugging Face {shown(config.get('model_type'))} model; only ViT/DeiT "
                          "directories convert to lowdata's ViT")
     files = [path / name for name in ("model.safetensors", "pytorch_model.bin") if (path / name).is_file()]
     if not files:

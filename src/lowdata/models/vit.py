@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lowdata.errors import UsageError
+from lowdata.errors import UsageError, shown
 from lowdata.models.registry import MODELS, ModelSpec
 
 
@@ -73,7 +73,7 @@ def build_vit(num_classes: int, in_chans: int, img_size: tuple[int, int], drop_p
     for name, value, choices in (("tokenizer", tokenizer, TOKENIZERS), ("attention", attention, ATTENTIONS),
                                  ("pool", pool, POOLS)):
         if value not in choices:
-            raise UsageError(f"model_args.{name}={value!r} is unknown; choose from {', '.join(choices)}")
+            raise UsageError(f"model_args.{name}={shown(value)} is unknown; choose from {', '.join(choices)}")
     if tokenizer == "conv":
         if tokenizer_layers < 1:
             raise UsageError(f"model_args.tokenizer_layers must be at least 1, got {tokenizer_layers}")

@@ -113,14 +113,16 @@ ObjectiveBuilder = Callable[..., "tuple[Objective, dict[str, Any]]"]
 class Method:
     build: ObjectiveBuilder
     reads_labels: bool  # False: self-supervised, for `lowdata pretrain`
+    settings: tuple[str, ...] = ()  # the keys of `method_args` it reads; any other is refused before it builds
 
 
 OBJECTIVES: Registry[Method] = Registry("objective")
 
 
-def register_method(name: str, reads_labels: bool = True) -> Callable[[ObjectiveBuilder], ObjectiveBuilder]:
+def register_method(name: str, reads_labels: bool = True,
+                    settings: tuple[str, ...] = ()) -> Callable[[ObjectiveBuilder], ObjectiveBuilder]:
     def add(builder: ObjectiveBuilder) -> ObjectiveBuilder:
-        OBJECTIVES.register(name)(Method(builder, reads_labels))
+        OBJECTIVES.register(name)(Method(builder, reads_labels, tuple(settings)))
         return builder
 
     return add
@@ -143,7 +145,23 @@ def build_objective(name: str, config: Any, model: nn.Module, dataset: Any, devi
         for known in names:
             kind.register(known)(None)
         raise UsageError(kind.unknown_message(name))
-    return OBJECTIVES.get(name).build(config, model, dataset, device, autocast)
+    method = OBJECTIVES.get(name)
+    check_method_args(name, method.settings, getattr(config, "method_args", None) or {})
+    return method.build(config, model, dataset, device, autocast)
+
+
+def check_method_args(name: str, settings: tuple[str, ...], given: dict[str, Any]) -> None:
+    """Unknown keys of `method_args` are refused (with a did-you-mean), never carried silently into the run."""
+    import difflib
+
+    from lowdata.errors import UsageError, shown
+
+    for key in given:
+        if key not in settings:
+            close = difflib.get_close_matches(str(key), settings, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            offered = ", ".join(f"method_args.{known}" for known in settings) or "none"
+            raise UsageError(f"method {name!r} has no setting {shown(key)}{hint}; its settings: {offered}")
 
 
 def load_methods() -> None:

@@ -243,15 +243,12 @@ def collapse_figures(teacher: torch.Tensor, center: torch.Tensor, temperature: f
     return {"teacher_entropy": entropy.detach(), "teacher_mean_entropy": -(mean * mean.clamp_min(1e-12).log()).sum()}
 
 
-@register_method("dino", reads_labels=False)
+@register_method("dino", reads_labels=False, settings=tuple(DEFAULTS))
 def build_dino(config, model: nn.Module, data, device, autocast) -> tuple[Objective, dict]:
     """DINO around the encoder `model`; its crops' stream arrives with the epoch's streams (use_streams)."""
     from lowdata.errors import UsageError
 
-    unknown = sorted(set(config.method_args) - set(DEFAULTS))
-    if unknown:
-        raise UsageError(f"pretraining method 'dino' has no setting {', '.join(unknown)}; its settings: "
-                         f"{', '.join(DEFAULTS)}")
+    # unknown keys of method_args were refused by build_objective (the settings named at registration)
     args = {**DEFAULTS, **config.method_args}
     if args["warmup_teacher_temp_epochs"] is None:
         args["warmup_teacher_temp_epochs"] = round(0.3 * config.epochs)

@@ -244,7 +244,7 @@ class EmaTeacher(Objective):
         return strong, target
 
 
-@register_method("ema-teacher")
+@register_method("ema-teacher", settings=tuple(DEFAULTS))
 def build_ema_teacher(config, model: nn.Module, data, device, autocast) -> tuple[Objective, dict]:
     """The EMA teacher over the run's pool, with a CNN teacher for the first epochs when `--teacher` is given."""
     from lowdata.errors import UsageError
@@ -255,10 +255,7 @@ def build_ema_teacher(config, model: nn.Module, data, device, autocast) -> tuple
         raise UsageError("the EMA teacher labels unlabelled images: give --pool all (or a number of pool images); "
                          "this budget leaves no pool" if data.pool_images is not None else
                          "the EMA teacher labels unlabelled images: give --pool all (or a number of pool images)")
-    unknown = sorted(set(config.method_args) - set(DEFAULTS))
-    if unknown:
-        raise UsageError(f"objective 'ema-teacher' has no setting {', '.join(map(repr, unknown))}; its settings: "
-                         f"{', '.join(f'method_args.{key}' for key in DEFAULTS)}")
+    # unknown keys of method_args were refused by build_objective (the settings named at registration)
     args = {**DEFAULTS, **config.method_args}
     if args["rampup_epochs"] is None:  # a teacher that starts untrained needs the ramp-up (module docstring)
         args["rampup_epochs"] = 0 if config.init or config.teacher else round(RAMPUP_SHARE * config.epochs)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lowdata.errors import UsageError
+from lowdata.errors import UsageError, shown
 from lowdata.models.frozen import freeze
 
 APPLIES_TO = ("labelled", "pool", "both")
@@ -46,7 +46,7 @@ class FeatureGuidance(nn.Module):
                  channels: list[int], weight: float, applies_to: str = "both") -> None:
         super().__init__()
         if applies_to not in APPLIES_TO:
-            raise UsageError(f"guide_on must be one of {', '.join(APPLIES_TO)}, got {applies_to!r}")
+            raise UsageError(f"guide_on must be one of {', '.join(APPLIES_TO)}, got {shown(applies_to)}")
         self.student, self.blocks, self.stages = [student], blocks, stages  # a list: not a submodule of ours
         self.guide = guide.eval().requires_grad_(False)
         self.weight, self.applies_to = weight, applies_to
@@ -111,7 +111,7 @@ def build_guidance(config, student: nn.Module, info, device: torch.device, autoc
     if not config.guide:
         return NoGuidance()
     if not (hasattr(student, "blocks") and hasattr(student, "patch_embed") and hasattr(student, "num_prefix_tokens")):
-        raise UsageError(f"feature guidance guides a ViT-family student's tokens; {config.model!r} has none: use a "
+        raise UsageError(f"feature guidance guides a ViT-family student's tokens; {shown(config.model)} has none: use a "
                          "ViT preset (vit-tiny, cct-2/3x2, vit-tiny-convstem, ...)")
     guide = load_guide(config.guide, info, device)
     stages, channels = guide_stages(guide, info, config.guide)

@@ -159,7 +159,8 @@ class MAE(Objective):
         model.train(was_training)
 
 
-@register_method("mae", reads_labels=False)
+@register_method("mae", reads_labels=False,
+                 settings=("mask_ratio", "norm_pix_loss", "decoder_dim", "decoder_depth", "decoder_heads"))
 def build_mae(config, model: nn.Module, data, device, autocast) -> tuple[Objective, dict]:
     """MAE around the encoder `model`; its mask stream arrives with the epoch's streams (use_streams)."""
     from lowdata.errors import UsageError

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from lowdata.errors import UsageError
+from lowdata.errors import UsageError, shown
 
 FORMATS = {"timm": "model", "torchscript": "model.torchscript.pt", "onnx": "model.onnx", "export": "model.pt2"}
 TOLERANCE = 1e-4  # float32 re-implementations (ONNX Runtime's kernels) differ from PyTorch's in the last bits
@@ -34,7 +34,7 @@ def export_run(run: str | Path, format: str = "timm", out: str | Path | None = N
     from lowdata.runs.load import load_run
 
     if format not in FORMATS:
-        raise UsageError(f"unknown export format {format!r}; choose from {', '.join(FORMATS)}")
+        raise UsageError(f"unknown export format {shown(format)}; choose from {', '.join(FORMATS)}")
     loaded = load_run(run, device="cpu", tta=False)  # the network itself: test-time views are the caller's to do
     path = Path(out) if out else loaded.run_dir / FORMATS[format]
     check_export_target(format, path)

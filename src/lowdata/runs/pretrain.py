@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from lowdata.config import PretrainConfig
-from lowdata.errors import UsageError
+from lowdata.errors import UsageError, shown
 from lowdata.runs.skeleton import Run, execute
 
 
@@ -45,7 +45,7 @@ def pretrain_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | No
     info = dataset.info
     policy = build_policy(config.augment, info, **config.augment_args)
     if not isinstance(policy.mixing, NoMixing):
-        raise UsageError(f"augmentation {config.augment!r} mixes labels; pretraining reads no labels: use basic")
+        raise UsageError(f"augmentation {shown(config.augment)} mixes labels; pretraining reads no labels: use basic")
     if not run.resume:  # the preset's token grid at this image size, recorded (a resume keeps the saved one)
         config = run.config = config.replace(model_args=sized_model_args(config.model, config.model_args,
                                                                           info.image_size))

@@ -17,7 +17,7 @@ import torch
 
 from lowdata import console
 from lowdata.config import RunConfig, build, field_names, save_yaml
-from lowdata.errors import UsageError
+from lowdata.errors import UsageError, shown
 
 
 @dataclass
@@ -186,7 +186,7 @@ def resumed_config(cls: type, saved: dict[str, Any], given: RunConfig, explicit:
     """The saved config wins; a setting the caller gave explicitly must agree with it, except placement."""
     saved_config = build(cls, saved)
     placement = {key: getattr(given, key) for key in PLACEMENT if key in explicit}
-    clashes = [f"{key}={getattr(given, key)!r} (run has {getattr(saved_config, key)!r})" for key in sorted(explicit)
+    clashes = [f"{key}={shown(getattr(given, key))} (run has {shown(getattr(saved_config, key))})" for key in sorted(explicit)
                if key in field_names(cls) and key not in ("out", *PLACEMENT)
                and not agrees(getattr(given, key), getattr(saved_config, key))]
     if clashes:
@@ -208,19 +208,21 @@ def refuse_config_edits(cls: type, saved_config: RunConfig, run_dir: Path) -> No
     config.yaml would be silently ignored, so it is refused by name instead."""
     import yaml
 
-    shown = run_dir / "config.yaml"
-    if not shown.is_file():
+    from lowdata.settings_file import Refused, load_text
+
+    shown_file = run_dir / "config.yaml"
+    if not shown_file.is_file():
         return
     try:
-        edited = build(cls, yaml.safe_load(shown.read_text()))
-    except (yaml.YAMLError, UsageError, UnicodeDecodeError, TypeError, AttributeError):
-        raise UsageError(f"{shown} was edited and no longer reads as the run's settings; a resumed run continues "
+        edited = build(cls, load_text(shown_file.read_text()))
+    except (yaml.YAMLError, Refused, UsageError, UnicodeDecodeError, TypeError, AttributeError):
+        raise UsageError(f"{shown_file} was edited and no longer reads as the run's settings; a resumed run continues "
                          "under its checkpoint's settings: restore the file, or start a new run with another "
                          "--out") from None
-    changed = [f"{key}: {getattr(saved_config, key)!r} -> {getattr(edited, key)!r}" for key in field_names(cls)
+    changed = [f"{key}: {shown(getattr(saved_config, key))} -> {shown(getattr(edited, key))}" for key in field_names(cls)
                if key not in ("out", *PLACEMENT) and getattr(edited, key) != getattr(saved_config, key)]
     if changed:
-        raise UsageError(f"{shown} was edited since the run's checkpoint ({'; '.join(changed)}), but a resumed run "
+        raise UsageError(f"{shown_file} was edited since the run's checkpoint ({'; '.join(changed)}), but a resumed run "
                          "continues under its checkpoint's settings: undo the edit, or start a new run with "
                          "another --out")
 

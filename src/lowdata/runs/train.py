@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lowdata.config import TrainConfig
-from lowdata.errors import UsageError
+from lowdata.errors import UsageError, shown
 from lowdata.runs import compiling
 from lowdata.runs.export import write_run_model
 from lowdata.runs.skeleton import Run, execute
@@ -174,10 +174,10 @@ def resolved(config: TrainConfig, img_size: tuple[int, int] | None = None) -> Tr
 def resolved_objective(config: TrainConfig) -> TrainConfig:
     """The method and its distillation mode, from the teacher and pool settings (checked together)."""
     if config.pool_teacher not in POOL_TEACHERS:
-        raise UsageError(f"pool_teacher must be one of {', '.join(POOL_TEACHERS)}, got {config.pool_teacher!r}")
+        raise UsageError(f"pool_teacher must be one of {', '.join(POOL_TEACHERS)}, got {shown(config.pool_teacher)}")
     if config.pool_teacher == "ema" or config.objective == "ema-teacher":
         if config.objective not in (None, "ema-teacher"):
-            raise UsageError(f"pool_teacher=ema is the ema-teacher objective, not {config.objective!r}: drop one")
+            raise UsageError(f"pool_teacher=ema is the ema-teacher objective, not {shown(config.objective)}: drop one")
         return config.replace(objective="ema-teacher", pool_teacher="ema", distill="none")
     if config.distill is None:
         config = config.replace(distill="hard" if config.teacher else "none")

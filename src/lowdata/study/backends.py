@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from lowdata.errors import UsageError
+from lowdata.errors import UsageError, shown
 from lowdata.study.plan import Plan
 
 
@@ -61,7 +61,7 @@ def make_backend(name: str = "local", **settings: Any) -> Backend:
     """The backend `name`, from the settings that are its own (the other backend's are ignored, as the CLI
     passes every option)."""
     if name not in BACKENDS:
-        raise UsageError(f"unknown backend {name!r}; choose local or ray")
+        raise UsageError(f"unknown backend {shown(name)}; choose local or ray")
     known = {field.name for cls in BACKENDS.values() for field in dataclasses.fields(cls)}
     unknown = sorted(set(settings) - known)
     if unknown:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from lowdata.config import TrainConfig, build
-from lowdata.errors import UsageError
+from lowdata.errors import UsageError, shown
 from lowdata.study.recipes import Recipe
 
 MIN_SIZES = 3  # a curve a + b * n^-c has three parameters
@@ -118,7 +118,7 @@ def make_plan(data: str, sizes: list[int], recipes: list[Recipe], seeds: list[in
         """The run of `linked` at this budget and seed that a cell takes (as teacher, guide or start): the
         study's own cell when `linked` is one of its curves, else a shared stage (with the runs it takes)."""
         if linked.pretrain is not None or linked.source is not None:
-            raise UsageError(f"recipe {linked.name!r} starts from a stage of its own, so it cannot be another "
+            raise UsageError(f"recipe {shown(linked.name)} starts from a stage of its own, so it cannot be another "
                              "recipe's teacher, guide or start; link a recipe trained on the budget itself")
         run_id = f"{linked.name}-n{size}-s{seed}"
         if linked.name in picked:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lowdata.errors import UsageError
+from lowdata.errors import UsageError, shown
 
 PRESETS: dict[str, dict[str, Any]] = {
     # the `make demo`: a CNN, a plain ViT and a CCT of the same size (0.2-0.3M parameters) on the embedded digits,
@@ -24,5 +24,5 @@ def preset(name: str | None) -> dict[str, Any]:
     if name is None:
         return {}
     if name not in PRESETS:
-        raise UsageError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+        raise UsageError(f"unknown preset {shown(name)}; choose one of: {', '.join(PRESETS)}")
     return PRESETS[name]

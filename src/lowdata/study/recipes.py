@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from lowdata.config import TrainConfig, build, load_yaml
-from lowdata.errors import UsageError
+from lowdata.errors import UsageError, shown
 
 BUILTIN = Path(__file__).with_name("recipes.yaml")
 LINKS = {"teacher": "teacher", "guide": "guide", "init": "start"}  # the setting a link fills -> its recipe key
@@ -53,7 +53,7 @@ def parse_recipes(raw: dict[str, Any], source: Path) -> dict[str, Recipe]:
                              "teacher, guide, start, pretrain and source")
         family = entry.get("family", "vit")
         if family not in ("cnn", "vit"):
-            raise UsageError(f"{where}: family must be cnn or vit, got {family!r}")
+            raise UsageError(f"{where}: family must be cnn or vit, got {shown(family)}")
         settings = dict(entry.get("settings") or {})
         owned = sorted(set(settings) & set(STUDY_OWNED))
         if owned:
@@ -91,7 +91,7 @@ def check_links(recipes: dict[str, Recipe], source: Path | str = "the recipes") 
         for setting, linked in recipe.links().items():
             key = LINKS[setting]
             if linked not in recipes:
-                raise UsageError(f"recipe {recipe.name!r} in {source} names {key} {linked!r}, which is not a "
+                raise UsageError(f"recipe {shown(recipe.name)} in {source} names {key} {shown(linked)}, which is not a "
                                  f"recipe; choose from {', '.join(recipes)}")
             if linked in chain + (recipe.name,):
                 raise UsageError(f"recipes {' -> '.join(chain + (recipe.name, linked))} need each other's runs in "
@@ -105,7 +105,7 @@ def check_links(recipes: dict[str, Recipe], source: Path | str = "the recipes") 
 def pick(recipes: dict[str, Recipe], names: list[str]) -> list[Recipe]:
     missing = [name for name in names if name not in recipes]
     if missing:
-        raise UsageError(f"unknown recipe {missing[0]!r}; choose from {', '.join(recipes)} (`lowdata recipes` "
+        raise UsageError(f"unknown recipe {shown(missing[0])}; choose from {', '.join(recipes)} (`lowdata recipes` "
                          "describes them), or add it to a file given with --recipes-file")
     if len(set(names)) != len(names):
         raise UsageError("a recipe is named twice in --recipes; name each once")

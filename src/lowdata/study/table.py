@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from lowdata.errors import UsageError
+from lowdata.errors import UsageError, shown
 from lowdata.study.report import Layout
 
 ERROR_COLUMNS = ("error", "test_error")  # fractions
@@ -77,7 +77,7 @@ def number(text: str, column: str, where: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise UsageError(f"{where}: {column} {text.strip()!r} is not a number; give a number or leave it "
+        raise UsageError(f"{where}: {column} {shown(text.strip())} is not a number; give a number or leave it "
                          "empty") from None
 
 
@@ -96,7 +96,7 @@ def fraction(text: str | None, column: str, where: str) -> float:
     try:
         value = float(text or "")
     except ValueError:
-        raise UsageError(f"{where}: {column} must be a number between 0 and 1, got {text!r}") from None
+        raise UsageError(f"{where}: {column} must be a number between 0 and 1, got {shown(text)}") from None
     if not 0.0 <= value <= 1.0:
         hint = f"; {value} looks like a percentage: divide by 100" if 1.0 < value <= 100.0 else ""
         raise UsageError(f"{where}: {column} must be a fraction between 0 and 1, got {value}{hint}")

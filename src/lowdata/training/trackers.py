@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lowdata.errors import UsageError
+from lowdata.errors import UsageError, shown
 
 TRACKERS = {"mlflow": ("mlflow", "mlflow"), "wandb": ("wandb", "wandb")}  # name -> (module, pip extra)
 GROUPS = ("train", "test", "val", "knn", "teacher", "pool")
@@ -21,7 +21,7 @@ def parse_trackers(text: str | None) -> list[str]:
     names = [name.strip() for name in (text or "").split(",") if name.strip()]
     for name in names:
         if name not in TRACKERS:
-            raise UsageError(f"unknown tracker {name!r} in trackers; choose from {', '.join(TRACKERS)} "
+            raise UsageError(f"unknown tracker {shown(name)} in trackers; choose from {', '.join(TRACKERS)} "
                              "(TensorBoard is always written)")
         module, extra = TRACKERS[name]
         if importlib.util.find_spec(module) is None:
