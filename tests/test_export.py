@@ -181,7 +181,7 @@ def test_export_replaces_its_own_previous_export_and_fills_an_empty_folder(run, 
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["export", "--run", str(run), "--out", str(empty)]) == 0
-    assert sorted(p.name for p in empty.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in empty.iterdir()) == [".lowdata-ledger.json", "config.json", "model.safetensors"]
     assert main(["export", "--run", str(run), "--out", str(empty)]) == 0  # again: a previous export
     traced = tmp_path / "m.pt"
     assert main(["export", "--run", str(run), "--format", "torchscript", "--out", str(traced)]) == 0
@@ -202,7 +202,7 @@ def test_export_under_a_file_is_one_line(run, tmp_path, capsys):
 
 def test_the_onnx_file_is_self_contained_and_describes_its_input(run, tmp_path):
     """Copied alone into a fresh folder, the file loads in ONNX Runtime and carries the class names, input size
-    and normalisation; nothing else was written beside it."""
+    and normalisation; nothing else was written beside it but lowdata's ledger (the proof it wrote the file)."""
     onnxruntime = pytest.importorskip("onnxruntime")
     import json
     import shutil
@@ -210,7 +210,7 @@ def test_the_onnx_file_is_self_contained_and_describes_its_input(run, tmp_path):
     exported = tmp_path / "export"
     exported.mkdir()
     lowdata.export(run, "onnx", exported / "digits.onnx")
-    assert [p.name for p in exported.iterdir()] == ["digits.onnx"]
+    assert sorted(p.name for p in exported.iterdir()) == [".lowdata-ledger.json", "digits.onnx"]
     alone = tmp_path / "elsewhere"
     alone.mkdir()
     shutil.copy(exported / "digits.onnx", alone / "copy.onnx")

@@ -114,7 +114,7 @@ def test_cache_updates_wait_for_each_other_and_keep_every_entry(tmp_path):
     import threading
     import time
 
-    from lowdata.io import update_cache
+    from lowdata.io import atomic_write_json, update_cache
 
     path = tmp_path / "rates.json"
     update_cache(path, lambda entries: entries.update(first=1))
@@ -124,7 +124,7 @@ def test_cache_updates_wait_for_each_other_and_keep_every_entry(tmp_path):
     writer.start()
     time.sleep(0.3)
     assert writer.is_alive() and json.loads(path.read_text()) == {"first": 1}  # it waits, it does not overwrite
-    path.write_text(json.dumps({"first": 1, "other": 3}))  # what the holder wrote
+    atomic_write_json(path, {"first": 1, "other": 3})  # what the holder wrote
     holder.close()
     writer.join(5)
     assert json.loads(path.read_text()) == {"first": 1, "other": 3, "second": 2}

@@ -107,7 +107,7 @@ def test_predict_out_never_replaces_a_file_it_did_not_write(run, tmp_path, capsy
     mine = tmp_path / "notes.csv"
     mine.write_text("my,own,notes\n")
     assert main(["predict", "--run", str(out), str(root / "test"), "--out", str(mine)]) == 2
-    assert "not a lowdata predictions file" in capsys.readouterr().err and mine.read_text() == "my,own,notes\n"
+    assert "not a predictions file lowdata wrote" in capsys.readouterr().err and mine.read_text() == "my,own,notes\n"
     assert main(["predict", "--run", str(out), str(root / "test"), "--out", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
     assert main(["predict", "--run", str(out), str(root / "test"), "--out", str(mine / "p.csv")]) == 2

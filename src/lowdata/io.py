@@ -8,25 +8,36 @@ from __future__ import annotations
 import errno
 import json
 import os
-import secrets
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+# re-exported: callers import the primitives from here
+from lowdata.files import current_umask, follow_umask, fsync_dir, fsync_file, make_temp_dir, make_temp_file  # noqa: F401
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temp path beside `path`; on success fsync it and move it over `path` in one step."""
+    """Yield a temp path beside `path`; on success fsync it and move it over `path` in one step. A file already
+    at `path` is replaced only when the folder's ledger proves that lowdata wrote it (ledger.py); the new
+    content is recorded there."""
+    from lowdata.ledger import Ledger, digest, refuse_unproven_file
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = make_temp_file(path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    refuse_unproven_file(path)
+    ledger = Ledger(path.parent)
+    # the suffix kept last: writers that read the format from the name (torch.export: .pt2) accept the temp file
+    tmp_path = make_temp_file(path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
     try:
         yield tmp_path
         follow_umask(tmp_path)  # writers that recreate the file (safetensors: 0600) lose the mode given here
-        with open(tmp_path, "rb+") as handle:
-            os.fsync(handle.fileno())
+        fsync_file(tmp_path)
+        new = digest(tmp_path)
+        ledger.expect(path.name, new)  # a kill between here and settle leaves either content proven
         os.replace(tmp_path, path)
         fsync_dir(path.parent)
+        ledger.settle(path.name, new)
     except Exception as err:
         reason = storage_full(err)
         if reason:
@@ -37,47 +48,6 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
     finally:
         tmp_path.unlink(missing_ok=True)
-
-
-# tempfile.mkstemp/mkdtemp create 0600/0700 whatever the umask, which made every run file private to its writer;
-# these create with 0666/0777 and let the umask decide, as open() and mkdir do.
-def make_temp_file(directory: Path, prefix: str, suffix: str = "") -> Path:
-    for _ in range(100):
-        path = directory / f"{prefix}{secrets.token_hex(4)}{suffix}"
-        try:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-            return path
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free temporary name in {directory}")
-
-
-def make_temp_dir(directory: Path, prefix: str) -> Path:
-    for _ in range(100):
-        path = directory / f"{prefix}{secrets.token_hex(4)}"
-        try:
-            path.mkdir(mode=0o777)
-            return path
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free temporary name in {directory}")
-
-
-def follow_umask(path: Path) -> None:
-    """Give a file lowdata wrote the mode open() would have: 0666 less the umask."""
-    os.chmod(path, 0o666 & ~current_umask())
-
-
-def current_umask() -> int:
-    try:  # Linux says it without changing it (os.umask can only be read by setting it, racing other threads)
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 STORAGE_FULL = {errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded",
@@ -154,14 +124,6 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 # Readers for what runs leave on disk: any parse or I/O failure becomes one line naming the file and the fix,
 # instead of a safetensors (Rust) or JSON stack trace.
 def read_json_file(path: str | Path, what: str, fix: str) -> Any:
@@ -217,15 +179,11 @@ def describe_os_error(err: OSError) -> str | None:
     return f"cannot write or read {err.filename}: {reasons[err.errno]}; fix the path or its permissions and run again"
 
 
-def refuse_foreign_files(folder: Path, ours: set[str], flag: str) -> None:
-    """Before writing its files into `folder`: the folder must be new, empty, or hold only files of the kind
-    lowdata writes there (by name; hidden files are left alone and never written), so a user's folder of photos
-    or notes given by mistake is refused instead of written over."""
-    from lowdata.errors import UsageError
+def refuse_foreign_files(folder: Path, flag: str) -> None:
+    """Before writing its files into `folder`: every entry there (hidden ones aside, which lowdata leaves alone)
+    must be proven lowdata's by the folder's ledger, so a user's folder of photos or notes, or a file of theirs
+    under a name lowdata uses, is refused instead of written over."""
+    from lowdata.ledger import Ledger
 
-    if not folder.is_dir():
-        return
-    foreign = sorted(p.name for p in folder.iterdir() if p.name not in ours and not p.name.startswith("."))
-    if foreign:
-        raise UsageError(f"{flag} {folder} holds files lowdata did not write ({', '.join(foreign[:3])}"
-                         f"{', ...' if len(foreign) > 3 else ''}); nothing was written: choose a new or empty folder")
+    if folder.is_dir():
+        Ledger(folder).refuse_unproven(None, flag)

@@ -366,11 +366,15 @@ def test_a_damaged_cell_summary_is_named_and_the_cell_evaluated_again(tmp_path, 
         from lowdata.rundir import read_summary
 
         read_summary(summary.parent)
-    run_study(out, **tiny_study)  # the cell is evaluated again from its checkpoint, nothing else reruns
-    assert f"lowdata: {summary}" in capsys.readouterr().err
+    # its bytes are no longer those lowdata wrote: never replaced, the study names it and stops
+    with pytest.raises(UsageError, match="summary.json that lowdata did not write"):
+        run_study(out, **tiny_study)
+    assert summary.read_text() == damage
+    summary.unlink()  # what the message asks: then the cell is evaluated again, nothing else reruns
+    run_study(out, **tiny_study)
     assert (out / "results.csv").read_text() == before
     started = Counter(e["cell"] for e in events(out) if e["event"] == "start")
-    assert started["cnn-n30-s0"] == 2 and sum(started.values()) == 13
+    assert started["cnn-n30-s0"] == 3 and sum(started.values()) == 14  # the refused attempt started too
 
 
 def test_report_files_are_written_all_or_nothing(tmp_path, tiny_study, monkeypatch):
@@ -485,7 +489,7 @@ def test_a_study_never_starts_in_a_folder_of_other_files(tmp_path, tiny_study):
     folder = tmp_path / "photos"
     folder.mkdir()
     (folder / "holiday.jpg").write_bytes(b"jpeg")
-    with pytest.raises(UsageError, match="holds files lowdata did not write \\(holiday.jpg\\)"):
+    with pytest.raises(UsageError, match="holds holiday.jpg that lowdata did not write"):
         run_study(folder, **tiny_study)
     assert [p.name for p in folder.iterdir()] == ["holiday.jpg"]
 

@@ -27,11 +27,13 @@ def write_preview(data: str, policy_name: str, out: str | Path, images: int = 8,
         from lowdata.errors import UsageError
 
         raise UsageError("augment-preview needs --images 2 or more and --views 1 or more")
-    if Path(out).exists() and not is_preview(Path(out)):
+    from lowdata.ledger import Ledger
+
+    if Path(out).exists() and not (Ledger(Path(out).parent).proves(Path(out).name) and is_preview(Path(out))):
         from lowdata.errors import UsageError
 
-        raise UsageError(f"--out {out} exists and is not a preview lowdata wrote; nothing was written: give a new "
-                         "file name")
+        raise UsageError(f"--out {out} exists and is not a preview lowdata wrote (or it changed since); nothing was "
+                         "written: give a new file name")
     dataset = load_dataset(data, image_size)
     info = dataset.info
     policy = build_policy(policy_name, info, **(augment_args or {}))
@@ -62,10 +64,11 @@ def write_preview(data: str, policy_name: str, out: str | Path, images: int = 8,
     return {"out": str(out), "policy": policy.describe(), "notes": policy.notes, "images": images, "views": views}
 
 
-SIGNATURE = "lowdata augment-preview"  # in the PNG's metadata: a later preview may replace it, nothing else
+SIGNATURE = "lowdata augment-preview"  # in the PNG's metadata: a later preview replaces a preview, nothing else
 
 
 def is_preview(path: Path) -> bool:
+    """Whether the PNG is of the kind a preview writes (the ledger proves who wrote it)."""
     from PIL import Image
 
     try:

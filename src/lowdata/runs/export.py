@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -47,8 +47,11 @@ def export_run(run: str | Path, format: str = "timm", out: str | Path | None = N
 
 def check_export_target(format: str, path: Path) -> None:
     """Refuse a target whose replacement would destroy something lowdata did not write: an export replaces
-    only a missing path, an empty folder or a previous export of the same format."""
+    only a missing path, an empty folder or what lowdata's ledger proves it wrote (a previous export)."""
+    import os
+
     from lowdata.io import check_writable
+    from lowdata.ledger import Ledger
 
     what = "a folder" if format == "timm" else "a file"
     if path.is_dir() and format != "timm":
@@ -56,23 +59,26 @@ def check_export_target(format: str, path: Path) -> None:
                          f"{path / FORMATS[format]}")
     if path.exists() and not path.is_dir() and format == "timm":
         raise UsageError(f"--out {path} is a file; the timm export is a folder: give a new or empty folder")
-    if path.exists() and not is_previous_export(format, path):
-        held = sorted(p.name for p in path.iterdir())[:3] if path.is_dir() else []
-        if path.is_dir() and not held:
-            return
-        found = f"holds files lowdata did not export ({', '.join(held)})" if held else "is a file lowdata did not export"
-        raise UsageError(f"--out {path} {found}; nothing was written: give a new path, or a previous {format} "
-                         f"export to replace ({what})")
+    empty_folder = path.is_dir() and not any(path.iterdir())
+    # lowdata's (its ledger proves the bytes) and a previous export of this format (not a run's checkpoint)
+    if os.path.lexists(path) and not empty_folder and not (Ledger(path.parent).proves(path.name)
+                                                           and is_previous_export(format, path)):
+        found = "holds files lowdata did not export (or they changed since)" if path.is_dir() else \
+            "is a file lowdata did not export (or it changed since)"
+        raise UsageError(f"--out {path} {found}; nothing was written: give a new path, or "
+                         f"a previous export to replace ({what})")
     check_writable(path, "--out")
 
 
 def is_previous_export(format: str, path: Path) -> bool:
-    """Whether `path` is what an earlier export of `format` wrote (and only that)."""
+    """Whether `path` is of the kind an earlier export of `format` writes (its ledger proves who wrote it)."""
     import zipfile
+
+    from lowdata.ledger import LEDGER
 
     try:
         if format == "timm":
-            names = {p.name for p in path.iterdir()}
+            names = {p.name for p in path.iterdir()} - {LEDGER}
             return bool(names) and names <= {"config.json", "model.safetensors"} and \
                 "architecture" in json.loads((path / "config.json").read_text())
         if format == "torchscript":
@@ -114,12 +120,18 @@ def write_checked(format: str, model: torch.nn.Module, info, path: Path) -> floa
     with torch.no_grad():
         expected = model(example)
     writer = {"timm": write_timm, "torchscript": write_torchscript, "onnx": write_onnx, "export": write_program}[format]
-    rerun = writer(model, info, example, path)
-    difference = (rerun(example) - expected).abs().max().item()
-    if not difference <= TOLERANCE:
-        raise RuntimeError(f"the {format} export in {path} differs from the run's model by {difference:.3g} "
-                           f"(more than {TOLERANCE}); please report this with the model name")
-    return difference
+    differences = []
+
+    def check(rerun: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """The written file, loaded back, before it replaces anything at `path`."""
+        difference = (rerun(example) - expected).abs().max().item()
+        if not difference <= TOLERANCE:
+            raise RuntimeError(f"the {format} export for {path} differs from the run's model by {difference:.3g} "
+                               f"(more than {TOLERANCE}); nothing was written; please report this with the model name")
+        differences.append(difference)
+
+    writer(model, info, example, path, check)
+    return differences[0]
 
 
 def timm_data_config(info) -> dict[str, Any]:
@@ -128,12 +140,13 @@ def timm_data_config(info) -> dict[str, Any]:
             "crop_pct": 1.0, "crop_mode": "squash", "interpolation": "bilinear"}
 
 
-def write_timm(model: torch.nn.Module, info, example: torch.Tensor, path: Path):
-    """model.safetensors + config.json, swapped in whole; returns the model timm rebuilds from them."""
+def write_timm(model: torch.nn.Module, info, example: torch.Tensor, path: Path, check: Callable) -> None:
+    """model.safetensors + config.json, checked as timm rebuilds them, then swapped in whole."""
     import timm
     from timm.models import save_for_hf
 
     from lowdata.io import follow_umask, make_temp_dir
+    from lowdata.ledger import Ledger
     from lowdata.models.timm_names import plain_timm_description
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,15 +161,34 @@ def write_timm(model: torch.nn.Module, info, example: torch.Tensor, path: Path):
         save_for_hf(model, str(tmp), model_config=config, safe_serialization=True, data_config=timm_data_config(info))
         for file in tmp.iterdir():
             follow_umask(file)
-        if path.is_dir():  # an empty folder or a previous export (check_export_target); its two files only
-            for name in ("config.json", "model.safetensors"):
-                (path / name).unlink(missing_ok=True)
-            path.rmdir()
+        rebuilt = timm.create_model(f"local-dir:{tmp}", pretrained=True).eval()
+        check(lambda images: rebuilt(images).detach())
+        Ledger(tmp).record_files()
+        remove_previous_export(path)
         tmp.rename(path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    rebuilt = timm.create_model(f"local-dir:{path}", pretrained=True).eval()
-    return lambda images: rebuilt(images).detach()
+
+
+def remove_previous_export(path: Path) -> None:
+    """An empty folder, or a folder whose files lowdata's ledgers prove it wrote (check_export_target): its
+    proven files go, and nothing else (a file of someone else's found inside keeps the folder: one line)."""
+    from lowdata.ledger import LEDGER, Ledger
+
+    if not path.is_dir():
+        return
+    if any(path.iterdir()) and not Ledger(path.parent).proves(path.name):
+        raise UsageError(f"{path} holds files lowdata did not write (or they changed since); nothing was replaced: "
+                         "move them away or choose another path")
+    ledger = Ledger(path)
+    for name in [p.name for p in path.iterdir() if p.name != LEDGER and ledger.proves(p.name)]:
+        (path / name).unlink()
+    (path / LEDGER).unlink(missing_ok=True)
+    try:
+        path.rmdir()
+    except OSError:
+        raise UsageError(f"{path} holds files lowdata did not write besides its export; move them away or choose "
+                         "another path") from None
 
 
 def same_logits(candidate: torch.nn.Module, model: torch.nn.Module, example: torch.Tensor) -> bool:
@@ -169,7 +201,7 @@ def same_logits(candidate: torch.nn.Module, model: torch.nn.Module, example: tor
         return bool((candidate.eval()(example) - model(example)).abs().max() <= TOLERANCE)
 
 
-def write_torchscript(model: torch.nn.Module, info, example: torch.Tensor, path: Path):
+def write_torchscript(model: torch.nn.Module, info, example: torch.Tensor, path: Path, check: Callable) -> None:
     import warnings
 
     from lowdata.io import atomic_path
@@ -182,11 +214,11 @@ def write_torchscript(model: torch.nn.Module, info, example: torch.Tensor, path:
         traced = torch.jit.trace(model, example)
         with atomic_path(path) as tmp:
             torch.jit.save(traced, str(tmp))
-        reloaded = torch.jit.load(str(path))
-    return lambda images: reloaded(images).detach()
+            reloaded = torch.jit.load(str(tmp))
+            check(lambda images: reloaded(images).detach())
 
 
-def write_program(model: torch.nn.Module, info, example: torch.Tensor, path: Path):
+def write_program(model: torch.nn.Module, info, example: torch.Tensor, path: Path, check: Callable) -> None:
     """A torch.export program with a dynamic batch size, saved as .pt2 and loaded back as a module."""
     from lowdata.io import atomic_path
 
@@ -194,8 +226,8 @@ def write_program(model: torch.nn.Module, info, example: torch.Tensor, path: Pat
     program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
     with atomic_path(path) as tmp:
         torch.export.save(program, str(tmp))
-    reloaded = torch.export.load(str(path)).module()
-    return lambda images: reloaded(images).detach()
+        reloaded = torch.export.load(str(tmp)).module()
+        check(lambda images: reloaded(images).detach())
 
 
 def onnx_metadata(info) -> dict[str, str]:
@@ -206,7 +238,7 @@ def onnx_metadata(info) -> dict[str, str]:
             "producer": "lowdata"}
 
 
-def write_onnx(model: torch.nn.Module, info, example: torch.Tensor, path: Path):
+def write_onnx(model: torch.nn.Module, info, example: torch.Tensor, path: Path, check: Callable) -> None:
     try:
         import onnxruntime
     except ImportError:
@@ -222,5 +254,5 @@ def write_onnx(model: torch.nn.Module, info, example: torch.Tensor, path: Path):
         proto.metadata_props.add(key=key, value=value)
     with atomic_path(path) as tmp:
         tmp.write_bytes(proto.SerializeToString())
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return lambda images: torch.from_numpy(session.run(None, {"images": images.numpy()})[0])
+        session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        check(lambda images: torch.from_numpy(session.run(None, {"images": images.numpy()})[0]))

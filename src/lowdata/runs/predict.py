@@ -84,13 +84,16 @@ def fit_image(image: torch.Tensor, info) -> torch.Tensor:
 def check_predictions_target(path: Path) -> None:
     """Before predicting: `path` is writable and is not a file lowdata did not write (an earlier predictions
     file may be replaced)."""
+    import os
+
     from lowdata.io import check_writable
+    from lowdata.ledger import Ledger
 
     if path.is_dir():
         raise UsageError(f"--out {path} is a folder; give a file such as {path / 'predictions.csv'}")
-    if path.exists() and not is_predictions_file(path):
-        raise UsageError(f"--out {path} exists and is not a lowdata predictions file; nothing was written: give "
-                         "a new file name")
+    if os.path.lexists(path) and not (Ledger(path.parent).proves(path.name) and is_predictions_file(path)):
+        raise UsageError(f"--out {path} exists and is not a predictions file lowdata wrote (or it changed since); "
+                         "nothing was written: give a new file name")
     check_writable(path, "--out")
 
 

@@ -54,6 +54,9 @@ def self_training(config: TrainConfig | None, settings: dict[str, Any], resume: 
             raise UsageError("self-training starts from a teacher: give --teacher RUN_DIR for round 1")
         if (out / "rounds").exists() or checkpoint_dir(out) is not None:
             raise UsageError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
+        from lowdata.io import refuse_foreign_files
+
+        refuse_foreign_files(out, "--out")
         plan_file.parent.mkdir(parents=True, exist_ok=True)
         save_yaml(wanted.replace(out=None), plan_file)
     return Rounds(run_rounds(wanted, out, stop_after_epoch))

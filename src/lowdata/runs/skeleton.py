@@ -111,6 +111,7 @@ def run_lock(run_dir: Path, is_main: bool) -> Iterator[None]:
     An advisory lock (flock) that the kernel releases when its holder dies, so a killed run leaves none behind."""
     import fcntl
     import os
+    import re
 
     if not is_main:  # torchrun's other ranks share rank 0's run
         yield
@@ -126,6 +127,10 @@ def run_lock(run_dir: Path, is_main: bool) -> Iterator[None]:
             holder = handle.read().strip() or "another process"
             raise UsageError(f"{run_dir} is in use by another lowdata process ({holder}); wait for it to finish, "
                              "or choose another --out") from None
+        handle.seek(0)
+        if not re.fullmatch(r"(pid \d+\n)?", handle.read(64)):  # truncated only when it is the lock lowdata writes
+            raise UsageError(f"{run_dir / LOCK} is not a lock file lowdata wrote; nothing was written: move it away "
+                             "or choose another --out")
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()}\n")
@@ -159,22 +164,39 @@ def open_run(cls: type, config: RunConfig, resume: bool, explicit: set[str], def
     if run_dir.exists() and not run_dir.is_dir():
         raise UsageError(f"--out {run_dir} is a file, not a folder; choose a folder for the run")
     if resume:
+        from lowdata.ledger import Ledger
+
         config = resumed_config(cls, read_config(run_dir), config, explicit)
         refuse_config_edits(cls, config, run_dir)
+        refuse_changed_checkpoint(run_dir)
+        Ledger(run_dir).refuse_unproven(RUN_ENTRIES, "--resume: --out")
     elif checkpoint_dir(run_dir) is not None:
         raise UsageError(f"{run_dir} already holds {what}; pass --resume to continue it, or choose another --out")
     else:
         from lowdata.io import refuse_foreign_files
 
-        refuse_foreign_files(run_dir, RUN_FILES, "--out")
+        refuse_foreign_files(run_dir, "--out")
     return config.replace(out=str(run_dir)), run_dir
 
 
-# what a run (train, pretrain, self-training rounds, a default export) writes in its folder
-RUN_FILES = {"checkpoint", "config.yaml", "metrics.jsonl", "tensorboard", "trackers.json", "wandb", "summary.json",
-             "confusion.json",
-             "confusion.png", "model", "model.torchscript.pt", "model.onnx", "rounds", "knn_at_init.json",
-             "reconstructions.png"}
+def refuse_changed_checkpoint(run_dir: Path) -> None:
+    """A checkpoint file whose bytes are not those lowdata wrote (damaged on disk or edited) is named before any
+    work: a resume would read it, and rotate it away at its next checkpoint."""
+    from lowdata.ledger import LEDGER, Ledger
+    from lowdata.rundir import CHECKPOINT, DAMAGED, OLD
+
+    for name in (CHECKPOINT, OLD):
+        folder = run_dir / name
+        if folder.is_dir() and not Ledger(run_dir).proves(name):
+            changed = Ledger(folder).unproven() if (folder / LEDGER).is_file() else [LEDGER]
+            raise UsageError(f"{folder / (changed or [LEDGER])[0]} changed since lowdata wrote it (its bytes are not "
+                             f"those its ledger records); {DAMAGED}")
+
+
+# what a resumed run may replace, append to or remove in its folder: each must be proven lowdata's first
+RUN_ENTRIES = ("config.yaml", "metrics.jsonl", "summary.json", "checkpoint", ".checkpoint.old", "model",
+               "confusion.json", "confusion.png", "trackers.json", "knn_at_init.json", "reconstructions.png",
+               "tensorboard")
 
 
 # where and how fast a run computes, not what it computes: given explicitly on --resume, they replace the saved

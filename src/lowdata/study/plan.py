@@ -191,8 +191,11 @@ def epochs_for_steps(steps: int, size: int, config: TrainConfig) -> int:
 def save_or_check_plan(plan: Plan, out_dir: Path) -> None:
     from lowdata.io import atomic_write_json, refuse_foreign_files
 
+    from lowdata.ledger import refuse_unproven_file
+
     path = out_dir / "plan.json"
     if path.is_file():
+        refuse_unproven_file(path, "--out")
         # a plan written before a field existed reads with that field's default
         existing = json.loads(json.dumps(Plan.from_json(json.loads(path.read_text())).to_json()))
         wanted = json.loads(json.dumps(plan.to_json()))  # tuples become lists, as on disk
@@ -203,14 +206,13 @@ def save_or_check_plan(plan: Plan, out_dir: Path) -> None:
             raise UsageError(f"{out_dir} holds a study with a different plan (differs in: {', '.join(changed)}); "
                              "repeat its settings, join it with --worker, or choose another --out")
         return
-    refuse_foreign_files(out_dir, STUDY_FILES, "--out")
+    refuse_foreign_files(out_dir, "--out")
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, plan.to_json())
 
 
-# what a study writes in its folder (the report's files also come from `lowdata fit --out`)
-REPORT_FILES = {"results.csv", "fits.json", "curves.png", "report.md", "report.html"}
-STUDY_FILES = {"plan.json", "cells", "stages", "events.jsonl", *REPORT_FILES}
+# what a study's report writes in its folder (also `lowdata fit --out`)
+REPORT_FILES = ("results.csv", "fits.json", "curves.png", "cost.png", "report.md", "report.html")
 
 
 def load_plan(out_dir: Path) -> Plan:

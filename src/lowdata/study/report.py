@@ -19,14 +19,15 @@ from lowdata.study import fit
 from lowdata.study.analysis import describe_multiplier, fit_all, grouped, measurements
 from lowdata.study.answer import conclusion
 from lowdata.study.layout import Layout
-from lowdata.study.plan import Plan, load_plan
-from lowdata.study.plot import SIGNATURE, plot_cost, plot_curves
+from lowdata.study.plan import REPORT_FILES, Plan, load_plan
+from lowdata.study.plot import plot_cost, plot_curves
 from lowdata.study.render import CELL_ROWS_SHOWN, has_costs, render_html, render_markdown
 from lowdata.study.run import cell_dir, is_done
 
-__all__ = ["CELL_ROWS_SHOWN", "CSV_COLUMNS", "Layout", "build_report", "conclusion", "describe_multiplier",
+__all__ = ["CELL_ROWS_SHOWN", "CSV_COLUMNS", "REPORT_FILES", "Layout", "build_report", "conclusion", "describe_multiplier",
            "fit_all", "grouped", "measurements", "refuse_foreign_report", "write_report"]
 
+FIT_FILES = tuple(name for name in REPORT_FILES if name != "results.csv")  # what `lowdata fit` writes
 CSV_COLUMNS = ["cell", "recipe", "family", "labels", "seed", "test_acc", "test_error", "epochs", "params",
                "train_seconds", "images_per_second", "pool_images", "num_classes", "steps", "train_acc",
                "train_images", "train_flops", "model_flops", "cpu_capability", "run"]
@@ -57,9 +58,12 @@ def write_report(layout: Layout, rows: list[dict[str, Any]], out_dir: Path,
              "report.html": render_html(layout, rows, fits, png, cost_png)}
     if with_csv:
         files["results.csv"] = csv_text(rows)
+    images = {"curves.png": png, "cost.png": cost_png}
+    refuse_foreign_report(out_dir, (*files, *(name for name, image in images.items() if image is not None)))
+    # (checked before the first file: all are replaced, or none)
     for name, text in files.items():
         atomic_write_text(out_dir / name, text)
-    for name, image in (("curves.png", png), ("cost.png", cost_png)):
+    for name, image in images.items():
         if image is not None:
             with atomic_path(out_dir / name) as tmp:
                 tmp.write_bytes(image)
@@ -68,27 +72,13 @@ def write_report(layout: Layout, rows: list[dict[str, Any]], out_dir: Path,
 
 
 
-def refuse_foreign_report(out_dir: Path) -> None:
+def refuse_foreign_report(out_dir: Path, names: tuple[str, ...] = FIT_FILES) -> None:
     """`lowdata fit --out DIR` may share a folder with the user's files (its CSV), and replaces an earlier
-    report there, but never a file of the same name that lowdata did not write."""
-    def ours(path: Path) -> bool:
-        try:
-            if path.suffix == ".png":
-                from PIL import Image
+    report there, but never a file of the same name whose content lowdata's ledger does not prove."""
+    from lowdata.ledger import Ledger
 
-                with Image.open(path) as image:
-                    return image.info.get("Software") == SIGNATURE
-            text = path.read_text(encoding="utf-8")[:4096]
-        except (OSError, ValueError):
-            return False
-        return {"fits.json": '"crossovers"' in text, "report.md": text.startswith("# Data-hunger study"),
-                "report.html": "<title>lowdata study</title>" in text}[path.name]
-
-    foreign = [name for name in ("fits.json", "curves.png", "cost.png", "report.md", "report.html")
-               if (out_dir / name).exists() and not ours(out_dir / name)]
-    if foreign:
-        raise UsageError(f"--out {out_dir} holds {', '.join(foreign)} that lowdata did not write; nothing was "
-                         "written: choose another folder")
+    if out_dir.is_dir():
+        Ledger(out_dir).refuse_unproven(names, "--out")
 
 
 def json_text(value: Any) -> str:

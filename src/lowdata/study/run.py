@@ -45,8 +45,11 @@ def is_ready(out_dir: Path, unit: Unit) -> bool:
 def run_cells(plan: Plan, out_dir: Path, claim_timeout: float = 900.0, max_cells: int | None = None) -> int:
     """Work through the plan until every cell is done (waiting on cells other workers hold). Returns the
     number of cells this process trained. `max_cells` stops after that many (for tests and short slots)."""
-    (out_dir / "cells").mkdir(parents=True, exist_ok=True)
-    (out_dir / "stages").mkdir(exist_ok=True)
+    from lowdata.ledger import Ledger
+
+    for folder in ("cells", "stages"):  # each cell's run proves its own files; the claims are made O_EXCL
+        (out_dir / folder).mkdir(parents=True, exist_ok=True)
+        Ledger(out_dir).add_folder(folder)
     with console.quiet():  # the runs' notes once per kind for the whole study, no epoch lines
         return claim_and_run(plan, out_dir, claim_timeout, max_cells)
 
@@ -66,11 +69,13 @@ def claim_and_run(plan: Plan, out_dir: Path, claim_timeout: float, max_cells: in
             continue
         started = time.perf_counter()
         print(f"study: {claimed.id} started", file=sys.stderr, flush=True)
-        with heartbeat(claim_path(out_dir, claimed)):
-            log_event(out_dir, claimed, worker, "start")
-            run_cell(claimed, out_dir)
-            log_event(out_dir, claimed, worker, "done")
-        claim_path(out_dir, claimed).unlink(missing_ok=True)
+        try:
+            with heartbeat(claim_path(out_dir, claimed)):
+                log_event(out_dir, claimed, worker, "start")
+                run_cell(claimed, out_dir)
+                log_event(out_dir, claimed, worker, "done")
+        finally:  # done, failed or stopped: released, so that this process (the API) or another may take it up
+            claim_path(out_dir, claimed).unlink(missing_ok=True)
         trained += 1
         took = time.perf_counter() - started
         seconds += took
@@ -225,9 +230,11 @@ def heartbeat(path: Path) -> Iterator[None]:
 
 
 def log_event(out_dir: Path, cell: Cell, worker: str, event: str) -> None:
-    # one short line per write in append mode: whole lines, even with several workers
-    with open(out_dir / "events.jsonl", "a") as handle:
-        handle.write(json.dumps({"cell": cell.id, "worker": worker, "event": event, "time": round(time.time(), 1)}) + "\n")
+    from lowdata.ledger import Ledger
+
+    # appended under the folder's lock: whole lines, each proven, even with several workers
+    Ledger(out_dir).append_text("events.jsonl", json.dumps({"cell": cell.id, "worker": worker, "event": event,
+                                                            "time": round(time.time(), 1)}) + "\n")
 
 
 def format_duration(seconds: float) -> str:

@@ -83,15 +83,17 @@ class MetricsLog:
 
     def __init__(self, run_dir: Path, after_epoch: int) -> None:
         from lowdata.io import atomic_write_text
+        from lowdata.ledger import Ledger
 
-        self.path = run_dir / "metrics.jsonl"
+        self.path, self.ledger = run_dir / "metrics.jsonl", Ledger(run_dir)
         if self.path.exists():
+            self.ledger.refuse_unproven([self.path.name], "--out")  # before it is read: a user's file is not parsed
             kept = [line for line in self.path.read_text().splitlines()
                     if line.strip() and json.loads(line)["epoch"] <= after_epoch]
             atomic_write_text(self.path, "".join(line + "\n" for line in kept))
 
     def append(self, record: dict[str, Any], trackers) -> None:
         scalars = {key: value for key, value in record.items() if isinstance(value, (int, float))}
-        with open(self.path, "a") as handle:  # a confusion matrix goes to the summary, not to every line
-            handle.write(json.dumps(scalars, sort_keys=True) + "\n")
+        # a confusion matrix goes to the summary, not to every line
+        self.ledger.append_text(self.path.name, json.dumps(scalars, sort_keys=True) + "\n")
         trackers.log(scalars, record["step"])  # training/trackers.py: grouped tags at the global step

@@ -19,6 +19,7 @@ from torch import nn
 
 from lowdata.errors import UsageError
 from lowdata.io import follow_umask, fsync_dir, make_temp_dir, storage_full
+from lowdata.ledger import Ledger
 from lowdata.rundir import CHECKPOINT, OLD, checkpoint_dir
 
 
@@ -41,8 +42,12 @@ def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
     per-image statistics), in state.safetensors as `objective.*`."""
     from safetensors.torch import save_file
 
+    ledger = Ledger(run_dir)
     remove_stale_temps(run_dir)
+    ledger.refuse_unproven([CHECKPOINT, OLD], "cannot checkpoint: the run folder")  # replaced and removed below
+    run_dir.mkdir(parents=True, exist_ok=True)
     tmp = make_temp_dir(run_dir, TEMP_PREFIX)
+    ledger.add_folder(tmp.name)  # until its own ledger lists its files, the parent's entry proves it
     try:
         save_file(contiguous(model.state_dict()), str(tmp / "model.safetensors"))
         tensors, optimizer_json = split_optimizer_state(optimizer.state_dict())
@@ -61,6 +66,7 @@ def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
             follow_umask(file)
             with open(file, "rb") as handle:
                 os.fsync(handle.fileno())
+        Ledger(tmp).record_files()
         current, old = run_dir / CHECKPOINT, run_dir / OLD
         shutil.rmtree(old, ignore_errors=True)
         if current.exists():
@@ -76,6 +82,7 @@ def save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        ledger.forget(tmp.name)
 
 
 TEMP_PREFIX = ".checkpoint.tmp-"
@@ -83,9 +90,12 @@ TEMP_PREFIX = ".checkpoint.tmp-"
 
 def remove_stale_temps(run_dir: Path) -> None:
     """Half-written checkpoint folders a killed process left behind (one process writes a run's checkpoints,
-    so any found before a save or a resume is stale)."""
+    so any found before a save or a resume is stale); only those the run's ledger lists as its own."""
+    ledger = Ledger(run_dir)
     for stale in run_dir.glob(f"{TEMP_PREFIX}*"):
-        shutil.rmtree(stale, ignore_errors=True)
+        if stale.name in ledger.entries()["folders"]:
+            shutil.rmtree(stale, ignore_errors=True)
+            ledger.forget(stale.name)
 
 
 def load_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, ema: nn.Module | None,

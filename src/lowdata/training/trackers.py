@@ -41,8 +41,13 @@ class Trackers:
     def __init__(self, run_dir: Path, names: list[str], config: dict[str, Any]) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
+        from lowdata.ledger import Ledger
+
         self.state_path = run_dir / "trackers.json"
         state = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
+        # folders of TensorBoard's and W&B's own files (new names each time): lowdata's, but never written by it
+        for folder in ("tensorboard", *(["wandb"] if "wandb" in names else [])):
+            Ledger(run_dir).add_folder(folder)
         self.tensorboard = SummaryWriter(str(run_dir / "tensorboard"))
         self.mlflow = self.wandb = None
         if "mlflow" in names:
