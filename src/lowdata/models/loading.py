@@ -7,6 +7,7 @@ from pathlib import Path
 from torch import nn
 
 from lowdata.errors import UsageError
+from lowdata.models.strict import load_exactly
 from lowdata.models.sources import WEIGHT_SUFFIXES, read_weights
 
 
@@ -23,19 +24,23 @@ def load_trained_model(source: str | Path, num_classes: int, in_chans: int, img_
         config = build(TrainConfig, read_config(path))
         model = create_model(config.model, num_classes=num_classes, in_chans=in_chans, img_size=img_size,
                              distilled=config.dist_token, **config.model_args)
-        loader, name = (lambda: model.load_state_dict(read_run_weights(path))), config.model
+        # evaluating a run builds it for its own data: a misfit is the folder's; a teacher is built for this data
+        fix = ("the run's weights do not match its saved settings (a changed or mixed run folder): restore the run, "
+               "or train it again") if what == "run" else (
+            f"the {what} was trained for other data than this ({num_classes} classes, {in_chans} channels, "
+            f"{img_size[1]}x{img_size[0]}): give a {what} trained on this data")
+        loader, name = (lambda: load_exactly(model, read_run_weights(path), f"{what} {path}", fix)), config.model
     elif path.is_file() and path.suffix in WEIGHT_SUFFIXES:
         if model_name is None:
             raise UsageError(f"{what} weights {path} need the architecture's name too (e.g. teacher_model=resnet20); "
                              "a lowdata run directory carries it")
         model = create_model(model_name, num_classes=num_classes, in_chans=in_chans, img_size=img_size)
-        loader, name = (lambda: model.load_state_dict(read_weights(path))), model_name
+        channels = f"{in_chans} channel{'s' if in_chans != 1 else ''}"
+        fix = (f"give weights of a {model_name} for {num_classes} classes, {channels} at "
+               f"{img_size[1]}x{img_size[0]}, or name the architecture they were saved from")
+        loader, name = (lambda: load_exactly(model, read_weights(path), f"{what} {path}", fix)), model_name
     else:
         raise UsageError(f"{what} {path} is neither a lowdata run directory nor a weights file "
                          f"({', '.join(WEIGHT_SUFFIXES)}); check the path")
-    try:
-        loader()
-    except RuntimeError as err:  # shapes differ: other classes, channels or image size
-        raise UsageError(f"the {what} weights in {path} do not fit this data ({num_classes} classes, {in_chans} "
-                         f"channels, {img_size[0]}x{img_size[1]}): {str(err).splitlines()[0]}") from None
+    loader()
     return model, name

@@ -101,6 +101,7 @@ def remove_stale_temps(run_dir: Path) -> None:
 def load_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, ema: nn.Module | None,
                     generators: dict[str, torch.Generator], kept: nn.Module | None = None) -> TrainingState:
     from lowdata.io import read_json_file, read_safetensors
+    from lowdata.models.strict import load_exactly
     from lowdata.rundir import DAMAGED
 
     remove_stale_temps(run_dir)
@@ -110,10 +111,12 @@ def load_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opti
     meta = read_json_file(found / "state.json", "checkpoint state", DAMAGED)
     tensors = read_safetensors(found / "state.safetensors", "checkpoint state", DAMAGED)
     try:
-        model.load_state_dict(read_safetensors(found / "model.safetensors", "checkpoint weights", DAMAGED))
+        load_exactly(model, read_safetensors(found / "model.safetensors", "checkpoint weights", DAMAGED),
+                     f"{found / 'model.safetensors'}", DAMAGED)
         optimizer.load_state_dict(join_optimizer_state(meta["optimizer"], tensors))
         if ema is not None:
-            ema.module.load_state_dict(read_safetensors(found / "model_ema.safetensors", "checkpoint EMA", DAMAGED))
+            load_exactly(ema.module, read_safetensors(found / "model_ema.safetensors", "checkpoint EMA", DAMAGED),
+                         f"{found / 'model_ema.safetensors'}", DAMAGED)
         if kept is not None:
             kept.load_state_dict({key.removeprefix("objective."): value for key, value in tensors.items()
                                   if key.startswith("objective.")})
