@@ -7,7 +7,7 @@ from pathlib import Path
 from torch import nn
 
 from lowdata.errors import UsageError
-from lowdata.models.strict import load_exactly
+from lowdata.models.strict import load_exactly, refuse_non_finite
 from lowdata.models.sources import WEIGHT_SUFFIXES, read_weights
 
 
@@ -43,4 +43,5 @@ def load_trained_model(source: str | Path, num_classes: int, in_chans: int, img_
         raise UsageError(f"{what} {path} is neither a lowdata run directory nor a weights file "
                          f"({', '.join(WEIGHT_SUFFIXES)}); check the path")
     loader()
+    refuse_non_finite(model, f"{what} {path}")
     return model, name

@@ -45,3 +45,18 @@ def cut(key: str, limit: int = 60) -> str:
 def listed(items: list[str]) -> str:
     return ", ".join(items[:SHOWN]) + (f" and {len(items) - SHOWN} more" if len(items) > SHOWN else "")
 
+
+def refuse_non_finite(module: nn.Module, where: str) -> None:
+    """NaN or infinite weights (a diverged run) are refused in one line: they predict nothing."""
+    bad = first_non_finite(module)
+    if bad is not None:
+        raise UsageError(f"the weights in {where} hold NaN or infinite values ({cut(bad)}): the run diverged; "
+                         "train it again with a lower lr or with clip_grad")
+
+
+def first_non_finite(module: nn.Module) -> str | None:
+    """The name of the first floating-point tensor of `module` holding a NaN or an infinity, or None."""
+    for key, value in module.state_dict().items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            return key
+    return None

@@ -119,6 +119,9 @@ def write_checked(format: str, model: torch.nn.Module, info, path: Path) -> floa
     example = torch.randn(4, info.channels, *info.image_size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = model(example)
+    if not torch.isfinite(expected).all():
+        raise UsageError(f"the model gives non-finite logits (NaN or infinite weights: a diverged run); nothing was "
+                         f"written to {path}: train again with a lower lr or with clip_grad")
     writer = {"timm": write_timm, "torchscript": write_torchscript, "onnx": write_onnx, "export": write_program}[format]
     differences = []
 

@@ -22,6 +22,7 @@ from lowdata.errors import UsageError
 from lowdata.objectives.base import Objective
 from lowdata.training.context import RunContext
 from lowdata.training.distributed import Process
+from lowdata.training.divergence import DivergenceGuard
 from lowdata.training.ema import NoEma
 from lowdata.training.finetune import HeadFirst, hold_frozen_batch_norms
 from lowdata.training.optim import build_optimizer, build_schedule
@@ -52,6 +53,7 @@ class Session:
     head_first: HeadFirst
     metrics_log: MetricsLog | None  # rank 0 only
     writer: Any  # training/trackers.py's Trackers (TensorBoard, and MLflow / W&B when asked), rank 0 only
+    guard: DivergenceGuard | None = None  # a non-finite loss or weights: the run fails at once
     first_step: int = 0  # a resumed epoch continues from here
     partial: dict[str, Any] | None = None  # its sums so far
     timings: dict[str, float] = field(default_factory=lambda: {"eval_seconds": 0.0, "checkpoint_seconds": 0.0})
@@ -124,6 +126,7 @@ def start_or_resume(objective: Objective, data: LoopData, settings: LoopSettings
                    MetricsLog(ctx.run_dir, after_epoch=state.epoch) if process.is_main else None,
                    Trackers(ctx.run_dir, parse_trackers(ctx.config.get("trackers")), ctx.config)
                    if process.is_main else None,
+                   DivergenceGuard(ctx.run_dir, ctx.scaler.is_enabled(), settings.lr),
                    # a checkpoint a stop signal took inside an epoch: that epoch continues from its step
                    state.extra.pop("epoch_step", 0), state.extra.pop("epoch_partial", None))
 
@@ -161,6 +164,7 @@ def one_epoch(session: Session, data: LoopData, settings: LoopSettings, augment:
         with record_function("lowdata.step"):
             out = optimizer_step(s.objective, model, images, targets, ctx.autocast, s.optimizer, ctx.scaler,
                                  settings.clip_grad)
+        s.guard.after_step(out.loss, state.step + 1, epoch)
         state.step += 1
         for key, value in out.counts.items():  # every rank counts alike
             state.extra["counts"][key] = state.extra["counts"].get(key, 0) + value * process.world_size
@@ -171,6 +175,7 @@ def one_epoch(session: Session, data: LoopData, settings: LoopSettings, augment:
             bar.set_postfix(loss=f"{totals.loss.item() / seen:.3f}", lr=f"{peak_lr(s.optimizer):.2e}",
                             img_s=f"{seen / (time.perf_counter() - started):.0f}")
         if stopping.requested() and not process.distributed:  # DDP ranks agree at the epoch's end
+            s.guard.before_checkpoint(model, state.step, epoch)
             if ctx.scaler.is_enabled():
                 state.extra["grad_scaler"] = ctx.scaler.state_dict()
             save_checkpoint(ctx.run_dir, model, s.optimizer, ema.to_save, inside_epoch(
@@ -185,6 +190,7 @@ def end_of_epoch(session: Session, data: LoopData, settings: LoopSettings, evalu
                  ctx: RunContext, totals: EpochTotals, seconds: float) -> tuple[dict[str, Any], bool]:
     """Evaluate, log and checkpoint as due; returns the epoch's metrics and whether the run stops here."""
     s, state, process = session, session.state, ctx.process
+    s.guard.before_checkpoint(s.model, state.step, state.epoch + 1)  # nor evaluated, logged or summarised
     process.check_in_sync(s.model)
     state.epoch, state.extra["train_seconds"] = state.epoch + 1, state.extra["train_seconds"] + seconds
     state.extra["images_seen"] += len(data.train_images)
