@@ -14,9 +14,9 @@ def test_data_check_lists_every_problem_at_once(tmp_path, image_folder_writer, c
     assert main(["data", "check", str(root)]) == 1
     out = capsys.readouterr().out
     assert "broken.png: cannot decode image" in out
-    assert "loop.png:" in out and "empty: no images" in out
+    assert "empty: no images" in out and "loop.png" not in out  # a link loop is skipped, as a run skips it
     assert "images of 2 sizes (12x12 (18), 20x20 (1))" in out
-    assert len(out.strip().splitlines()) == 4
+    assert len(out.strip().splitlines()) == 3
 
 
 def test_data_check_says_what_a_run_would_see(tmp_path, image_folder_writer, capsys):
@@ -37,3 +37,29 @@ def test_a_run_says_at_its_start_what_it_trains_and_tests_on(tmp_path, capsys):
     line = next(line for line in capsys.readouterr().err.splitlines() if line.startswith("lowdata: data:"))
     assert line == ("lowdata: data: digits, 10 classes, 8x8x1: training on 90 labelled of 1,438 training images, "
                     "10 held out for validation; testing on 359 images")
+
+
+def test_fifos_devices_and_dangling_links_follow_one_rule_in_check_and_train(tmp_path, image_folder_writer,
+                                                                            capsys):
+    """Named as images but not regular files: skipped and said once, by `data check` and by a run alike."""
+    import os
+
+    root = image_folder_writer(tmp_path / "images", per_class=6, split=False)
+    os.mkfifo(root / "cat" / "pipe.png")
+    (root / "dog" / "zero.png").symlink_to("/dev/zero")
+    (root / "frog" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    capsys.readouterr()
+    assert main(["data", "check", str(root)]) == 0
+    err = capsys.readouterr().err
+    assert "skipped 3 entries with an image's name that are not regular files" in err
+    assert main(["train", "--data", str(root), "--epochs", "1", "--out", str(tmp_path / "run")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("skipped 3 entries with an image's name that are not regular files") == 1
+
+
+def test_a_problem_line_has_no_double_space(tmp_path, image_folder_writer, capsys):
+    root = image_folder_writer(tmp_path / "images", split=False)
+    (root / "cat" / "broken.png").write_bytes(b"not a png")
+    assert main(["data", "check", str(root)]) == 1
+    line = next(line for line in capsys.readouterr().out.splitlines() if "broken.png" in line)
+    assert "cannot decode image (" in line and "  " not in line

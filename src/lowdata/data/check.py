@@ -19,12 +19,13 @@ def check_folder(root: Path) -> list[str]:
 def inspect_folder(root: Path) -> tuple[list[str], list[str]]:
     """(the problems, as check_folder; what a run would see: classes and their images, image sizes, and the
     train/test split)."""
-    from lowdata.data.imagefolder import EXTENSIONS, HOLDOUT_FRACTION, decode_one, looks_like_split_folder
+    from lowdata.data.imagefolder import EXTENSIONS, HOLDOUT_FRACTION, decode_one, looks_like_split_folder, skipped_note
 
     if not root.is_dir():
         raise UsageError(f"{root} is not a folder; give an image folder (PATH/<class>/* or PATH/train, PATH/test)")
     splits = [root / "train", root / "test"] if looks_like_split_folder(root) else [root]
     problems: list[str] = []
+    skipped: list[Path] = []
     classes = sorted(p.name for p in splits[0].iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
         problems.append(f"{splits[0]}: {len(classes)} class folder{'s' if len(classes) != 1 else ''}; a classifier "
@@ -47,14 +48,14 @@ def inspect_folder(root: Path) -> tuple[list[str], list[str]]:
                     continue
                 try:
                     if not path.is_file():
-                        problems.append(f"{path}: not a file (a dangling link?)")
+                        skipped.append(path)  # as a run does: skipped, and said once below
                         continue
                     image = decode_one(path, None)
                 except OSError as err:
                     problems.append(f"{path}: {err.strerror or err}")
                     continue
                 except UsageError as err:
-                    problems.append(f"{path}: {str(err).replace(str(path), '').strip(' ;')}")
+                    problems.append(f"{path}: {' '.join(str(err).replace(str(path), '').split()).strip(' ;')}")
                     continue
                 images += 1
                 counts[split][name] += 1
@@ -67,7 +68,8 @@ def inspect_folder(root: Path) -> tuple[list[str], list[str]]:
     if len(sizes) > 1:
         common = ", ".join(f"{h}x{w} ({n})" for (h, w), n in sizes.most_common(3))
         problems.append(f"{root}: images of {len(sizes)} sizes ({common}); train with image_size=N to resize them")
-    return problems, describe(splits, classes, counts, sizes, HOLDOUT_FRACTION)
+    notes = [skipped_note(skipped).removeprefix("data: ")] if skipped else []
+    return problems, describe(splits, classes, counts, sizes, HOLDOUT_FRACTION) + notes
 
 
 def describe(splits: list[Path], classes: list[str], counts: dict[Path, Counter], sizes: Counter,

@@ -56,14 +56,16 @@ def class_names(folder: Path) -> list[str]:
 
 
 def list_images(folder: Path, classes: list[str], allow_missing_classes: bool = False):
-    files, labels, empty = [], [], []
+    files, labels, empty, skipped = [], [], [], []
     for index, name in enumerate(classes):
         class_dir = folder / name
         if not class_dir.is_dir():
             if allow_missing_classes:
                 continue
             raise UsageError(f"class folder {class_dir} is missing; every split needs the same class folders")
-        found = sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in EXTENSIONS and readable_file(p))
+        named = sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in EXTENSIONS)
+        found = [p for p in named if readable_file(p)]
+        skipped += [p for p in named if p not in set(found)]
         if not found and not allow_missing_classes:
             empty.append(name)
         files += found
@@ -71,6 +73,10 @@ def list_images(folder: Path, classes: list[str], allow_missing_classes: bool = 
     extra = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name not in classes and not p.name.startswith("."))
     if extra:
         raise UsageError(f"{folder} has class folders {extra} that the training split lacks; make both splits match")
+    if skipped:
+        from lowdata import console
+
+        console.say(skipped_note(skipped), kind="data-skipped")
     if not files:
         raise UsageError(f"no images ({', '.join(sorted(EXTENSIONS))}) under {folder}; check the path and layout")
     if empty:
@@ -78,6 +84,15 @@ def list_images(folder: Path, classes: list[str], allow_missing_classes: bool = 
                          f"{'hold' if len(empty) > 1 else 'holds'} no images "
                          f"({', '.join(sorted(EXTENSIONS))}); add images or remove the folder")
     return files, labels
+
+
+def skipped_note(skipped: list[Path]) -> str:
+    """The one rule for an entry with an image's name that is not a regular file (a FIFO, a device such as a link
+    to /dev/zero, a dangling link), in `train`, `predict` and `data check` alike: skipped, said once."""
+    one = len(skipped) == 1
+    return (f"data: skipped {len(skipped)} {'entry' if one else 'entries'} with an image's name that "
+            f"{'is not a regular file' if one else 'are not regular files'} (a FIFO, a device, a dangling or "
+            f"looping link), e.g. {skipped[0]}")
 
 
 def readable_file(path: Path) -> bool:

@@ -37,21 +37,27 @@ def predict(run: str | Path, images: Sequence[str | Path] | str | Path | torch.T
 
 def load_inputs(images, info) -> tuple[list[str], torch.Tensor]:
     """(names, uint8 (N, C, H, W)) shaped as the run's input: resized, grey <-> RGB as the model wants."""
-    from lowdata.data.imagefolder import EXTENSIONS
+    from lowdata.data.imagefolder import EXTENSIONS, skipped_note
 
     if isinstance(images, torch.Tensor):
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise UsageError(f"an image tensor must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
         return [str(i) for i in range(len(images))], torch.stack([fit_image(image, info) for image in images])
     paths = [Path(images)] if isinstance(images, (str, Path)) else [Path(p) for p in images]
-    files = []
+    files, skipped = [], []
     for path in paths:
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+            named = sorted(p for p in path.rglob("*") if p.suffix.lower() in EXTENSIONS)
+            files += [p for p in named if p.is_file()]
+            skipped += [p for p in named if not p.is_file()]
         elif path.is_file():
             files.append(path)
         else:
             raise UsageError(f"{path} is neither an image nor a folder; check the path")
+    if skipped:
+        from lowdata import console
+
+        console.say(skipped_note(skipped), kind="data-skipped")
     if not files:
         raise UsageError(f"no images ({', '.join(sorted(EXTENSIONS))}) among {', '.join(map(str, paths))}")
     return [str(f) for f in files], torch.stack([fit_image(image, info) for image in decode_each(files, info.depth)])
