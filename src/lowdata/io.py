@@ -173,10 +173,14 @@ def describe_os_error(err: OSError) -> str | None:
     file was expected), or None for errors that are not about the user's files."""
     reasons = {errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
                errno.EROFS: "read-only file system", errno.EISDIR: "is a folder, not a file",
-               errno.ENOTDIR: "a part of the path is a file, not a folder", **STORAGE_FULL}
+               errno.ENOTDIR: "a part of the path is a file, not a folder",
+               errno.ENAMETOOLONG: "a name in the path is longer than the file system allows (255 bytes)",
+               errno.ELOOP: "the path's links form a loop", **STORAGE_FULL}
     if err.filename is None or err.errno not in reasons:
         return None
-    return f"cannot write or read {err.filename}: {reasons[err.errno]}; fix the path or its permissions and run again"
+    name = str(err.filename)
+    name = name if len(name) <= 120 else f"{name[:60]}...{name[-57:]}"
+    return f"cannot write or read {name}: {reasons[err.errno]}; fix the path or its permissions and run again"
 
 
 def refuse_foreign_files(folder: Path, flag: str) -> None:

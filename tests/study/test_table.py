@@ -70,6 +70,7 @@ def test_one_seed_and_three_sizes_report_no_interval(tmp_path):
     ("recipe,labels,seed,error", "cnn,1.5,0,0.5", "labels must be a whole number"),
     ("recipe,labels,seed,error", "cnn,100,0,high", "error must be a number"),
     ("recipe,labels,seed,error", ",100,0,0.5", "the recipe is empty"),
+    ("recipe,labels,seed,error,error", "cnn,100,0,0.5,0.4", "has the column 'error' twice (columns 4 and 5)"),
 ])
 def test_bad_csv_files_name_the_problem(tmp_path, header, line, message):
     with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -91,8 +91,13 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        raise UsageError(f"{path} holds more than weights (a pickle that would run code), so it is refused: "
-                         f"{str(err).splitlines()[0][:120]}; save a plain state dict or safetensors") from None
+        import re
+
+        # torch's own message is a paragraph of options; the object the pickle names is what the user needs
+        named = re.search(r"GLOBAL ([\w.]+)", str(err))
+        what = f" (it names {named.group(1)[:80]})" if named else ""
+        raise UsageError(f"{path} holds more than weights (a pickle that would run code{what}), so it is refused; "
+                         "save a plain state dict or safetensors") from None
     except (OSError, RuntimeError, EOFError, ValueError) as err:  # truncated or not a torch file at all
         from lowdata.io import unreadable
 

@@ -36,6 +36,11 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark, which would otherwise join the first column's name
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
+        named = [(name or "").strip() for name in reader.fieldnames or []]
+        twice = next((name for i, name in enumerate(named) if name and name in named[:i]), None)
+        if twice is not None:  # DictReader would keep the last silently
+            first, second = [i + 1 for i, name in enumerate(named) if name == twice][:2]
+            raise UsageError(f"{path} has the column {shown(twice)} twice (columns {first} and {second}); keep one")
         columns = set(reader.fieldnames or [])
         missing = sorted({"recipe", "labels", "seed"} - columns)
         error_column = next((c for c in ERROR_COLUMNS if c in columns), None)
