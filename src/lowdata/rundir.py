@@ -105,3 +105,24 @@ def read_run_weights(run_dir: Path) -> dict[str, torch.Tensor]:
 
 def read_json(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def timm_copy_problem(run_dir: Path) -> str | None:
+    """What is wrong with RUN/model/ (the timm copy of the evaluated weights) against the checkpoint: changed
+    since lowdata wrote it, or stale (other weights). None when it is absent or agrees."""
+    from lowdata.io import read_safetensors
+    from lowdata.ledger import Ledger
+
+    folder = run_dir / "model"
+    if not folder.is_dir():
+        return None
+    if not Ledger(run_dir).proves("model"):
+        return "changed since lowdata wrote it"
+    try:
+        copy = read_safetensors(folder / "model.safetensors", "the timm copy", DAMAGED)
+    except UsageError:
+        return "unreadable"
+    weights = read_run_weights(run_dir)
+    if copy.keys() != weights.keys() or any(not torch.equal(copy[key], weights[key]) for key in weights):
+        return "stale: its weights are not the checkpoint's"
+    return None

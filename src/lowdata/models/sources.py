@@ -23,6 +23,8 @@ def read_source(source: str, pretrained: bool = False) -> tuple[dict[str, torch.
         return read_run_weights(path), []
     if kind == "weights":
         return read_weights(path), []
+    if kind == "timm-folder":
+        return read_weights(path / "model.safetensors"), [f"read timm's folder format ({path})"]
     if kind == "timm":
         return read_timm_pretrained(source, pretrained)
     return read_hub(source)
@@ -33,8 +35,9 @@ def source_kind(source: str) -> str:
     hub (an id, looked up when its weights are read); a one-line error for anything else."""
     path = Path(source).expanduser()
     if path.is_dir():
-        hugging_face = (path / "config.json").is_file() and not (path / "checkpoint").exists()
-        return "hugging-face-folder" if hugging_face else "run"
+        if (path / "config.json").is_file() and not (path / "checkpoint").exists():
+            return "timm-folder" if is_timm_folder(path) else "hugging-face-folder"
+        return "run"
     if path.is_file() and path.suffix in WEIGHT_SUFFIXES:
         return "weights"
     if not path.exists():
@@ -47,6 +50,16 @@ def source_kind(source: str) -> str:
         if is_hub_id(source):
             return "hub"
     raise unknown_source(source)
+
+
+def is_timm_folder(path: Path) -> bool:
+    """A folder timm's `save_for_hf` wrote (a run's model/, `lowdata export --format timm`): config.json names
+    its architecture, model.safetensors holds timm's names."""
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(config, dict) and "architecture" in config and (path / "model.safetensors").is_file()
 
 
 def read_hub(source: str) -> tuple[dict[str, torch.Tensor], list[str]]:

@@ -42,7 +42,7 @@ def load_run(run: str | Path, device: str | None = None, tta: bool | None = None
     from lowdata.data.datasets import DatasetInfo
     from lowdata.device import pick_device, pick_precision
     from lowdata.models.loading import load_trained_model
-    from lowdata.rundir import read_config, read_summary
+    from lowdata.rundir import read_config, read_summary, timm_copy_problem
 
     run_dir = Path(run)
     summary = read_summary(run_dir) if run_dir.is_dir() else None
@@ -57,6 +57,13 @@ def load_run(run: str | Path, device: str | None = None, tta: bool | None = None
     chosen = pick_device(device or config.device)
     autocast = pick_precision(config.precision, chosen).autocast(chosen)
     model, _ = load_trained_model(run_dir, info.num_classes, info.channels, info.image_size, what="run")
+    problem = timm_copy_problem(run_dir)
+    if problem:  # the checkpoint is what lowdata uses; the copy is what timm users load
+        from lowdata import console
+
+        console.say(f"run: {run_dir / 'model'} is {problem}; lowdata uses the checkpoint: move the folder away "
+                    f"and write it again with `lowdata export --run {run_dir} --out {run_dir / 'model'}`",
+                    kind="timm-copy")
     if config.tta if tta is None else tta:  # by default, predicted and evaluated as the run evaluated itself
         from lowdata.augment.tta import ViewAverage
 
