@@ -240,3 +240,15 @@ def test_the_run_lock_is_never_truncated_when_it_is_not_lowdatas(tmp_path, capsy
     assert main(["train", "--data", "digits", "--epochs", "1", "--out", str(out), "labels=30"]) == 2
     assert ".lowdata.lock" in one_line_refusal(capsys)
     assert (out / ".lowdata.lock").read_text() == "my notes, hidden\n"
+
+
+def test_the_ray_nodes_write_probe_never_touches_an_existing_file(tmp_path):
+    import os
+    import socket
+
+    from lowdata.study.ray_backend import check_writable
+
+    theirs = tmp_path / f".probe-{socket.gethostname()}-{os.getpid()}"  # the name the probe used to write
+    theirs.write_text("mine")
+    check_writable(tmp_path)
+    assert theirs.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == [theirs.name]

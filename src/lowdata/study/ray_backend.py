@@ -104,9 +104,10 @@ def run_unit_task(unit: Unit, out_dir: str, cpus: float, *finished_needs: Any) -
 
 
 def check_writable(out_dir: Path) -> None:
-    probe = out_dir / f".probe-{socket.gethostname()}-{os.getpid()}"
-    try:
-        probe.write_text("ok")
+    from lowdata.files import make_temp_file
+
+    try:  # a new file (O_EXCL, a fresh name): nothing already there is written or removed
+        probe = make_temp_file(out_dir, prefix=f".probe-{socket.gethostname()}-{os.getpid()}-")
         probe.unlink()
     except OSError as err:
         raise UsageError(f"node {socket.gethostname()} cannot write the study directory {out_dir} ({err.strerror}); "
