@@ -200,6 +200,15 @@ def test_export_replaces_its_own_export_but_not_one_edited_since(finished_run, t
     assert sha(target) == before
 
 
+def test_a_new_run_refuses_a_hidden_checkpoint_folder_it_did_not_write_before_training(tmp_path, capsys):
+    out = tmp_path / "out"
+    (out / ".checkpoint.old").mkdir(parents=True)
+    (out / ".checkpoint.old" / "mine.txt").write_text("keep me")
+    assert main(["train", "--data", "digits", "--epochs", "1", "--out", str(out), "labels=30"]) == 2
+    assert ".checkpoint.old" in one_line_refusal(capsys)
+    assert (out / ".checkpoint.old" / "mine.txt").read_text() == "keep me" and len(list(out.iterdir())) == 1
+
+
 def test_a_checkpoint_folder_the_ledger_does_not_prove_is_never_removed(tmp_path):
     import torch
 

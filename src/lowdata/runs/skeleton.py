@@ -174,8 +174,10 @@ def open_run(cls: type, config: RunConfig, resume: bool, explicit: set[str], def
         raise UsageError(f"{run_dir} already holds {what}; pass --resume to continue it, or choose another --out")
     else:
         from lowdata.io import refuse_foreign_files
+        from lowdata.ledger import Ledger
 
         refuse_foreign_files(run_dir, "--out")
+        Ledger(run_dir).refuse_unproven(RUN_ENTRIES, "--out")  # hidden ones too (.checkpoint.old is removed)
     return config.replace(out=str(run_dir)), run_dir
 
 
