@@ -261,3 +261,25 @@ def test_the_ray_nodes_write_probe_never_touches_an_existing_file(tmp_path):
     theirs.write_text("mine")
     check_writable(tmp_path)
     assert theirs.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == [theirs.name]
+
+
+def test_adopt_records_a_pre_ledger_run_so_it_resumes_and_leaves_out_changed_files(tmp_path, capsys):
+    """A run made before lowdata kept ledgers (simulated: its ledgers removed) is refused on --resume until the
+    user vouches for it with `lowdata adopt`; a file a ledger lists with other content stays refused."""
+    run = tmp_path / "run"
+    lowdata.train(data="digits", labels=60, model="resnet20", epochs=2, batch_size=30, out=str(run),
+                  stop_after_epoch=1)
+    for ledger in run.rglob(LEDGER):
+        ledger.unlink()
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(run)]) == 2
+    assert f"`lowdata adopt {run}` records it" in one_line_refusal(capsys)
+    assert main(["adopt", str(run)]) == 0
+    assert "recorded" in capsys.readouterr().err
+    assert Ledger(run).unproven() == [] and Ledger(run).proves("checkpoint") and Ledger(run).proves("tensorboard")
+    assert main(["train", "--resume", "--out", str(run)]) == 0
+    with open(run / "metrics.jsonl", "a") as handle:
+        handle.write("edited\n")
+    assert main(["adopt", str(run)]) == 0
+    assert "left out 1 file that changed since lowdata wrote them" in capsys.readouterr().err
+    assert not Ledger(run).proves("metrics.jsonl")

@@ -88,8 +88,12 @@ class Ledger:
         """One line, before anything is written, when an entry that would be replaced is not lowdata's."""
         foreign = self.unproven(names)
         if foreign:
+            # a folder without a ledger may be a run or study made before lowdata kept them
+            older = "" if os.path.lexists(self.path) else \
+                f"; if an older lowdata wrote them, `lowdata adopt {self.folder}`"
             raise UsageError(f"{flag} {self.folder} holds {shown_names(foreign)} that lowdata did not write (or "
-                             "that changed since); nothing was written: move them away or choose another folder")
+                             "that changed since); nothing was written: move them away or choose another "
+                             f"folder{older}")
 
     # -- writing --
     @contextmanager
@@ -173,3 +177,38 @@ def refuse_unproven_file(path: Path, flag: str = "") -> None:
     if not Ledger(path.parent).proves(path.name):
         raise UsageError(f"{flag + ' ' if flag else ''}{path} exists and lowdata did not write it (or it changed "
                          "since lowdata did); nothing was replaced: give a new path, or move the file away")
+
+
+# Folders other libraries fill (new names each time) and lowdata's hidden folders that `adopt` records.
+THIRD_PARTY = ("tensorboard", "wandb")
+HIDDEN_OURS = (".checkpoint.old",)
+
+
+def adopt(root: Path) -> tuple[int, list[Path]]:
+    """`lowdata adopt DIR`: the user vouches that the files under `root` are lowdata's (a run or study made before
+    lowdata kept ledgers), so each file no ledger lists yet is recorded with its present content. A file a ledger
+    lists with other content (changed since lowdata wrote it) is left out and returned. Returns the number of
+    files recorded and those left out."""
+    recorded, changed = 0, []
+    for folder in [root, *sorted(p for p in root.rglob("*") if p.is_dir())]:
+        parts = folder.relative_to(root).parts
+        if any(part.startswith(".") and part not in HIDDEN_OURS for part in parts) or \
+                any(part in THIRD_PARTY for part in parts[:-1]):
+            continue
+        ledger = Ledger(folder)
+        if folder.name in THIRD_PARTY and folder != root:
+            Ledger(folder.parent).add_folder(folder.name)
+            continue
+        with ledger.locked() as entries:
+            for path in sorted(folder.iterdir()):
+                if not path.is_file() or path.is_symlink() or path.name == LEDGER or \
+                        (path.name.startswith(".") and path.name not in HIDDEN_OURS):
+                    continue
+                if path.name in entries["files"]:
+                    if digest(path) not in entries["files"][path.name]:
+                        changed.append(path)
+                    continue
+                entries["files"][path.name] = [digest(path)]
+                recorded += 1
+            ledger.save(entries)
+    return recorded, changed

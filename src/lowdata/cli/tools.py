@@ -1,4 +1,5 @@
-"""`lowdata augment-preview`, `data check` and `models`: looking at the data, the augmentation and the models."""
+"""`lowdata augment-preview`, `data check` and `models`: looking at the data, the augmentation and the models;
+`adopt`: vouching for a run or study folder made before lowdata kept ledgers."""
 from __future__ import annotations
 
 import argparse
@@ -20,6 +21,13 @@ def add_commands(commands) -> None:
     models.add_argument("--timm", metavar="PATTERN", nargs="?", const="*",
                         help="list timm model names matching PATTERN instead (e.g. 'vit_*')")
     models.set_defaults(command=models_command)
+    adopt = commands.add_parser("adopt", help="record a run or study made before lowdata kept ledgers as lowdata's",
+                                description="lowdata replaces only files whose content its ledger "
+                                            "(.lowdata-ledger.json) records. A run or study folder made by a lowdata "
+                                            "without ledgers is refused on --resume or a new report; if you vouch "
+                                            "that its files are lowdata's, this records their present content.")
+    adopt.add_argument("path", help="the run or study folder")
+    adopt.set_defaults(command=adopt_command)
 
 
 def add_preview(commands) -> None:
@@ -50,6 +58,23 @@ def preview_command(args: argparse.Namespace) -> int:
     for note in result["notes"]:
         print(f"lowdata: augment: {note}", file=sys.stderr)
     print(f"wrote {result['out']} ({result['policy']})")
+    return 0
+
+
+def adopt_command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lowdata.errors import UsageError
+    from lowdata.ledger import adopt
+
+    root = Path(args.path)
+    if not root.is_dir():
+        raise UsageError(f"{root} is not a folder; give the folder of a run or a study")
+    recorded, changed = adopt(root)
+    print(f"lowdata: recorded {recorded} file{'s' if recorded != 1 else ''} under {root} as lowdata's", file=sys.stderr)
+    if changed:
+        print(f"lowdata: left out {len(changed)} file{'s' if len(changed) != 1 else ''} that changed since lowdata "
+              f"wrote them, e.g. {changed[0]}; restore or move them away", file=sys.stderr)
     return 0
 
 

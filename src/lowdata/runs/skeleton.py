@@ -190,9 +190,12 @@ def refuse_changed_checkpoint(run_dir: Path) -> None:
     for name in (CHECKPOINT, OLD):
         folder = run_dir / name
         if folder.is_dir() and not Ledger(run_dir).proves(name):
-            changed = Ledger(folder).unproven() if (folder / LEDGER).is_file() else [LEDGER]
-            raise UsageError(f"{folder / (changed or [LEDGER])[0]} changed since lowdata wrote it (its bytes are not "
-                             f"those its ledger records); {DAMAGED}")
+            if not (folder / LEDGER).is_file():
+                raise UsageError(f"{folder} has no ledger of what lowdata wrote there; if lowdata made this run "
+                                 f"before it kept ledgers, `lowdata adopt {run_dir}` records it; else {DAMAGED}")
+            changed = Ledger(folder).unproven() or [LEDGER]
+            raise UsageError(f"{folder / changed[0]} changed since lowdata wrote it (its bytes are not those its "
+                             f"ledger records); {DAMAGED}")
 
 
 # what a resumed run may replace, append to or remove in its folder: each must be proven lowdata's first
@@ -210,7 +213,8 @@ def resumed_config(cls: type, saved: dict[str, Any], given: RunConfig, explicit:
     """The saved config wins; a setting the caller gave explicitly must agree with it, except placement."""
     saved_config = build(cls, saved)
     placement = {key: getattr(given, key) for key in PLACEMENT if key in explicit}
-    clashes = [f"{key}={shown(getattr(given, key))} (run has {shown(getattr(saved_config, key))})" for key in sorted(explicit)
+    clashes = [f"{key}={shown(getattr(given, key))} (run has {shown(getattr(saved_config, key))})"
+               for key in sorted(explicit)
                if key in field_names(cls) and key not in ("out", *PLACEMENT)
                and not agrees(getattr(given, key), getattr(saved_config, key))]
     if clashes:
@@ -243,7 +247,8 @@ def refuse_config_edits(cls: type, saved_config: RunConfig, run_dir: Path) -> No
         raise UsageError(f"{shown_file} was edited and no longer reads as the run's settings; a resumed run continues "
                          "under its checkpoint's settings: restore the file, or start a new run with another "
                          "--out") from None
-    changed = [f"{key}: {shown(getattr(saved_config, key))} -> {shown(getattr(edited, key))}" for key in field_names(cls)
+    changed = [f"{key}: {shown(getattr(saved_config, key))} -> {shown(getattr(edited, key))}"
+               for key in field_names(cls)
                if key not in ("out", *PLACEMENT) and getattr(edited, key) != getattr(saved_config, key)]
     if changed:
         raise UsageError(f"{shown_file} was edited since the run's checkpoint ({'; '.join(changed)}), but a resumed run "
