@@ -187,7 +187,8 @@ def check_range(key: str, value: Any) -> None:
     if not ok:
         left = "" if low is None else f"{'>=' if low_in else '>'} {low:g}"
         right = "" if high is None else f"{'<=' if high_in else '<'} {high:g}"
-        raise UsageError(f"setting {shown(key)} must be {' and '.join(p for p in (left, right) if p)}, got {shown(value)}")
+        raise UsageError(f"setting {shown(key)} must be {' and '.join(p for p in (left, right) if p)}, "
+                         f"got {shown(value)}")
 
 
 def field_names(cls: type = TrainConfig) -> list[str]:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 # re-exported: callers import the primitives from here
-from lowdata.files import current_umask, follow_umask, fsync_dir, fsync_file, make_temp_dir, make_temp_file  # noqa: F401
+from lowdata.files import (current_umask, follow_umask, fsync_dir, fsync_file, make_temp_dir,  # noqa: F401
+                           make_temp_file)
 
 
 @contextmanager

@@ -81,7 +81,8 @@ def build_policy(name: str, info: DatasetInfo, **args) -> Policy:
     unknown = sorted(set(args) - set(accepted))
     if unknown:
         valid = ", ".join(accepted) if accepted else "none"
-        raise UsageError(f"augmentation policy {shown(name)} has no setting {', '.join(unknown)}; its settings: {valid}")
+        raise UsageError(f"augmentation policy {shown(name)} has no setting {', '.join(unknown)}; "
+                         f"its settings: {valid}")
     parameters = inspect.signature(builder).parameters
     for key, value in args.items():
         default = parameters[key].default

@@ -111,8 +111,8 @@ def build_guidance(config, student: nn.Module, info, device: torch.device, autoc
     if not config.guide:
         return NoGuidance()
     if not (hasattr(student, "blocks") and hasattr(student, "patch_embed") and hasattr(student, "num_prefix_tokens")):
-        raise UsageError(f"feature guidance guides a ViT-family student's tokens; {shown(config.model)} has none: use a "
-                         "ViT preset (vit-tiny, cct-2/3x2, vit-tiny-convstem, ...)")
+        raise UsageError(f"feature guidance guides a ViT-family student's tokens; {shown(config.model)} has none: "
+                         "use a ViT preset (vit-tiny, cct-2/3x2, vit-tiny-convstem, ...)")
     guide = load_guide(config.guide, info, device)
     stages, channels = guide_stages(guide, info, config.guide)
     depth = len(student.blocks)

@@ -24,8 +24,8 @@ from lowdata.study.plot import plot_cost, plot_curves
 from lowdata.study.render import CELL_ROWS_SHOWN, has_costs, render_html, render_markdown
 from lowdata.study.run import cell_dir, is_done
 
-__all__ = ["CELL_ROWS_SHOWN", "CSV_COLUMNS", "REPORT_FILES", "Layout", "build_report", "conclusion", "describe_multiplier",
-           "fit_all", "grouped", "measurements", "refuse_foreign_report", "write_report"]
+__all__ = ["CELL_ROWS_SHOWN", "CSV_COLUMNS", "REPORT_FILES", "Layout", "build_report", "conclusion",
+           "describe_multiplier", "fit_all", "grouped", "measurements", "refuse_foreign_report", "write_report"]
 
 FIT_FILES = tuple(name for name in REPORT_FILES if name != "results.csv")  # what `lowdata fit` writes
 CSV_COLUMNS = ["cell", "recipe", "family", "labels", "seed", "test_acc", "test_error", "epochs", "params",
