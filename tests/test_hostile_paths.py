@@ -25,11 +25,11 @@ def test_a_changed_or_stale_timm_copy_is_said_when_the_run_is_used(tmp_path, cap
 
     from safetensors.torch import load_file, save_file
 
-    from lowdata.rundir import timm_copy_problem
+    from lowdata.rundir import read_run_weights, timm_copy_problem
 
     out = tmp_path / "run"
     lowdata.train(data="digits", labels=60, model="resnet20", epochs=1, batch_size=30, out=str(out))
-    assert timm_copy_problem(out) is None
+    assert timm_copy_problem(out, read_run_weights(out)) is None
     copy = tmp_path / "kept"
     shutil.copytree(out / "model", copy)
     weights = out / "model" / "model.safetensors"
@@ -37,7 +37,7 @@ def test_a_changed_or_stale_timm_copy_is_said_when_the_run_is_used(tmp_path, cap
     first = next(iter(state))
     state[first] = state[first] + 1
     save_file(state, str(weights))
-    assert timm_copy_problem(out) == "changed since lowdata wrote it"
+    assert timm_copy_problem(out, read_run_weights(out)) == "changed since lowdata wrote it"
     capsys.readouterr()
     lowdata.evaluate_run(out)
     assert "model is changed since lowdata wrote it; lowdata uses the checkpoint" in capsys.readouterr().err

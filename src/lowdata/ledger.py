@@ -24,6 +24,8 @@ from lowdata.errors import UsageError
 from lowdata.files import follow_umask, fsync_dir, fsync_file, make_temp_file
 
 LEDGER = ".lowdata-ledger.json"
+# hidden entries lowdata itself writes: part of a folder's scan (other hidden files are left alone)
+HIDDEN_OURS = (".checkpoint.old",)
 TITLE = "lowdata ledger: the files lowdata wrote in this folder, with the SHA-256 of their content"
 
 
@@ -76,11 +78,11 @@ class Ledger:
         return digest(target) in entries["files"].get(name, [])
 
     def unproven(self, names: Iterable[str] | None = None) -> list[str]:
-        """The entries among `names` (default: every entry of the folder but hidden ones, which lowdata leaves
-        alone unless it names them) that exist and are not proven lowdata's."""
+        """The entries among `names` (default: every entry of the folder but hidden ones other than lowdata's
+        own, which lowdata leaves alone) that exist and are not proven lowdata's."""
         if names is None:
-            names = sorted(p.name for p in self.folder.iterdir() if not p.name.startswith(".")) \
-                if self.folder.is_dir() else []
+            names = sorted(p.name for p in self.folder.iterdir()
+                           if not p.name.startswith(".") or p.name in HIDDEN_OURS) if self.folder.is_dir() else []
         entries = self.entries()
         return [name for name in names if name != LEDGER and not self.proves(name, entries)]
 
@@ -157,11 +159,14 @@ class Ledger:
         """Append to a file lowdata wrote (or start it), under the folder's lock."""
         path = self.folder / name
         with self.locked() as entries:
-            old = path.read_bytes() if os.path.lexists(path) and path.is_file() else b""
-            if os.path.lexists(path) and not self.proves(name, entries):
-                raise UsageError(f"{path} is not a file lowdata wrote (or it changed since); nothing was "
-                                 "appended: move it away or choose another folder")
-            new = hashlib.sha256(old + text.encode("utf-8")).hexdigest()
+            running = hashlib.sha256()
+            if os.path.lexists(path):  # hashed once: the old content's digest is the proof, then runs on
+                running.update(path.read_bytes() if path.is_file() and not path.is_symlink() else b"\0not a file")
+                if running.hexdigest() not in entries["files"].get(name, []):
+                    raise UsageError(f"{path} is not a file lowdata wrote (or it changed since); nothing was "
+                                     "appended: move it away or choose another folder")
+            running.update(text.encode("utf-8"))
+            new = running.hexdigest()
             entries["files"].setdefault(name, []).append(new)
             self.save(entries)
             with open(path, "a", encoding="utf-8") as handle:
@@ -179,9 +184,8 @@ def refuse_unproven_file(path: Path, flag: str = "") -> None:
                          "since lowdata did); nothing was replaced: give a new path, or move the file away")
 
 
-# Folders other libraries fill (new names each time) and lowdata's hidden folders that `adopt` records.
+# Folders other libraries fill (new names each time): `adopt` records them as folders, never their files.
 THIRD_PARTY = ("tensorboard", "wandb")
-HIDDEN_OURS = (".checkpoint.old",)
 
 
 def adopt(root: Path) -> tuple[int, list[Path]]:

@@ -107,9 +107,10 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def timm_copy_problem(run_dir: Path) -> str | None:
-    """What is wrong with RUN/model/ (the timm copy of the evaluated weights) against the checkpoint: changed
-    since lowdata wrote it, or stale (other weights). None when it is absent or agrees."""
+def timm_copy_problem(run_dir: Path, weights: dict[str, torch.Tensor]) -> str | None:
+    """What is wrong with RUN/model/ (the timm copy of the evaluated weights) against `weights`, the run's
+    evaluated weights as loaded: changed since lowdata wrote it, or stale (other weights). None when it is
+    absent or agrees."""
     from lowdata.io import read_safetensors
     from lowdata.ledger import Ledger
 
@@ -122,7 +123,6 @@ def timm_copy_problem(run_dir: Path) -> str | None:
         copy = read_safetensors(folder / "model.safetensors", "the timm copy", DAMAGED)
     except UsageError:
         return "unreadable"
-    weights = read_run_weights(run_dir)
     if copy.keys() != weights.keys() or any(not torch.equal(copy[key], weights[key]) for key in weights):
         return "stale: its weights are not the checkpoint's"
     return None

@@ -57,7 +57,7 @@ def load_run(run: str | Path, device: str | None = None, tta: bool | None = None
     chosen = pick_device(device or config.device)
     autocast = pick_precision(config.precision, chosen).autocast(chosen)
     model, _ = load_trained_model(run_dir, info.num_classes, info.channels, info.image_size, what="run")
-    problem = timm_copy_problem(run_dir)
+    problem = timm_copy_problem(run_dir, model.state_dict())
     if problem:  # the checkpoint is what lowdata uses; the copy is what timm users load
         from lowdata import console
 

@@ -174,10 +174,8 @@ def open_run(cls: type, config: RunConfig, resume: bool, explicit: set[str], def
         raise UsageError(f"{run_dir} already holds {what}; pass --resume to continue it, or choose another --out")
     else:
         from lowdata.io import refuse_foreign_files
-        from lowdata.ledger import Ledger
 
         refuse_foreign_files(run_dir, "--out")
-        Ledger(run_dir).refuse_unproven(RUN_ENTRIES, "--out")  # hidden ones too (.checkpoint.old is removed)
     return config.replace(out=str(run_dir)), run_dir
 
 
@@ -199,7 +197,8 @@ def refuse_changed_checkpoint(run_dir: Path) -> None:
 
 
 # what a resumed run may replace, append to or remove in its folder: each must be proven lowdata's first
-RUN_ENTRIES = ("config.yaml", "metrics.jsonl", "summary.json", "checkpoint", ".checkpoint.old", "model",
+# (checkpoint/ and .checkpoint.old/ by refuse_changed_checkpoint, with a message of their own)
+RUN_ENTRIES = ("config.yaml", "metrics.jsonl", "summary.json", "model",
                "confusion.json", "confusion.png", "trackers.json", "knn_at_init.json", "reconstructions.png",
                "tensorboard")
 
