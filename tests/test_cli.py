@@ -24,7 +24,7 @@ def run_cli(capsys, *argv):
     (["train", "epochs"], "key=value"),
     (["train", "--augment", "strong", "augment_args.mixupp=0.1"], "has no setting mixupp"),
     (["train", "--augment", "heavy"], "unknown augmentation policy 'heavy'"),
-    (["train", "optim_args.lr=1"], "only model_args, augment_args, method_args take a dotted key"),
+    (["train", "optim_args.lr=1"], "only model_args, augment_args, distill, ema_teacher, guidance, supervised take a dotted key"),
     (["eval", "--checkpoint", "/nonexistent/run"], "no checkpoint"),
 ])
 def test_usage_errors_are_one_line_with_status_2(capsys, tmp_path, argv, message):

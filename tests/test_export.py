@@ -53,7 +53,7 @@ def test_a_training_run_writes_its_model_in_timm_format_and_a_resolved_config(ru
     with torch.no_grad():
         assert torch.allclose(rebuilt(normalised), loaded.logits(images), atol=0.05)  # the run computes in bf16
     saved = yaml.safe_load((run / "config.yaml").read_text())
-    assert saved["drop_path"] == 0.1 and saved["lr"] == 1e-3 and saved["distill"] == "none"
+    assert saved["drop_path"] == 0.1 and saved["lr"] == 1e-3 and saved["objective"] == "supervised" and "distill" not in saved
     written = json.loads((run / "model" / "config.json").read_text())  # timm's own name and arguments
     assert written["architecture"] == "vit_tiny_patch16_224"
     assert written["model_args"]["depth"] == 1 and written["model_args"]["patch_size"] == 2

@@ -8,7 +8,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "lowdata"
 LAYERS = [  # bottom first
-    {"errors", "registry", "io", "files", "ledger", "settings_file", "config", "streams", "rundir", "device", "cores", "stopping", "console"},
+    {"errors", "registry", "io", "files", "ledger", "settings_file", "sections", "flat_settings", "config", "streams", "rundir", "device", "cores", "stopping", "console"},
     {"data"},
     {"augment", "models", "metrics", "objectives", "training"},
     {"runs"},

@@ -36,7 +36,8 @@ def resolved(monkeypatch):
     import lowdata.api as api
     import lowdata.data.check as check
     import lowdata.study.report as report
-    from lowdata.config import PretrainConfig, TrainConfig, build
+    from lowdata.config import PretrainConfig, TrainConfig
+    from lowdata.objectives import build_config as build
     from lowdata.runs.export import FORMATS
     from lowdata.study.recipes import load_recipes, pick
 

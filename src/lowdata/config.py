@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Mapping
 
+from lowdata import sections
 from lowdata.errors import UsageError, shown
+from lowdata.sections import coerce
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,10 @@ class RunConfig:
     checkpoint_minutes: float = 1.0  # at most this long between checkpoints (0 = after every epoch)
     trackers: str | None = None  # besides TensorBoard: mlflow and/or wandb (comma-separated), through their clients
     out: str | None = None
+    # the settings of the method and of each auxiliary term, by section (`distill: {alpha: 0.7}`, `guidance:
+    # {guide: RUN}`): each section's dataclass lives beside its code (objectives/); written as top-level keys in
+    # YAML and as `section.key=value` on the command line; filled with defaults when the run resolves its config
+    sections: dict = field(default_factory=dict)
 
     def replace(self, **changes: Any):
         return dataclasses.replace(self, **changes)
@@ -98,29 +103,16 @@ class TrainConfig(RunConfig):
     linear_probe: bool = False  # train only the head on frozen features
     layer_decay: float | None = None  # layer-wise learning-rate decay (MAE fine-tuning: 0.65-0.75)
     # objective
-    objective: str | None = None  # the method (objectives/): None = distill with a teacher, else supervised;
-    # ema-teacher with pool_teacher=ema
-    method_args: dict = field(default_factory=dict)  # the method's own settings (ema-teacher: threshold, ...)
+    objective: str | None = None  # the method (objectives/, `lowdata methods`): None = distill with a teacher,
+    # ema-teacher with pool_teacher=ema, else supervised; its settings are its section (distill.alpha=0.7)
     label_smoothing: float = 0.1
-    teacher: str | None = None  # distillation teacher: a lowdata run directory, or a weights file + teacher_model
+    teacher: str | None = None  # the teacher (distill; ema-teacher's first epochs): a lowdata run directory, or a
+    # weights file + teacher_model
     teacher_model: str | None = None  # the teacher's architecture when `teacher` is a bare weights file
-    distill: str | None = None  # hard (DeiT), soft (KL, x tau^2) or none; None = hard with a teacher, else none
-    distill_alpha: float = 0.5  # weight of the distillation term; the label term gets 1 - alpha
-    distill_tau: float = 1.0  # temperature of the soft mode
-    dist_token: bool = False  # DeiT's distillation token and second head (ViT presets)
-    # the unlabelled pool (training images outside the budget): the teacher's targets, never labels
+    # the unlabelled pool (training images outside the budget), a source of images for the method and its terms;
+    # never of labels
     pool: str | None = None  # "all" or a number of pool images (class-blind, seeded); None: labelled images only
     pool_ratio: float = 1.0  # pool images per labelled image in each step (FixMatch's mu)
-    pool_threshold: float = 0.0  # keep a pool image only where the teacher's top probability reaches this
-    pool_weight: float = 1.0  # weight of the pool term beside the labelled loss
-    pool_augment: str = "strong"  # the student's view of a pool image (Mixup/CutMix off); the teacher sees basic
-    pool_teacher: str = "cnn"  # who labels the pool: cnn (the --teacher run) or ema (the student's own moving
-    # average, objectives/ema_teacher.py; --teacher then only for its first handover_epochs)
-    # feature guidance (Li et al. 2022): the ViT student's tokens imitate a CNN's intermediate feature maps
-    guide: str | None = None  # the CNN: a lowdata run directory (e.g. a resnet20 run on the same data)
-    guide_weight: float = 2.5  # weight of the guidance term (the paper's)
-    guide_blocks: str | None = None  # guided student blocks, e.g. "0,4,8"; None = one per guide stage, evenly spaced
-    guide_on: str = "both"  # the images guided: labelled, pool or both
     rounds: int = 1  # self-training: each round's student teaches the next (Noisy Student); earlier rounds in OUT/rounds
     # augmentation and optimisation
     repeated_aug: int = 1  # DeiT's repeated augmentation: each drawn image this many times per epoch
@@ -138,12 +130,7 @@ class TrainConfig(RunConfig):
 
 @dataclass(frozen=True)
 class PretrainConfig(RunConfig):
-    # settings that became a method's own: still taken at the top level (saved configs, scripts, study folders)
-    # and moved into method_args after their range check (in `build`)
-    METHOD_SETTINGS: ClassVar[tuple[str, ...]] = ("mask_ratio", "norm_pix_loss")
-    method: str = "mae"
-    method_args: dict = field(default_factory=dict)  # the method's own settings (MAE: mask_ratio, norm_pix_loss,
-    # decoder_depth, ...), checked by the method
+    method: str = "mae"  # its settings are its section (mae.mask_ratio=0.6, dino.local_crops=4)
     knn_memory: int = 5000  # labelled training images the k-NN monitor votes with (balanced, seeded)
     knn_k: int = 20
     # the shared settings' defaults for pretraining
@@ -157,7 +144,7 @@ class PretrainConfig(RunConfig):
     eval_every: int | None = 5  # the k-NN monitor
 
 
-DICT_SETTINGS = ("model_args", "augment_args", "method_args")
+DICT_SETTINGS = ("model_args", "augment_args")
 
 # The valid range of every numeric setting, checked in `build` (the one place settings are made): (low, high,
 # low included, high included); None leaves that side open. A None value (a default to resolve) is allowed.
@@ -169,72 +156,73 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "checkpoint_minutes": (0, None, True, True), "labels": (1, None, True, True),
     "labels_per_class": (1, None, True, True), "val_fraction": (0, 1, True, False),
     "freeze_epochs": (0, None, True, True), "layer_decay": (0, 1, False, True),
-    "label_smoothing": (0, 1, True, False), "distill_alpha": (0, 1, True, True), "distill_tau": (0, None, False, True),
-    "pool_ratio": (0, None, False, True), "pool_threshold": (0, 1, True, True), "pool_weight": (0, None, True, True),
-    "rounds": (1, None, True, True), "guide_weight": (0, None, True, True), "repeated_aug": (1, None, True, True), "ema_decay": (0, 1, True, False),
-    "mask_ratio": (0, 1, False, False), "knn_memory": (1, None, True, True), "knn_k": (1, None, True, True),
+    "label_smoothing": (0, 1, True, False), "pool_ratio": (0, None, False, True), "rounds": (1, None, True, True),
+    "repeated_aug": (1, None, True, True), "ema_decay": (0, 1, True, False), "knn_memory": (1, None, True, True),
+    "knn_k": (1, None, True, True),
 }
 
 
 def check_range(key: str, value: Any) -> None:
-    import math
-
-    if key not in RANGES or value is None:
-        return
-    low, high, low_in, high_in = RANGES[key]
-    ok = math.isfinite(value) and (low is None or (value >= low if low_in else value > low)) and \
-        (high is None or (value <= high if high_in else value < high))
-    if not ok:
-        left = "" if low is None else f"{'>=' if low_in else '>'} {low:g}"
-        right = "" if high is None else f"{'<=' if high_in else '<'} {high:g}"
-        raise UsageError(f"setting {shown(key)} must be {' and '.join(p for p in (left, right) if p)}, "
-                         f"got {shown(value)}")
+    sections.check_range(key, value, RANGES.get(key))
 
 
 def field_names(cls: type = TrainConfig) -> list[str]:
-    return [f.name for f in dataclasses.fields(cls)]
+    return [f.name for f in dataclasses.fields(cls) if f.name != "sections"]
 
 
 def given_values(file: str | Path | None = None, overrides: dict[str, Any] | None = None,
                  assignments: list[str] | None = None) -> dict[str, Any]:
-    """Only the settings the user gave (YAML file < flags < key=value), not yet checked against a config."""
+    """Only the settings the user gave (YAML file < flags < key=value), not yet checked against a config. A
+    dotted key fills a mapping: model_args.patch_size=2, augment_args.mixup=0.2, distill.alpha=0.7."""
     values: dict[str, Any] = {}
     if file is not None:
         values.update(load_yaml(file))
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    for text in assignments or []:
-        key, value = parse_assignment(text)
-        if "." in key:  # model_args.patch_size=2, augment_args.mixup=0.2
+    pairs = [(k, v) for k, v in (overrides or {}).items() if v is not None]
+    pairs += [parse_assignment(text) for text in assignments or []]
+    for key, value in pairs:
+        if "." in key:
             top, sub = key.split(".", 1)
-            if top not in DICT_SETTINGS:
-                raise UsageError(f"only {', '.join(DICT_SETTINGS)} take a dotted key, got {shown(key)}; "
-                                 "write e.g. model_args.patch_size=2")
-            values[top] = {**values.get(top, {}), sub: value}
+            current = values.get(top)
+            values[top] = {**(current if isinstance(current, dict) else {}), sub: value}
         else:
             values[key] = value
     return values
 
 
-def build(cls: type, values: dict[str, Any]):
-    moved = {key: values[key] for key in getattr(cls, "METHOD_SETTINGS", ()) if key in values}
-    if moved:
-        for key, value in moved.items():
-            check_range(key, value)
-        values = {**{k: v for k, v in values.items() if k not in moved},
-                  "method_args": {**moved, **(values.get("method_args") or {})}}
+def build(cls: type, values: dict[str, Any], known_sections: Mapping[str, tuple[str, type]] | None = None):
+    """A config of class `cls` from `values`, each checked (type, range; an unknown key refused with a
+    did-you-mean). `known_sections`: section name -> (what it belongs to, e.g. "method 'distill'", its settings
+    dataclass), from the registries above this layer (objectives.build_config passes them); a section's given
+    values are checked here, its defaults filled when the run knows its method (objectives.resolve_sections)."""
+    from lowdata import flat_settings
+
+    known_sections = known_sections or {}
+    values = {**{k: v for k, v in values.items() if k != "sections"}, **(values.get("sections") or {})}
+    values = (flat_settings.unflatten_pretrain if cls is PretrainConfig else flat_settings.unflatten_train)(values)
     known = field_names(cls)
     hints = typing.get_type_hints(cls)
+    given_sections = {}
     for key in values:
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UsageError(f"unknown setting {shown(key)}{hint}; valid settings: {', '.join(known)}")
-    coerced = {key: coerce(key, value, hints[key]) for key, value in values.items()}
+        if key in known_sections:
+            what, settings_class = known_sections[key]
+            given_sections[key] = sections.check_section(key, settings_class, values[key], what)
+        elif key not in known:
+            raise UsageError(unknown_message(key, known, known_sections, values[key]))
+    coerced = {key: coerce(key, value, hints[key]) for key, value in values.items() if key in known}
     for key, value in coerced.items():
         check_range(key, value)
     if isinstance(coerced.get("compile"), str) and coerced["compile"] != "auto":
         raise UsageError(f"setting 'compile' must be true, false or auto, got {shown(coerced['compile'])}")
-    return cls(**coerced)
+    return cls(**coerced, sections=given_sections)
+
+
+def unknown_message(key: str, known: list[str], known_sections: Mapping[str, Any], value: Any) -> str:
+    close = difflib.get_close_matches(str(key), [*known, *known_sections], n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    if isinstance(value, dict):  # a dotted key or a mapping: only the mappings and sections take one
+        mappings = [*DICT_SETTINGS, *sorted(known_sections)]
+        return f"unknown setting {shown(key)}{hint}; only {', '.join(mappings)} take a dotted key or a mapping"
+    return f"unknown setting {shown(key)}{hint}; valid settings: {', '.join(known)}"
 
 
 def load_yaml(file: str | Path) -> dict[str, Any]:
@@ -284,43 +272,10 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def coerce(key: str, value: Any, hint: Any) -> Any:
-    """Check and convert one value to its declared type (int, float, str, bool, dict, or X | None)."""
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    if value is None:
-        if type(None) in options:
-            return None
-        raise UsageError(f"setting {shown(key)} needs a value")
-    if isinstance(value, str):  # YAML 1.1 reads "5e-4" as a string
-        value = number_or_text(value)
-    for option in options:
-        if option is type(None):
-            continue
-        if option is bool and isinstance(value, bool):
-            return value
-        if option is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if option is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-        if option is dict and isinstance(value, dict):
-            return dict(value)
-    wanted = " or ".join(getattr(o, "__name__", str(o)) for o in options)
-    raise UsageError(f"setting {shown(key)} must be {wanted}, got {shown(value)}")
-
-
-def number_or_text(text: str) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
 def to_dict(config: Any) -> dict[str, Any]:
-    return dataclasses.asdict(config)
+    """The config as saved: its fields, then each section as a top-level mapping (`distill: {alpha: 0.5}`)."""
+    values = dataclasses.asdict(config)
+    return {**{k: v for k, v in values.items() if k != "sections"}, **values["sections"]}
 
 
 def save_yaml(config: Any, path: Path) -> None:

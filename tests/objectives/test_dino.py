@@ -151,8 +151,8 @@ def test_the_last_layer_stays_put_while_frozen_and_the_teacher_moves(tmp_path):
 
 @pytest.mark.parametrize("settings, message", [
     ({"local_crop": 4}, "has no setting 'local_crop'"),
-    ({"momentum": 1.0}, "momentum and center_momentum must be >= 0 and < 1"),
-    ({"teacher_temp": 0}, "must be above 0"),
+    ({"momentum": 1.0}, "setting 'dino.momentum' must be >= 0 and < 1"),
+    ({"teacher_temp": 0}, "setting 'dino.teacher_temp' must be > 0"),
     ({"global_scale": [0.9, 0.2]}, "global_scale must be two area fractions"),
 ])
 def test_settings_it_cannot_use_are_one_line(tmp_path, settings, message):

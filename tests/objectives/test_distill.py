@@ -123,7 +123,7 @@ def test_distilled_run_records_the_teacher_and_round_trips(tmp_path, teacher_run
     assert summary["teacher_test_acc"] == pytest.approx(teacher_acc) and summary["distill"] == "hard"
     assert summary["teacher_model"] == "resnet20"
     assert summary["teacher_layout"] in ("channels_last", "contiguous") and "probe" in summary["teacher_layout_reason"]
-    assert "distill: hard" in (run / "config.yaml").read_text()  # resolved from the default
+    assert "distill:\n  mode: hard" in (run / "config.yaml").read_text()  # resolved from the default
     epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(epochs) == 3 and all(0 <= e["teacher_agreement"] <= 1 and e["distill_loss"] > 0 for e in epochs)
     assert all(e["base_loss"] > 0 for e in epochs)  # the objective's own figures, as epoch means

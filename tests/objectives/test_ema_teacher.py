@@ -196,7 +196,7 @@ def test_a_guided_vit_with_its_average_as_teacher_trains_and_keeps_both(tmp_path
 @pytest.mark.parametrize("settings, message", [
     (dict(pool=None), "labels unlabelled images: give --pool all"),
     (dict(method_args={"thresold": 0.9}), "has no setting 'thresold'"),
-    (dict(method_args={"handover_epochs": 1}), "give both --teacher RUN and method_args.handover_epochs"),
+    (dict(method_args={"handover_epochs": 1}), "give both --teacher RUN and ema_teacher.handover_epochs"),
     (dict(method_args={"targets": "fuzzy"}), "targets must be one of hard, soft"),
     (dict(pool_teacher="mine"), "pool_teacher must be one of cnn, ema"),
     (dict(objective="distill"), "pool_teacher=ema is the ema-teacher objective"),

@@ -8,8 +8,10 @@ from lowdata import train
 from lowdata.data import DatasetInfo
 from lowdata.errors import UsageError
 from lowdata.models import create_model
-from lowdata.objectives.guidance import FeatureGuidance, build_guidance, evenly, guide_stages
+from lowdata.config import TrainConfig
+from lowdata.objectives.guidance import FeatureGuidance, evenly, guide_stages
 from lowdata.objectives.supervised import Supervised
+from lowdata.objectives.terms import WithTerms, carry_terms
 
 GUIDED = dict(data="digits", labels=100, epochs=3, batch_size=32, model="vit-tiny", model_args={"depth": 3},
               threads=1)
@@ -52,7 +54,7 @@ def test_the_guidance_term_against_a_closed_form():
     tokens[0, 1:, 0] = torch.tensor([1.0, 0.0, 0.0, 3.0])
     with guidance.capturing():
         guidance.student[0](tokens)
-    loss = guidance.loss(torch.zeros(1, 1, 4, 4), labelled=1)
+    loss, logs = guidance.loss(torch.zeros(1, 1, 4, 4), labelled=1)
     target = torch.tensor([-1.0, 1.0, -1.0, 1.0]) / (1 + 1e-5) ** 0.5  # layer norm's epsilon
     expected = 2.5 * ((torch.tensor([1.0, 0.0, 0.0, 3.0]) - target) ** 2).mean()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
@@ -69,7 +71,7 @@ def test_every_vit_family_preset_is_guided_and_trains_the_projections(name, extr
     count = min(len(student.blocks), 3)
     guidance = FeatureGuidance(student, guide, evenly(len(student.blocks), 3), stages[3 - count:], channels[3 - count:],
                                1.0)
-    objective = Supervised(student, 0.1, guidance)
+    objective = WithTerms(Supervised(student, 0.1), [guidance])
     if extra:
         student.set_distilled_training(False)
     out = objective(torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 0]))
@@ -130,4 +132,5 @@ def test_a_guide_trained_on_other_classes_still_guides(tmp_path):
     train(data="digits", classes="0,1,2,3,4", labels=50, epochs=1, model="resnet20", out=str(other))
     summary = train(out=str(tmp_path / "student"), guide=str(other), **{**GUIDED, "epochs": 1})
     assert summary["guide_stages"] == [1, 2, 3]
-    assert build_guidance(type("C", (), {"guide": None})(), None, None, None).active is False
+    plain = Supervised(nn.Linear(2, 2))  # without a guidance section the method carries no term
+    assert carry_terms(plain, {}, TrainConfig(), None, None, None, None) == (plain, {})

@@ -143,7 +143,7 @@ def test_linear_probe_trains_the_head_only(mae_run, tmp_path):
 @pytest.mark.parametrize("settings, message", [
     ({"method": "simclr"}, "unknown pretraining method 'simclr'"),
     ({"augment": "strong"}, "pretraining reads no labels"),
-    ({"mask_ratio": 1.0}, "setting 'mask_ratio' must be > 0 and < 1"),
+    ({"mask_ratio": 1.0}, "setting 'mae.mask_ratio' must be > 0 and < 1"),
 ])
 def test_pretraining_usage_errors(tmp_path, settings, message):
     with pytest.raises(UsageError, match=message):
@@ -179,11 +179,13 @@ def test_distillation_from_a_teacher_into_an_mae_initialised_student(mae_run, tm
 
 
 def test_mask_ratio_and_norm_pix_loss_are_maes_own_settings(tmp_path):
-    from lowdata.config import PretrainConfig, build, field_names
+    from lowdata.config import PretrainConfig, field_names
+    from lowdata.objectives import build_config
 
     assert "mask_ratio" not in field_names(PretrainConfig) and "norm_pix_loss" not in field_names(PretrainConfig)
-    # the top-level names of older configs and scripts land in method_args, range-checked on the way
-    config = build(PretrainConfig, {"mask_ratio": 0.6, "norm_pix_loss": False, "method_args": {"decoder_depth": 1}})
-    assert config.method_args == {"mask_ratio": 0.6, "norm_pix_loss": False, "decoder_depth": 1}
-    with pytest.raises(UsageError, match="setting 'mask_ratio' must be > 0 and < 1"):
+    # the top-level names of older configs and scripts land in the mae section, range-checked on the way
+    config = build_config(PretrainConfig, {"mask_ratio": 0.6, "norm_pix_loss": False,
+                                           "method_args": {"decoder_depth": 1}})
+    assert config.sections["mae"] == {"mask_ratio": 0.6, "norm_pix_loss": False, "decoder_depth": 1}
+    with pytest.raises(UsageError, match="setting 'mae.mask_ratio' must be > 0 and < 1"):
         pretrain(data="digits", epochs=1, method_args={"mask_ratio": 1.0}, out=str(tmp_path / "run"))

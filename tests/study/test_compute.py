@@ -51,3 +51,23 @@ def test_one_budget_at_a_time():
     with pytest.raises(UsageError, match="--budget-flops must be a positive number"):
         make_plan("digits", [100, 200, 400], pick(load_recipes(), ["cnn"]), [0], 1438, budget_flops=-1.0,
                   data_shape=DIGITS)
+
+
+def test_an_ema_teacher_recipe_costs_the_same_however_it_is_spelt():
+    """One cost model: the plan asks the objective the cell builds, so both spellings plan the same cost."""
+    from lowdata.study.recipes import Recipe
+
+    settings = {"model": "cct-2/3x2", "pool": "all"}
+    as_objective = Recipe("a", "vit", "", {**settings, "objective": "ema-teacher"})
+    as_pool_teacher = Recipe("b", "vit", "", {**settings, "pool_teacher": "ema"})
+    student = forward("cct-2/3x2")
+    costs = [cost_per_image(recipe, {}, {}, DIGITS[:3], 10) for recipe in (as_objective, as_pool_teacher)]
+    # the student trained on a labelled and a pool image, its moving average reading the pool image
+    assert costs == [3 * student * 2 + student] * 2
+
+
+def test_a_guided_recipe_pays_for_its_guide_on_the_images_it_guides():
+    recipes = load_recipes()
+    student, guide = forward("vit-tiny-convstem"), forward("resnet20")
+    assert recipes["vit+convstem+guide"].settings["guidance"] == {"images": "labelled"}
+    assert cost_per_image(recipes["vit+convstem+guide"], recipes, {}, DIGITS[:3], 10) == 3 * student + guide

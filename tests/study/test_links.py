@@ -79,6 +79,6 @@ def test_the_built_in_semi_supervised_recipes_start_from_their_labels_only_cells
     cells = {c.id: c for c in plan.cells}
     assert cells["cnn+ema-n60-s0"].needs == {"init": "cells/cnn-n60-s0"}
     assert cells["cct-2+ema-n60-s0"].needs == {"init": "stages/cct-2-n60-s0"}
-    assert cells["cct-2+ema-n60-s0"].settings["pool_teacher"] == "ema"
+    assert cells["cct-2+ema-n60-s0"].settings["objective"] == "ema-teacher"
     assert main(["recipes"]) == 0
-    assert "pool_teacher=ema (start: cnn)" in capsys.readouterr().out
+    assert "objective=ema-teacher (start: cnn)" in capsys.readouterr().out

@@ -17,14 +17,16 @@ TRAIN_FLAGS = {  # flag -> (setting, type, help)
     "--augment": ("augment", str, "augmentation policy: none, basic, strong or 3aug (see augment-preview)"),
     "--repeated-aug": ("repeated_aug", int, "repeated augmentation: views of each drawn image per epoch (DeiT: 3)"),
     "--teacher": ("teacher", str, "distil from this teacher: a lowdata run directory (or weights + teacher_model=)"),
-    "--distill": ("distill", str, "hard (DeiT), soft or none (default: hard when --teacher is given)"),
-    "--alpha": ("distill_alpha", float, "weight of the distillation term (default 0.5)"),
-    "--tau": ("distill_tau", float, "temperature of soft distillation (default 1)"),
+    "--objective": ("objective", str, "the method (default: distill with --teacher, else supervised); its "
+                                      "settings: `lowdata methods`"),
+    "--distill": ("distill.mode", str, "hard (DeiT), soft or none (default: hard when --teacher is given)"),
+    "--alpha": ("distill.alpha", float, "weight of the distillation term (default 0.5)"),
+    "--tau": ("distill.tau", float, "temperature of soft distillation (default 1)"),
     "--pool": ("pool", str, "also learn from the unlabelled pool: all, or N pool images; taught by --teacher, or "
-                            "by the student's own moving average with pool_teacher=ema (method_args.threshold=, "
-                            "adaptive=, targets=, mixup=, handover_epochs=)"),
-    "--guide": ("guide", str, "feature guidance: the ViT's tokens imitate this CNN run's feature maps (guide_weight=, "
-                              "guide_blocks=, guide_on=labelled|pool|both)"),
+                            "by the student's own moving average with --objective ema-teacher (ema_teacher.threshold=, "
+                            "adaptive=, targets=, mixup=, handover_epochs=), or read by guidance alone"),
+    "--guide": ("guidance.guide", str, "feature guidance: the ViT's tokens imitate this CNN run's feature maps "
+                                       "(guidance.weight=, guidance.blocks=, guidance.images=labelled|pool|both)"),
     "--rounds": ("rounds", int, "self-training rounds: each round's student is the next round's teacher"),
     "--init": ("init", str, "start from these weights: a lowdata run (e.g. `lowdata pretrain`'s), a weights file, a "
                         "Hugging Face folder, a timm name (with --pretrained) or a hub id (hf-hub:ORG/NAME, timm/NAME, "
@@ -44,7 +46,7 @@ PRETRAIN_FLAGS = {
     "--epochs": ("epochs", int, "pretraining epochs (default 100)"),
     "--batch-size": ("batch_size", int, "images per step (default 256)"),
     "--lr": ("lr", float, "peak learning rate (AdamW, betas 0.9/0.95, cosine with warm-up)"),
-    "--mask-ratio": ("mask_ratio", float, "share of patches hidden from the encoder (default 0.75)"),
+    "--mask-ratio": ("mae.mask_ratio", float, "MAE: share of patches hidden from the encoder (default 0.75)"),
     "--seed": ("seed", int, "seed for initialisation, masking and augmentation"),
     "--image-size": ("image_size", int, "resize every image to this size (image folders of mixed sizes)"),
     "--device": ("device", str, "auto, cpu or cuda[:N]"),
@@ -77,14 +79,14 @@ def add_train(commands) -> None:
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     train.add_argument("--json", action="store_true", help="print the whole summary (summary.json) at the end")
     train.add_argument("settings", nargs="*", metavar="key=value",
-                       help="any other setting, e.g. lr=5e-4 ema_decay=0.999 model_args.patch_size=2")
+                       help="any other setting, e.g. lr=5e-4 ema_decay=0.999 model_args.patch_size=2 distill.alpha=0.7")
     train.set_defaults(command=train_command)
 
 
 def train_command(args: argparse.Namespace) -> int:
     from lowdata.api import train
 
-    summary = train(resume=args.resume, **given(args, TRAIN_FLAGS, dist_token=args.dist_token,
+    summary = train(resume=args.resume, **given(args, TRAIN_FLAGS, **{"model_args.distilled": args.dist_token},
                                                 linear_probe=args.linear_probe, pretrained=args.pretrained))
     print(json.dumps(summary, indent=2) if args.json or summary is None else key_figures(summary))
     if summary is not None:
@@ -125,7 +127,7 @@ def add_pretrain(commands) -> None:
     pretrain.add_argument("--resume", action="store_true", help="continue the run in --out")
     pretrain.add_argument("--json", action="store_true", help="print the whole summary (summary.json) at the end")
     pretrain.add_argument("settings", nargs="*", metavar="key=value",
-                          help="any other setting, e.g. knn_memory=2000 method_args.decoder_depth=4")
+                          help="any other setting, e.g. knn_memory=2000 mae.decoder_depth=4 (`lowdata methods`)")
     pretrain.set_defaults(command=pretrain_command)
 
 

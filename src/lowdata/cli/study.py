@@ -183,6 +183,8 @@ def recipes_command(args: argparse.Namespace) -> int:
 
     for recipe in load_recipes(args.recipes_file).values():
         links = [f"{LINKS[setting]}: {name}" for setting, name in recipe.links().items()]
-        settings = " ".join([f"{k}={v}" for k, v in recipe.settings.items()] + [f"({link})" for link in links])
+        pairs = [(f"{k}.{sub}", v[sub]) if isinstance(v, dict) else (k, v)  # a mapping as its dotted keys
+                 for k, v in recipe.settings.items() for sub in (v if isinstance(v, dict) else [None])]
+        settings = " ".join([f"{k}={v}" for k, v in pairs] + [f"({link})" for link in links])
         print(f"{recipe.name:<16}[{recipe.family}] {recipe.description}\n{'':<16}{settings}")
     return 0

@@ -2,8 +2,9 @@
 
 `objective(images, labels) -> StepOutput`; `objective.model` is what is optimised, saved and evaluated. The
 loop never asks which method it runs: a new method is a new file here that registers its builder in the one
-registry, `@register_method(name, reads_labels=...)` on `builder(config, model, dataset, device, autocast) ->
-(objective, what the summary should say)`. `lowdata train` builds methods that read labels (its `objective`
+registry, `@register_method(name, reads_labels=..., settings=SettingsClass)` on `builder(config, settings, model,
+data, device, autocast) -> (objective, what the summary should say)`; `settings` is the method's frozen settings
+dataclass (its section of the run's config, e.g. `distill.alpha`), resolved. `lowdata train` builds methods that read labels (its `objective`
 setting), `lowdata pretrain --method NAME` those that do not (self-supervised; `model` is then the encoder).
 """
 from __future__ import annotations
@@ -25,11 +26,15 @@ class StepOutput:
     logs: dict[str, torch.Tensor] = field(default_factory=dict)
     # whole numbers this step added on this rank (e.g. pool images read); the loop keeps their totals over the run
     counts: dict[str, int] = field(default_factory=dict)
+    # what the trained model read this step, for auxiliary terms (objectives/terms.py): the step's labelled images
+    # first, then its pool images (a method that carries terms sets it; None: terms cannot ride on it)
+    model_input: torch.Tensor | None = None
 
 
 class Objective(nn.Module):
     model: nn.Module
     streams: tuple[str, ...] = ()  # the random streams the method draws from besides the loop's (MAE: "mask")
+    carries_terms = False  # True where each StepOutput gives its `model_input`, so auxiliary terms can ride on it
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> StepOutput:  # pragma: no cover
         raise NotImplementedError
@@ -74,15 +79,16 @@ class Objective(nn.Module):
     def cost_parts(self, example: torch.Tensor) -> list:
         """What a step computes per image, for the run's training cost (runs/cost.py): objectives/cost.py's
         CostParts, given one example image (1, C, H, W). By default the trained model, forward and backward, on
-        every image it reads, and a feature guide's forward pass on the images it guides; a method with a
-        teacher adds it, one with views of its own (DINO's crops, MAE's masks) says what it computes instead."""
-        from lowdata.objectives.cost import FORWARD, TRAINED, network_part
+        every image it reads (an auxiliary term adds its own, objectives/terms.py); a method with a teacher adds
+        it, one with views of its own (DINO's crops, MAE's masks) says what it computes instead."""
+        from lowdata.objectives.cost import TRAINED, network_part
 
-        parts = [network_part("model", self.model, example, TRAINED)]
-        guidance = getattr(self, "guidance", None)
-        if guidance is not None and guidance.active:
-            parts.append(network_part("guide", guidance.guide, example, FORWARD, guidance.applies_to))
-        return parts
+        return [network_part("model", self.model, example, TRAINED)]
+
+    def setup_name(self) -> str:
+        """The step's kind, for compile=auto's measurements (runs/compiling.py): the method, and `pool` when it
+        reads the pool."""
+        return "+".join([type(self).__name__.lower()] + (["pool"] if getattr(self, "feed", None) else []))
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,21 @@ class MethodData:
     teacher's accuracy) and the images of the unlabelled pool, if the run has one (never their labels)."""
     dataset: Any  # data.types.Dataset
     pool_images: torch.Tensor | None = None  # uint8 (P, C, H, W)
+    # the frozen networks a method or term reads (a teacher, a guide) by source: (source, what, model name) ->
+    # (network, its name); None: trained runs and weights files on disk (models/loading.py). A study's plan
+    # gives untrained stand-ins of the linked recipes' models, to count what a step computes before they exist.
+    network_loader: Callable[[str, str, str | None], tuple[nn.Module, str]] | None = None
+    planning: bool = False  # built only to count its cost (runs/planning.py): nothing is evaluated
+
+    def trained_network(self, source: str, what: str, model_name: str | None = None) -> tuple[nn.Module, str]:
+        """The network a run directory or weights file at `source` holds, built for this data."""
+        if self.network_loader is not None:
+            return self.network_loader(source, what, model_name)
+        from lowdata.models.loading import load_trained_model
+
+        info = self.info
+        return load_trained_model(source, info.num_classes, info.channels, info.image_size, model_name=model_name,
+                                  what=what)
 
     @property
     def info(self) -> Any:
@@ -105,63 +126,42 @@ class MethodData:
         return self.dataset.test_labels
 
 
-# builder(config, model, data: MethodData, device, autocast) -> (objective, what the summary should say)
+# builder(config, settings, model, data: MethodData, device, autocast) -> (objective, what the summary should say)
 ObjectiveBuilder = Callable[..., "tuple[Objective, dict[str, Any]]"]
+
+
+@dataclass(frozen=True)
+class NoSettings:
+    """A method with no settings of its own."""
 
 
 @dataclass(frozen=True)
 class Method:
     build: ObjectiveBuilder
     reads_labels: bool  # False: self-supervised, for `lowdata pretrain`
-    settings: tuple[str, ...] = ()  # the keys of `method_args` it reads; any other is refused before it builds
+    settings: type = NoSettings  # its frozen settings dataclass: its section of the run's config
+    doc: str = ""  # one line for `lowdata methods`
 
 
 OBJECTIVES: Registry[Method] = Registry("objective")
 
 
-def register_method(name: str, reads_labels: bool = True,
-                    settings: tuple[str, ...] = ()) -> Callable[[ObjectiveBuilder], ObjectiveBuilder]:
+def register_method(name: str, reads_labels: bool = True, settings: type = NoSettings,
+                    doc: str = "") -> Callable[[ObjectiveBuilder], ObjectiveBuilder]:
     def add(builder: ObjectiveBuilder) -> ObjectiveBuilder:
-        OBJECTIVES.register(name)(Method(builder, reads_labels, tuple(settings)))
+        OBJECTIVES.register(name)(Method(builder, reads_labels, settings, doc or first_line(builder.__doc__)))
         return builder
 
     return add
 
 
+def first_line(text: str | None) -> str:
+    return (text or "").strip().split("\n")[0]
+
+
 def method_names(reads_labels: bool) -> list[str]:
     load_methods()
     return [name for name in OBJECTIVES.names() if OBJECTIVES.get(name).reads_labels == reads_labels]
-
-
-def build_objective(name: str, config: Any, model: nn.Module, dataset: Any, device: torch.device,
-                    autocast: Callable[[], Any], reads_labels: bool = True) -> tuple[Objective, dict[str, Any]]:
-    """The registered method `name` of the wanted kind (a supervised method, or a pretraining one when
-    `reads_labels` is False), built for this run."""
-    from lowdata.errors import UsageError
-
-    names = method_names(reads_labels)
-    if name not in names:
-        kind = Registry("objective" if reads_labels else "pretraining method")
-        for known in names:
-            kind.register(known)(None)
-        raise UsageError(kind.unknown_message(name))
-    method = OBJECTIVES.get(name)
-    check_method_args(name, method.settings, getattr(config, "method_args", None) or {})
-    return method.build(config, model, dataset, device, autocast)
-
-
-def check_method_args(name: str, settings: tuple[str, ...], given: dict[str, Any]) -> None:
-    """Unknown keys of `method_args` are refused (with a did-you-mean), never carried silently into the run."""
-    import difflib
-
-    from lowdata.errors import UsageError, shown
-
-    for key in given:
-        if key not in settings:
-            close = difflib.get_close_matches(str(key), settings, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            offered = ", ".join(f"method_args.{known}" for known in settings) or "none"
-            raise UsageError(f"method {name!r} has no setting {shown(key)}{hint}; its settings: {offered}")
 
 
 def load_methods() -> None:

@@ -27,7 +27,7 @@ Labels are never read.
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
@@ -38,14 +38,28 @@ from lowdata.augment import Normalize
 from lowdata.augment.multicrop import MultiCrop
 from lowdata.models.vit import pooled_features
 from lowdata.objectives.base import Objective, StepOutput, register_method
+from lowdata.sections import setting
 
-# the method's own settings (method_args) and their defaults; warmup_teacher_temp_epochs None: 30 % of the run
-DEFAULTS: dict[str, Any] = {
-    "out_dim": 1024, "hidden_dim": 512, "bottleneck_dim": 256, "student_temp": 0.1, "teacher_temp": 0.04,
-    "warmup_teacher_temp": 0.04, "warmup_teacher_temp_epochs": None, "center_momentum": 0.9, "momentum": 0.996,
-    "freeze_last_layer": 1, "local_crops": 8, "global_scale": (0.7, 1.0), "local_scale": (0.2, 0.5),
-    "local_size": None,
-}
+
+@dataclass(frozen=True)
+class DinoSettings:
+    out_dim: int = setting(1024, "prototypes the head scores", low=1)
+    hidden_dim: int = setting(512, "the head's hidden width", low=1)
+    bottleneck_dim: int = setting(256, "the head's L2-normalised bottleneck", low=1)
+    student_temp: float = setting(0.1, "the student's temperature", low=0, low_in=False)
+    teacher_temp: float = setting(0.04, "the teacher's temperature after its warm-up", low=0, low_in=False)
+    warmup_teacher_temp: float = setting(0.04, "the teacher's temperature at the start", low=0, low_in=False)
+    warmup_teacher_temp_epochs: int | None = setting(None, "epochs of the temperature's warm-up; none: 30 % of the "
+                                                           "run", low=0)
+    center_momentum: float = setting(0.9, "momentum of the centre of the teacher's outputs", low=0, high=1,
+                                     high_in=False)
+    momentum: float = setting(0.996, "the teacher's momentum at the start (rises to 1 on a cosine)", low=0, high=1,
+                              high_in=False)
+    freeze_last_layer: int = setting(1, "epochs the head's last layer stays as initialised", low=0)
+    local_crops: int = setting(8, "small crops per image besides the two global ones", low=0)
+    global_scale: tuple[float, float] = setting((0.7, 1.0), "area range of a global crop")
+    local_scale: tuple[float, float] = setting((0.2, 0.5), "area range of a local crop")
+    local_size: int | tuple[int, int] | None = setting(None, "a local crop's size in pixels; none: from the image's")
 
 
 class DinoHead(nn.Module):
@@ -243,13 +257,14 @@ def collapse_figures(teacher: torch.Tensor, center: torch.Tensor, temperature: f
     return {"teacher_entropy": entropy.detach(), "teacher_mean_entropy": -(mean * mean.clamp_min(1e-12).log()).sum()}
 
 
-@register_method("dino", reads_labels=False, settings=tuple(DEFAULTS))
-def build_dino(config, model: nn.Module, data, device, autocast) -> tuple[Objective, dict]:
-    """DINO around the encoder `model`; its crops' stream arrives with the epoch's streams (use_streams)."""
+@register_method("dino", reads_labels=False, settings=DinoSettings)
+def build_dino(config, settings: DinoSettings, model: nn.Module, data, device, autocast) -> tuple[Objective, dict]:
+    """Self-distillation with no labels (DINO, Caron et al. 2021), for every preset.
+
+    Around the encoder `model`; its crops' stream arrives with the epoch's streams (use_streams)."""
     from lowdata.errors import UsageError
 
-    # unknown keys of method_args were refused by build_objective (the settings named at registration)
-    args = {**DEFAULTS, **config.method_args}
+    args = asdict(settings)
     if args["warmup_teacher_temp_epochs"] is None:
         args["warmup_teacher_temp_epochs"] = round(0.3 * config.epochs)
     info = data.info

@@ -21,23 +21,38 @@ teacher speaks about them, through the distillation head when the student has a 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from lowdata.objectives.base import Objective, StepOutput, register_method
-from lowdata.objectives.guidance import NoGuidance, build_guidance, guidance_summary, with_guidance
-from lowdata.objectives.pool import PoolFeed, pool_feed
+from lowdata.objectives.pool import POOL_AUGMENT, PoolFeed, pool_feed
+from lowdata.sections import setting
 
 MODES = ("hard", "soft", "none")
 
 
+@dataclass(frozen=True)
+class DistillSettings:
+    mode: str = setting("hard", "hard (DeiT: the teacher's argmax), soft (KL x tau^2) or none (the label loss alone, "
+                                "the teacher still reported)", choices=MODES)
+    alpha: float = setting(0.5, "weight of the distillation term; the label term gets 1 - alpha", low=0, high=1)
+    tau: float = setting(1.0, "temperature of the soft mode", low=0, low_in=False)
+    pool_threshold: float = setting(0.0, "keep a pool image only where the teacher's top probability reaches this",
+                                    low=0, high=1)
+    pool_weight: float = setting(1.0, "weight of the pool term beside the labelled loss", low=0)
+    pool_augment: str = setting("strong", POOL_AUGMENT)
+
+
 class Distill(Objective):
+    carries_terms = True
+
     def __init__(self, model: nn.Module, teacher: nn.Module, mode: str = "hard", alpha: float = 0.5,
                  tau: float = 1.0, label_smoothing: float = 0.0, pool_threshold: float = 0.0,
-                 pool_weight: float = 1.0, feed: PoolFeed | None = None, guidance: nn.Module | None = None) -> None:
+                 pool_weight: float = 1.0, feed: PoolFeed | None = None) -> None:
         super().__init__()
-        self.guidance = guidance or NoGuidance()  # feature guidance from a CNN (objectives/guidance.py), or none
         # the unlabelled pool this objective reads on each training step (its own stream, its own share)
         self.feed, self.streams = feed, ("pool",) if feed is not None else ()
         self.pool_stream: torch.Generator | None = None
@@ -76,8 +91,9 @@ class Distill(Objective):
 
         return super().cost_parts(example) + [network_part("teacher", self.teacher, example, FORWARD)]
 
-    def trainable_extras(self) -> nn.Module | None:
-        return self.guidance.projections if self.guidance.active else None
+    @property
+    def pool_teacher(self) -> str:
+        return f"the teacher ({self.mode})"
 
     def forward(self, images: torch.Tensor, targets: torch.Tensor,
                 pool: tuple[torch.Tensor, torch.Tensor] | None = None) -> StepOutput:
@@ -97,15 +113,13 @@ class Distill(Objective):
         if pool is not None and self.mode == "none":
             raise ValueError("the pool is taught by the teacher alone: use distill=hard or soft with a pool")
         student_input = images if pool is None else torch.cat([images, pool[0]])
-        with self.guidance.capturing():
-            outputs = self.model(student_input)
-        guided = self.guidance.loss(student_input, labelled)
+        outputs = self.model(student_input)
         class_all, dist_all = outputs if isinstance(outputs, tuple) else (outputs, outputs)
         class_logits, dist_logits = class_all[:labelled], dist_all[:labelled]
         base = F.cross_entropy(class_logits.float(), targets, label_smoothing=self.label_smoothing)
         logits = (class_logits + dist_logits) / 2  # what the model predicts at inference
         if self.mode == "none":
-            return with_guidance(StepOutput(loss=base, logits=logits, logs={"base_loss": base.detach()}), guided)
+            return StepOutput(loss=base, logits=logits, logs={"base_loss": base.detach()}, model_input=student_input)
         # one forward pass over the labelled images and the pool's teacher views: nothing is computed twice
         with torch.no_grad():
             teacher_all = self.teacher(images if pool is None else torch.cat([images, pool[1]])).float()
@@ -118,7 +132,7 @@ class Distill(Objective):
             pool_loss, kept = self.pool_term(dist_all[labelled:].float(), teacher_all[labelled:])
             loss = loss + self.pool_weight * pool_loss
             logs.update(pool_loss=pool_loss.detach(), pool_kept=kept)
-        return with_guidance(StepOutput(loss=loss, logits=logits, logs=logs), guided)
+        return StepOutput(loss=loss, logits=logits, logs=logs, model_input=student_input)
 
     def pool_term(self, student_logits: torch.Tensor, teacher_logits: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,21 +143,24 @@ class Distill(Objective):
         return (per_image * confident).mean(), confident.mean()
 
 
-@register_method("distill")
-def build_distill(config, model: nn.Module, data, device, autocast) -> tuple[Objective, dict]:
-    """The student's objective with the configured teacher (frozen, on `device`), and the teacher's test
-    accuracy for the summary."""
+@register_method("distill", settings=DistillSettings)
+def build_distill(config, settings: DistillSettings, model: nn.Module, data, device, autocast
+                  ) -> tuple[Objective, dict]:
+    """Knowledge distillation from a frozen teacher (DeiT), on the labels and the pool."""
     from lowdata.errors import UsageError
 
     teacher, teacher_summary = load_teacher(config, data, device, autocast)
+    feed = pool_feed(settings.pool_augment, config.pool_ratio, data.info, data.pool_images, device)
+    if feed is not None and settings.mode == "none":
+        raise UsageError("the pool is taught by a teacher: give --teacher RUN_DIR and distill.mode=hard or soft with "
+                         "--pool, or let the student's own average teach it with objective=ema-teacher (pool images "
+                         "have no labels)")
     try:
-        guidance = build_guidance(config, model, data.info, device, autocast) if config.guide else None
-        objective = Distill(model, teacher, config.distill, config.distill_alpha, config.distill_tau,
-                            config.label_smoothing, config.pool_threshold, config.pool_weight,
-                            pool_feed(config, data.info, data.pool_images, device), guidance)
+        objective = Distill(model, teacher, settings.mode, settings.alpha, settings.tau, config.label_smoothing,
+                            settings.pool_threshold, settings.pool_weight, feed)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    return objective, {**teacher_summary, "distill": config.distill, **guidance_summary(guidance)}
+    return objective, {**teacher_summary, "distill": settings.mode}
 
 
 def load_teacher(config, data, device: torch.device, autocast) -> tuple[nn.Module, dict]:
@@ -152,12 +169,12 @@ def load_teacher(config, data, device: torch.device, autocast) -> tuple[nn.Modul
     from lowdata.augment import Normalize
     from lowdata.metrics import evaluate
     from lowdata.models.frozen import freeze
-    from lowdata.models.loading import load_trained_model
 
     info = data.info
-    teacher, name = load_trained_model(config.teacher, info.num_classes, info.channels, info.image_size,
-                                       model_name=config.teacher_model, what="teacher")
+    teacher, name = data.trained_network(config.teacher, "teacher", config.teacher_model)
     teacher = freeze(teacher, (info.channels, *info.image_size), device, autocast)
+    if data.planning:  # counted, not run
+        return teacher, {}
     result = evaluate(teacher, data.test_images, data.test_labels, Normalize(info).to(device), device, autocast)
     return teacher, {"teacher": config.teacher, "teacher_model": name, "teacher_test_acc": result["acc"],
                      "teacher_layout": teacher.layout.name, "teacher_layout_reason": teacher.layout.reason}

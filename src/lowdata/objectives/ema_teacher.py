@@ -37,7 +37,7 @@ of the pool images it drew (the thresholds steer which targets count, never the 
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -45,15 +45,33 @@ from torch import nn
 from torch.nn import functional as F
 
 from lowdata.objectives.base import Objective, StepOutput, register_method
-from lowdata.objectives.guidance import NoGuidance, build_guidance, guidance_summary, with_guidance
-from lowdata.objectives.pool import PoolFeed, pool_feed
+from lowdata.objectives.pool import POOL_AUGMENT, PoolFeed, pool_feed
+from lowdata.sections import setting
 
 TARGETS = ("hard", "soft")
-# the method's own settings (method_args) and their defaults
-DEFAULTS: dict[str, Any] = {"decay": 0.999, "threshold": 0.95, "adaptive": True, "targets": "hard",
-                            "temperature": 1.0, "mixup": 0.0, "handover_epochs": 0, "rampup_epochs": None,
-                            "align": True}
 RAMPUP_SHARE = 0.5  # from scratch, the pool term's weight ramps up over this share of the epochs
+
+
+@dataclass(frozen=True)
+class EmaTeacherSettings:
+    decay: float = setting(0.999, "the moving average's decay (reached after timm's warm-up)", low=0, high=1,
+                           high_in=False)
+    threshold: float = setting(0.95, "the confidence a pseudo-label needs (per class with adaptive)", low=0, high=1)
+    adaptive: bool = setting(True, "FlexMatch's per-class thresholds")
+    targets: str = setting("hard", "hard (the teacher's argmax) or soft (its distribution at temperature)",
+                           choices=TARGETS)
+    temperature: float = setting(1.0, "the soft targets' temperature", low=0, low_in=False)
+    mixup: float = setting(0.0, "pseudo-mixup's Beta alpha (Semi-ViT); 0: off", low=0)
+    handover_epochs: int = setting(0, "with --teacher: the CNN labels the pool for these first epochs", low=0)
+    rampup_epochs: int | None = setting(None, "the pool term's ramp-up; none: half the run from scratch, 0 after "
+                                              "--init or with a CNN", low=0)
+    align: bool = setting(True, "distribution alignment (ReMixMatch)")
+    pool_weight: float = setting(1.0, "weight of the pool term beside the labelled loss", low=0)
+    pool_augment: str = setting("strong", POOL_AUGMENT)
+
+
+SUMMARY_KEYS = ("decay", "threshold", "adaptive", "targets", "temperature", "mixup", "handover_epochs",
+                "rampup_epochs", "align")  # what the summary's `ema_teacher` says
 
 
 class ClassThresholds(nn.Module):
@@ -83,10 +101,13 @@ class ClassThresholds(nn.Module):
 
 
 class EmaTeacher(Objective):
+    carries_terms = True
+    pool_teacher = "the student's moving average"
+
     def __init__(self, model: nn.Module, feed: PoolFeed, thresholds: ClassThresholds, decay: float = 0.999,
                  targets: str = "hard", temperature: float = 1.0, mixup: float = 0.0, pool_weight: float = 1.0,
                  label_smoothing: float = 0.0, cnn: nn.Module | None = None, handover_epochs: int = 0,
-                 rampup_epochs: int = 0, align: bool = True, guidance: nn.Module | None = None) -> None:
+                 rampup_epochs: int = 0, align: bool = True) -> None:
         from timm.utils import ModelEmaV3
 
         super().__init__()
@@ -98,14 +119,13 @@ class EmaTeacher(Objective):
                              f"handover_epochs={handover_epochs}, rampup_epochs={rampup_epochs}")
         if (cnn is None) != (handover_epochs == 0):
             raise ValueError("a CNN teacher labels the pool for handover_epochs, then the EMA: give both "
-                             "--teacher RUN and method_args.handover_epochs=N (N >= 1), or neither")
+                             "--teacher RUN and ema_teacher.handover_epochs=N (N >= 1), or neither")
         self.model, self.student = model, [model]  # a list: the loop may wrap `model`; the average reads this one
         self.teacher = ModelEmaV3(model, decay=decay, use_warmup=True).requires_grad_(False)
         self.cnn = cnn.eval().requires_grad_(False) if cnn is not None else None
         self.feed, self.thresholds, self.handover_epochs = feed, thresholds, handover_epochs
         self.targets, self.temperature, self.mixup = targets, temperature, mixup
         self.pool_weight, self.label_smoothing, self.rampup_epochs = pool_weight, label_smoothing, rampup_epochs
-        self.guidance = guidance or NoGuidance()  # feature guidance from a CNN (objectives/guidance.py), or none
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))  # the average's step count
         # distribution alignment (`aligned`): the running mean of the teacher's pool predictions
         self.align = align
@@ -131,9 +151,6 @@ class EmaTeacher(Objective):
     def fingerprint_tensors(self) -> list[torch.Tensor]:
         return [self.feed.images]
 
-    def trainable_extras(self) -> nn.Module | None:
-        return self.guidance.projections if self.guidance.active else None
-
     def cost_parts(self, example: torch.Tensor) -> list:
         """The student, and its moving average labelling the pool's weak views (the CNN during a handover's first
         epochs costs about as much as a small student's average: counted as the average)."""
@@ -143,12 +160,10 @@ class EmaTeacher(Objective):
                                                            "pool")]
 
     def kept_state(self) -> nn.Module:
-        kept = nn.Module()  # the average, the learning status, the step count (and guidance's projections)
+        kept = nn.Module()  # the average, the learning status, the step count (a term's state joins it, terms.py)
         kept.teacher, kept.thresholds = self.teacher.module, self.thresholds
         kept.register_buffer("updates", self.updates)
         kept.register_buffer("pool_mean", self.pool_mean)
-        if self.guidance.active:
-            kept.projections = self.guidance.projections
         return kept
 
     def ramp(self) -> float:
@@ -177,9 +192,7 @@ class EmaTeacher(Objective):
             strong, target, weight, agreement_target = self.pool_targets(*pool, index)
         labelled = len(images)
         student_input = torch.cat([images, strong])
-        with self.guidance.capturing():
-            outputs = self.model(student_input)
-        guided = self.guidance.loss(student_input, labelled)
+        outputs = self.model(student_input)
         class_all, pool_all = outputs if isinstance(outputs, tuple) else (outputs, outputs)
         base = F.cross_entropy(class_all[:labelled].float(), targets, label_smoothing=self.label_smoothing)
         pool_logits = pool_all[labelled:].float()
@@ -188,9 +201,8 @@ class EmaTeacher(Objective):
                 "pool_threshold": self.thresholds.current().mean(),
                 "teacher_agreement": (pool_logits.argmax(1) == agreement_target).float().mean()}
         logits = (class_all[:labelled] + pool_all[:labelled]) / 2  # what the model predicts at inference
-        out = StepOutput(loss=base + self.pool_weight * self.ramp() * pool_loss, logits=logits, logs=logs,
-                         counts=counts)
-        return with_guidance(out, guided)
+        return StepOutput(loss=base + self.pool_weight * self.ramp() * pool_loss, logits=logits, logs=logs,
+                          counts=counts, model_input=student_input)
 
     def pool_targets(self, strong: torch.Tensor, weak: torch.Tensor, index: torch.Tensor | None
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -244,31 +256,27 @@ class EmaTeacher(Objective):
         return strong, target
 
 
-@register_method("ema-teacher", settings=tuple(DEFAULTS))
-def build_ema_teacher(config, model: nn.Module, data, device, autocast) -> tuple[Objective, dict]:
-    """The EMA teacher over the run's pool, with a CNN teacher for the first epochs when `--teacher` is given."""
+@register_method("ema-teacher", settings=EmaTeacherSettings)
+def build_ema_teacher(config, settings: EmaTeacherSettings, model: nn.Module, data, device, autocast
+                      ) -> tuple[Objective, dict]:
+    """The student's moving average labels the pool (Semi-ViT, FixMatch, FlexMatch), after a CNN's first epochs."""
     from lowdata.errors import UsageError
     from lowdata.objectives.distill import load_teacher
 
-    feed = pool_feed(config, data.info, data.pool_images, device)
+    feed = pool_feed(settings.pool_augment, config.pool_ratio, data.info, data.pool_images, device)
     if feed is None:
         raise UsageError("the EMA teacher labels unlabelled images: give --pool all (or a number of pool images); "
                          "this budget leaves no pool" if data.pool_images is not None else
                          "the EMA teacher labels unlabelled images: give --pool all (or a number of pool images)")
-    # unknown keys of method_args were refused by build_objective (the settings named at registration)
-    args = {**DEFAULTS, **config.method_args}
+    args = {key: getattr(settings, key) for key in SUMMARY_KEYS}
     if args["rampup_epochs"] is None:  # a teacher that starts untrained needs the ramp-up (module docstring)
         args["rampup_epochs"] = 0 if config.init or config.teacher else round(RAMPUP_SHARE * config.epochs)
     cnn, cnn_summary = load_teacher(config, data, device, autocast) if config.teacher else (None, {})
     try:
-        thresholds = ClassThresholds(len(feed.images), data.info.num_classes, float(args["threshold"]),
-                                     bool(args["adaptive"]))
-        guidance = build_guidance(config, model, data.info, device, autocast) if config.guide else None
-        objective = EmaTeacher(model, feed, thresholds, float(args["decay"]), args["targets"],
-                               float(args["temperature"]), float(args["mixup"]), config.pool_weight,
-                               config.label_smoothing, cnn, int(args["handover_epochs"]), int(args["rampup_epochs"]),
-                               bool(args["align"]), guidance)
+        thresholds = ClassThresholds(len(feed.images), data.info.num_classes, args["threshold"], args["adaptive"])
+        objective = EmaTeacher(model, feed, thresholds, args["decay"], args["targets"], args["temperature"],
+                               args["mixup"], settings.pool_weight, config.label_smoothing, cnn,
+                               args["handover_epochs"], args["rampup_epochs"], args["align"])
     except ValueError as err:
         raise UsageError(f"objective 'ema-teacher': {err}") from None
-    return objective.to(device), {**cnn_summary, "pool_teacher": "ema", "ema_teacher": args,
-                                  **guidance_summary(guidance)}
+    return objective.to(device), {**cnn_summary, "pool_teacher": "ema", "ema_teacher": args}

@@ -10,11 +10,15 @@ the two grids, as the paper's code does. The guide's maps are standardised per i
 variance over channels and positions), so the target's scale does not depend on the CNN. The guide is frozen,
 runs without gradients under the run's autocast and reads no labels, so guidance on unlabelled pool images
 cannot copy a teacher's mistakes about classes.
+
+An auxiliary term (objectives/terms.py): any method whose model reads the step's images carries it, the plain
+supervised one included, over the labelled images, the pool's or both (`on`).
 """
 from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
-from typing import Iterator
+from dataclasses import dataclass
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -22,25 +26,24 @@ from torch.nn import functional as F
 
 from lowdata.errors import UsageError, shown
 from lowdata.models.frozen import freeze
+from lowdata.objectives.terms import Term, register_term
+from lowdata.sections import setting
 
 APPLIES_TO = ("labelled", "pool", "both")
 
 
-class NoGuidance(nn.Module):
-    """Guidance switched off: no term, no trainable parts."""
-
-    active = False
-
-    @contextmanager
-    def capturing(self) -> Iterator[None]:
-        yield
-
-    def loss(self, images: torch.Tensor, labelled: int) -> torch.Tensor | None:
-        return None
+@dataclass(frozen=True)
+class GuidanceSettings:
+    guide: str = setting(doc="the CNN whose feature maps the tokens imitate: a lowdata run directory (e.g. a "
+                             "resnet20 run on the same data)")
+    weight: float = setting(2.5, "weight of the guidance term (the paper's)", low=0)
+    blocks: str | None = setting(None, "guided student blocks, e.g. 0,4,8; none: one per guide stage, evenly "
+                                       "spaced")
+    images: str = setting("both", "the images guided: labelled, pool or both", choices=APPLIES_TO)
 
 
-class FeatureGuidance(nn.Module):
-    active = True
+class FeatureGuidance(Term):
+    state_name, setup_name = "projections", "guide"
 
     def __init__(self, student: nn.Module, guide: nn.Module, blocks: list[int], stages: list[int],
                  channels: list[int], weight: float, applies_to: str = "both") -> None:
@@ -53,6 +56,23 @@ class FeatureGuidance(nn.Module):
         # the light learned projection of each guided block to its stage's width
         self.projections = nn.ModuleList(nn.Conv2d(student.embed_dim, width, 1) for width in channels)
         self.captured: dict[int, torch.Tensor] = {}
+
+    @property
+    def reads_pool(self) -> bool:
+        return self.applies_to != "labelled"
+
+    def trainable_extras(self) -> nn.Module:
+        return self.projections
+
+    def cost_parts(self, example: torch.Tensor) -> list:
+        """The guide's forward pass on the images it guides."""
+        from lowdata.objectives.cost import FORWARD, network_part
+
+        return [network_part("guide", self.guide, example, FORWARD, self.applies_to)]
+
+    def summary(self) -> dict[str, Any]:
+        return {"guide_blocks": self.blocks, "guide_stages": self.stages, "guide_weight": self.weight,
+                "guide_on": self.applies_to, "guide_layout": self.guide.layout.name}
 
     def train(self, mode: bool = True) -> "FeatureGuidance":
         super().train(mode)
@@ -75,12 +95,17 @@ class FeatureGuidance(nn.Module):
             for handle in handles:
                 handle.remove()
 
-    def loss(self, images: torch.Tensor, labelled: int) -> torch.Tensor:
+    def loss(self, images: torch.Tensor, labelled: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The guidance term for the student input `images` (its first `labelled` rows are labelled images,
-        the rest pool images), from the tokens the last captured forward pass left."""
+        the rest pool images), from the tokens the last captured forward pass left, and its log."""
+        guided = self.distance(images, labelled)
+        return guided, {"guide_loss": guided.detach()}
+
+    def distance(self, images: torch.Tensor, labelled: int) -> torch.Tensor:
         rows = {"labelled": slice(0, labelled), "pool": slice(labelled, None), "both": slice(None)}[self.applies_to]
         images = images[rows]
         if len(images) == 0:
+            self.captured.clear()
             return images.new_zeros(())
         with torch.no_grad():
             targets = self.guide.forward_intermediates(images, indices=self.stages, intermediates_only=True)
@@ -104,29 +129,31 @@ def map_distance(student: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
     return (student - guide).pow(2).mean()
 
 
-def build_guidance(config, student: nn.Module, info, device: torch.device, autocast=nullcontext) -> nn.Module:
-    """NoGuidance without `config.guide`, else the guide run's frozen CNN (in its faster memory layout under the
-    run's `autocast`, models/frozen.py) paired with the student's blocks: one block per guide stage, evenly
-    spaced over the student's depth (or `guide_blocks`), with the guide's last stages."""
-    if not config.guide:
-        return NoGuidance()
+@register_term("guidance", settings=GuidanceSettings)
+def build_guidance(settings: GuidanceSettings, config, student: nn.Module, data, device: torch.device,
+                   autocast=nullcontext) -> FeatureGuidance:
+    """Feature guidance (Li et al. 2022): a ViT's tokens imitate a frozen CNN's feature maps.
+
+    The guide run's CNN, in its faster memory layout under the run's `autocast` (models/frozen.py), paired with
+    the student's blocks: one block per guide stage, evenly spaced over the student's depth (or `blocks`), with
+    the guide's last stages."""
     if not (hasattr(student, "blocks") and hasattr(student, "patch_embed") and hasattr(student, "num_prefix_tokens")):
         raise UsageError(f"feature guidance guides a ViT-family student's tokens; {shown(config.model)} has none: "
                          "use a ViT preset (vit-tiny, cct-2/3x2, vit-tiny-convstem, ...)")
-    guide = load_guide(config.guide, info, device)
-    stages, channels = guide_stages(guide, info, config.guide)
+    info = data.info
+    guide = load_guide(settings.guide, data, device)
+    stages, channels = guide_stages(guide, info, settings.guide)
     depth = len(student.blocks)
-    blocks = parse_blocks(config.guide_blocks, depth) if config.guide_blocks else evenly(depth, len(stages))
+    blocks = parse_blocks(settings.blocks, depth) if settings.blocks else evenly(depth, len(stages))
     if len(blocks) > len(stages):
-        raise UsageError(f"guide_blocks names {len(blocks)} blocks but the guide {config.guide} has {len(stages)} "
+        raise UsageError(f"guide_blocks names {len(blocks)} blocks but the guide {settings.guide} has {len(stages)} "
                          "feature stages; name at most that many")
     stages, channels = stages[len(stages) - len(blocks):], channels[len(channels) - len(blocks):]
     guide = freeze(guide, (info.channels, *info.image_size), device, autocast)
-    return FeatureGuidance(student, guide, blocks, stages, channels, config.guide_weight,
-                           config.guide_on).to(device)
+    return FeatureGuidance(student, guide, blocks, stages, channels, settings.weight, settings.images).to(device)
 
 
-def load_guide(source: str, info, device: torch.device) -> nn.Module:
+def load_guide(source: str, data, device: torch.device) -> nn.Module:
     """The guide run's model with its own head (a guide trained on other classes is fine: it gives features);
     its input channels and size must be the student's."""
     from pathlib import Path
@@ -134,6 +161,9 @@ def load_guide(source: str, info, device: torch.device) -> nn.Module:
     from lowdata.models.loading import load_trained_model
     from lowdata.rundir import read_summary
 
+    info = data.info
+    if data.network_loader is not None:  # a study's plan: an untrained stand-in of the linked recipe's model
+        return data.trained_network(source, "guide")[0].to(device)
     summary = (read_summary(Path(source)) or {}) if Path(source).is_dir() else {}
     spec = summary.get("input") or {}
     size, wanted = "x".join(map(str, spec.get("image_size", []))), "x".join(map(str, info.image_size))
@@ -178,19 +208,3 @@ def parse_blocks(text: str, depth: int) -> list[int]:
         raise UsageError(f"guide_blocks must list increasing block indices from 0 to {depth - 1}, e.g. 0,{depth - 1}; "
                          f"got {text!r}")
     return blocks
-
-
-def guidance_summary(guidance: nn.Module | None) -> dict:
-    """What a run's summary says of its guidance (nothing without it)."""
-    if guidance is None or not guidance.active:
-        return {}
-    return {"guide_blocks": guidance.blocks, "guide_stages": guidance.stages, "guide_weight": guidance.weight,
-            "guide_on": guidance.applies_to, "guide_layout": guidance.guide.layout.name}
-
-
-def with_guidance(out, guided: torch.Tensor | None):
-    """A method's StepOutput with the guidance term added to its loss (and logged), when there is one."""
-    if guided is not None:
-        out.loss = out.loss + guided
-        out.logs["guide_loss"] = guided.detach()
-    return out

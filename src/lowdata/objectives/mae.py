@@ -8,6 +8,8 @@ masked ones only, against per-patch normalised pixels by default. Labels are nev
 """
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 from pathlib import Path
 
 import torch
@@ -15,6 +17,7 @@ from torch import nn
 
 from lowdata.models import vit as vit_api
 from lowdata.objectives.base import Objective, StepOutput, register_method
+from lowdata.sections import setting
 
 
 class MaskedAutoencoder(nn.Module):
@@ -159,14 +162,25 @@ class MAE(Objective):
         model.train(was_training)
 
 
-@register_method("mae", reads_labels=False,
-                 settings=("mask_ratio", "norm_pix_loss", "decoder_dim", "decoder_depth", "decoder_heads"))
-def build_mae(config, model: nn.Module, data, device, autocast) -> tuple[Objective, dict]:
-    """MAE around the encoder `model`; its mask stream arrives with the epoch's streams (use_streams)."""
+@dataclass(frozen=True)
+class MaeSettings:
+    mask_ratio: float = setting(0.75, "share of patches hidden from the encoder", low=0, high=1, low_in=False,
+                                high_in=False)
+    norm_pix_loss: bool = setting(True, "the target is each patch's pixels normalised (MAE's best)")
+    decoder_dim: int = setting(128, "the decoder's width", low=1)
+    decoder_depth: int = setting(2, "the decoder's blocks", low=1)
+    decoder_heads: int = setting(4, "the decoder's attention heads", low=1)
+
+
+@register_method("mae", reads_labels=False, settings=MaeSettings)
+def build_mae(config, settings: MaeSettings, model: nn.Module, data, device, autocast) -> tuple[Objective, dict]:
+    """Masked autoencoding (MAE, He et al. 2021), for patch ViTs.
+
+    Around the encoder `model`; its mask stream arrives with the epoch's streams (use_streams)."""
     from lowdata.errors import UsageError
 
-    try:  # its own settings, method_args: mask_ratio, norm_pix_loss, decoder_dim, decoder_depth, decoder_heads
-        objective = MAE(model, data.info.channels, None, **config.method_args)
+    try:
+        objective = MAE(model, data.info.channels, None, **asdict(settings))
     except (TypeError, ValueError) as err:
         raise UsageError(f"pretraining method 'mae' rejected its settings: {err}") from None
     return objective.to(device), {"mask_ratio": objective.mask_ratio}

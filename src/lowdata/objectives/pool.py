@@ -12,6 +12,8 @@ import torch
 
 from lowdata.augment import Policy
 
+POOL_AUGMENT = "the student's view of a pool image (an augmentation policy; Mixup/CutMix off)"
+
 
 @dataclass
 class PoolFeed:
@@ -44,15 +46,23 @@ class PoolFeed:
             teacher, _ = self.teacher_view(batch, no_labels, generator)
         return student, teacher
 
+    def student_views(self, index: torch.Tensor, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+        """The student's view of the pool images at `index` alone (a method without a teacher)."""
+        with torch.profiler.record_function("lowdata.pool_views"):
+            batch = self.images[index].to(device)
+            no_labels = torch.zeros(len(index), dtype=torch.long, device=device)
+            return self.student_view(batch, no_labels, generator)[0]
+
     def to(self, device: torch.device) -> "PoolFeed":
         self.teacher_view.to(device)
         self.student_view.to(device)
         return self
 
 
-def pool_feed(config, info, images: torch.Tensor | None, device: torch.device) -> PoolFeed | None:
-    """The teacher's weak view (basic) and the student's strong view (`pool_augment`, never mixed) of the pool's
-    images (None without a pool)."""
+def pool_feed(augment: str, ratio: float, info, images: torch.Tensor | None, device: torch.device
+              ) -> PoolFeed | None:
+    """The teacher's weak view (basic) and the student's strong view (`augment`, never mixed) of the pool's
+    images, `ratio` of them per labelled image in a step (None without a pool)."""
     import inspect
 
     from lowdata.augment import build_policy
@@ -60,7 +70,6 @@ def pool_feed(config, info, images: torch.Tensor | None, device: torch.device) -
 
     if images is None or not len(images):
         return None
-    takes = inspect.signature(POLICIES.get(config.pool_augment)).parameters
+    takes = inspect.signature(POLICIES.get(augment)).parameters
     unmixed = {name: 0.0 for name in ("mixup", "cutmix") if name in takes}  # a pool image has no label to mix
-    return PoolFeed(images, config.pool_ratio, build_policy("basic", info),
-                    build_policy(config.pool_augment, info, **unmixed)).to(device)
+    return PoolFeed(images, ratio, build_policy("basic", info), build_policy(augment, info, **unmixed)).to(device)

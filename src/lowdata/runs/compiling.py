@@ -92,10 +92,8 @@ def read(cache: Path | None = None) -> dict:
 
 
 def method_name(objective) -> str:
-    """The step's kind in a setup key: the objective, and whether it reads the pool or a guide."""
-    guidance = getattr(objective, "guidance", None)
-    return "+".join([type(objective).__name__.lower()] + (["pool"] if getattr(objective, "feed", None) else []) +
-                    (["guide"] if guidance is not None and guidance.active else []))
+    """The step's kind in a setup key: the objective, whether it reads the pool, and its terms."""
+    return objective.setup_name()
 
 
 def resolve(run, objective, planned_images: int) -> str:

@@ -16,7 +16,8 @@ def evaluate_run(checkpoint: str | Path, data: str | None = None, device: str | 
     split, or on `data`: a named dataset's test split, or an image folder as a whole (all its images; a folder
     you evaluate on is not split). Images are normalised with the run's own training statistics; test-time
     augmentation as the run had it, or as `tta` says."""
-    from lowdata.config import TrainConfig, build
+    from lowdata.config import TrainConfig
+    from lowdata.objectives import build_config as build
     from lowdata.data import load_dataset
     from lowdata.metrics import evaluate, per_class_accuracy
     from lowdata.rundir import read_config

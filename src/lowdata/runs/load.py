@@ -38,7 +38,8 @@ def load_run(run: str | Path, device: str | None = None, tta: bool | None = None
     """The run in `run` (a `lowdata train --out` folder), on `device` (default: the run's own setting), with
     test-time augmentation as the run evaluated itself, or as `tta` says."""
     from lowdata.augment import Normalize
-    from lowdata.config import TrainConfig, build
+    from lowdata.config import TrainConfig
+    from lowdata.objectives import build_config as build
     from lowdata.data.datasets import DatasetInfo
     from lowdata.device import pick_device, pick_precision
     from lowdata.models.loading import load_trained_model

@@ -34,7 +34,7 @@ def pretrain_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | No
     from lowdata.io import atomic_write_json
     from lowdata.models import count_params, create_model, sized_model_args
     from lowdata.models.vit import use_fused_attention
-    from lowdata.objectives import MethodData, build_objective
+    from lowdata.objectives import MethodData, build_objective, resolve_sections
     from lowdata.rundir import read_json
     from lowdata.runs.cost import example_image, training_cost
     from lowdata.training.ema import NoEma
@@ -49,6 +49,7 @@ def pretrain_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | No
     if not run.resume:  # the preset's token grid at this image size, recorded (a resume keeps the saved one)
         config = run.config = config.replace(model_args=sized_model_args(config.model, config.model_args,
                                                                           info.image_size))
+    config = run.config = resolve_sections(config, config.method, reads_labels=False)
     torch.manual_seed(config.seed)
     encoder = create_model(config.model, num_classes=0, in_chans=info.channels, img_size=info.image_size,
                            drop_path=config.drop_path, **config.model_args)

@@ -7,11 +7,11 @@ never redone, and `--resume` continues the round that was interrupted.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lowdata.config import TrainConfig, build, load_yaml, save_yaml
+from lowdata.config import TrainConfig, load_yaml, save_yaml
 from lowdata.errors import UsageError
 
 PLAN = "self-training.yaml"  # the settings the rounds were started with, in OUT/rounds
@@ -19,13 +19,17 @@ PLAN = "self-training.yaml"  # the settings the rounds were started with, in OUT
 
 def train(config: TrainConfig | None = None, *, resume: bool = False, stop_after_epoch: int | None = None,
           **settings: Any) -> dict[str, Any] | None:
-    """`lowdata train`: the rounds when `rounds` > 1 (or when resuming such a run), else one ordinary run."""
-    from lowdata.runs.train import train as train_one
+    """`lowdata train`: the rounds when `rounds` > 1 (or when resuming such a run), else one ordinary run; the
+    config is built once, here."""
+    from lowdata.runs.skeleton import execute, settings_config
+    from lowdata.runs.train import default_out, train_kind
 
-    rounds = self_training(config, settings, resume, stop_after_epoch)
+    wanted = settings_config(TrainConfig, config, settings)
+    rounds = self_training(wanted, resume, stop_after_epoch)
     if rounds is not None:
         return rounds.summary
-    return train_one(config, resume=resume, stop_after_epoch=stop_after_epoch, **settings)
+    return execute(train_kind, TrainConfig, wanted, {}, resume, stop_after_epoch, default_out, "a training run",
+                   explicit=set(settings))
 
 
 @dataclass
@@ -33,16 +37,15 @@ class Rounds:
     summary: dict[str, Any] | None  # the last round's, with every round's test accuracy; None when stopped early
 
 
-def self_training(config: TrainConfig | None, settings: dict[str, Any], resume: bool,
-                  stop_after_epoch: int | None) -> Rounds | None:
+def self_training(wanted: TrainConfig, resume: bool, stop_after_epoch: int | None) -> Rounds | None:
     """Run the rounds when `rounds` > 1 (or when resuming such a run); None for an ordinary run."""
+    from lowdata.objectives import build_config
     from lowdata.runs.train import default_out
 
-    wanted = build(TrainConfig, {**(asdict(config) if config else {}), **settings})
     out = Path(wanted.out or default_out(wanted))
     plan_file = out / "rounds" / PLAN
     if resume and plan_file.is_file():
-        wanted = build(TrainConfig, {**load_yaml(plan_file), "out": str(out)})
+        wanted = build_config(TrainConfig, {**load_yaml(plan_file), "out": str(out)})
     elif resume or wanted.rounds == 1:
         return None  # an ordinary run, or resuming one
     else:
@@ -74,7 +77,7 @@ def run_rounds(config: TrainConfig, out: Path, stop_after_epoch: int | None) -> 
         if not is_finished(run_dir):
             round_config = config.replace(out=str(run_dir), teacher=teacher)
             summary = execute(train_kind, TrainConfig, round_config, {}, checkpoint_dir(run_dir) is not None,
-                              stop_after_epoch, default_out, f"self-training round {index}")
+                              stop_after_epoch, default_out, f"self-training round {index}", explicit=set())
             if summary is None:
                 return None
         summary = read_summary(run_dir)

@@ -9,14 +9,14 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
 
 from lowdata import console
-from lowdata.config import RunConfig, build, field_names, save_yaml
+from lowdata.config import RunConfig, field_names, save_yaml, to_dict
 from lowdata.errors import UsageError, shown
 
 
@@ -59,7 +59,7 @@ class Run:
 
         ctx = RunContext(self.device, self.autocast, self.precision.grad_scaler(self.device), self.process,
                          self.cores, self.generators(*objective.streams), self.run_dir, self.resume,
-                         asdict(self.config), stop_after_epoch)
+                         to_dict(self.config), stop_after_epoch)
         with stopping.graceful():  # Ctrl-C or SIGTERM: the loop checkpoints at its next step and stops
             return fit(objective, data, self.config.loop_settings(**loop_changes), policy.to(self.device),
                        evaluator, ema, ctx)
@@ -77,19 +77,23 @@ class Run:
 
 def execute(kind: Callable[[Run, int | None], dict[str, Any] | None], cls: type, config: RunConfig | None,
             settings: dict[str, Any], resume: bool, stop_after_epoch: int | None,
-            default_out: Callable[[Any], str], what: str) -> dict[str, Any] | None:
-    """Resolve the settings, open the run, and hand it to `kind` (which trains and returns its summary)."""
+            default_out: Callable[[Any], str], what: str, explicit: set[str] | None = None
+            ) -> dict[str, Any] | None:
+    """Resolve the settings, open the run, and hand it to `kind` (which trains and returns its summary). A
+    caller that built the config already (self-training rounds) passes it with the keys it was `explicit`ly
+    given, and it is used as built."""
     from lowdata.cores import CoreShare
     from lowdata.device import pick_device, pick_precision
     from lowdata.training.distributed import current_process, process_device
 
     from lowdata.training.trackers import parse_trackers
 
-    config = build(cls, {**(asdict(config) if config else {}), **settings})
+    if explicit is None:
+        config, explicit = settings_config(cls, config, settings), set(settings)
     parse_trackers(config.trackers)  # an unknown tracker or a missing client: said before anything loads
     # registered before the data load, so that workers started together count each other (cores.py)
     with CoreShare(config.threads) as cores:
-        config, run_dir = open_run(cls, config, resume, set(settings), default_out, what)
+        config, run_dir = open_run(cls, config, resume, explicit, default_out, what)
         finished = finished_summary(run_dir, resume)
         if finished is not None:
             return finished
@@ -100,6 +104,15 @@ def execute(kind: Callable[[Run, int | None], dict[str, Any] | None], cls: type,
             # on one CPU and 10-85x slower on another); what was chosen is in the summary
             run = Run(config, run_dir, resume, process, device, pick_precision(config.precision, device), cores)
             return kind(run, stop_after_epoch)
+
+
+def settings_config(cls: type, config: RunConfig | None, settings: dict[str, Any]):
+    """`config` with `settings` applied, checked: the one place a run's config is built from what was given."""
+    from lowdata.objectives import build_config
+
+    if isinstance(config, cls) and not settings:
+        return config
+    return build_config(cls, {**(to_dict(config) if config else {}), **settings})
 
 
 LOCK = ".lowdata.lock"
@@ -210,12 +223,17 @@ PLACEMENT = ("device", "precision", "threads")
 
 def resumed_config(cls: type, saved: dict[str, Any], given: RunConfig, explicit: set[str]):
     """The saved config wins; a setting the caller gave explicitly must agree with it, except placement."""
-    saved_config = build(cls, saved)
+    from lowdata.objectives import build_config
+
+    saved_config = build_config(cls, saved)
     placement = {key: getattr(given, key) for key in PLACEMENT if key in explicit}
     clashes = [f"{key}={shown(getattr(given, key))} (run has {shown(getattr(saved_config, key))})"
                for key in sorted(explicit)
                if key in field_names(cls) and key not in ("out", *PLACEMENT)
                and not agrees(getattr(given, key), getattr(saved_config, key))]
+    clashes += [f"{name}.{key}={shown(value)} (run has {shown(saved_config.sections.get(name, {}).get(key))})"
+                for name, values in sorted(given.sections.items()) for key, value in values.items()
+                if not agrees(value, saved_config.sections.get(name, {}).get(key))]
     if clashes:
         raise UsageError(f"--resume continues a run under its saved settings, but these differ: {', '.join(clashes)}; "
                          "drop them or start a new run with another --out")
@@ -240,14 +258,16 @@ def refuse_config_edits(cls: type, saved_config: RunConfig, run_dir: Path) -> No
     shown_file = run_dir / "config.yaml"
     if not shown_file.is_file():
         return
+    from lowdata.objectives import build_config
+
     try:
-        edited = build(cls, load_text(shown_file.read_text()))
+        edited = build_config(cls, load_text(shown_file.read_text()))
     except (yaml.YAMLError, Refused, UsageError, UnicodeDecodeError, TypeError, AttributeError):
         raise UsageError(f"{shown_file} was edited and no longer reads as the run's settings; a resumed run continues "
                          "under its checkpoint's settings: restore the file, or start a new run with another "
                          "--out") from None
     changed = [f"{key}: {shown(getattr(saved_config, key))} -> {shown(getattr(edited, key))}"
-               for key in field_names(cls)
+               for key in [*field_names(cls), "sections"]
                if key not in ("out", *PLACEMENT) and getattr(edited, key) != getattr(saved_config, key)]
     if changed:
         raise UsageError(f"{shown_file} was edited since the run's checkpoint ({'; '.join(changed)}), but a resumed run "

@@ -28,7 +28,7 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
     from lowdata.data import load_dataset, select_budget
     from lowdata.data.budget import pool_subset
     from lowdata.metrics import classification_evaluator, per_class_accuracy
-    from lowdata.models import count_params, create_model
+    from lowdata.models import count_params
     from lowdata.models.vit import use_fused_attention
     from lowdata.runs.cost import example_image, training_cost
     from lowdata.objectives import MethodData, build_objective
@@ -48,9 +48,7 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
     # a resumed run keeps its saved model_args (one from before sized presets has no patch size recorded)
     config = run.config = resolved(config, None if run.resume else info.image_size)
     torch.manual_seed(config.seed)  # model initialisation (the same on every rank) and stochastic depth
-    model = create_model(config.model, num_classes=info.num_classes, in_chans=info.channels,
-                         img_size=info.image_size, drop_path=config.drop_path, distilled=config.dist_token,
-                         **config.model_args)
+    model = build_model(config, info)
     # a resumed run's weights are in its checkpoint
     init_report = prepare_init(config, model, load=not run.resume, classes=info.classes)
     model.to(run.device)
@@ -74,9 +72,8 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
     notes += [f"augment: {note}" for note in policy.notes] + [f"init: {line}" for line in init_report]
     feed = getattr(objective, "feed", None)
     if feed:
-        teacher = "the student's moving average" if config.pool_teacher == "ema" else f"the teacher ({config.distill})"
         notes.append(f"pool: {len(pool):,} unlabelled images, {feed.ratio:g} per labelled image a step, taught by "
-                     f"{teacher}; student view {feed.student_view.name}, teacher view basic")
+                     f"{objective.pool_teacher}; student view {feed.student_view.name}, teacher view basic")
     compile_reason = compiling.resolve(run, objective, config.epochs * len(data.train_images))
     config = run.config
     if compile_reason != compiling.UNMEASURED:  # the common case needs no line
@@ -110,6 +107,14 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
         "compile": config.compile, "compile_reason": compile_reason,
         **training_cost(cost_parts, result, run.device),
     })
+
+
+def build_model(config: TrainConfig, info):
+    """The model a run trains, for data described by `info` (its initial weights from the torch seed)."""
+    from lowdata.models import create_model
+
+    return create_model(config.model, num_classes=info.num_classes, in_chans=info.channels, img_size=info.image_size,
+                        drop_path=config.drop_path, **config.model_args)
 
 
 def patch_whiten(config: TrainConfig, model, images, info, device) -> str:
@@ -148,9 +153,6 @@ def data_note(info, budget, train_images: int, pool_images: int, test_images: in
             f"{''.join(f', {part}' for part in besides)}; testing on {test_images:,} images")
 
 
-POOL_TEACHERS = ("cnn", "ema")
-
-
 def resolved(config: TrainConfig, img_size: tuple[int, int] | None = None) -> TrainConfig:
     """Defaults that depend on other settings (and on the data's image size: a ViT preset's token grid),
     resolved once and saved resolved, so the run describes itself."""
@@ -172,27 +174,17 @@ def resolved(config: TrainConfig, img_size: tuple[int, int] | None = None) -> Tr
 
 
 def resolved_objective(config: TrainConfig) -> TrainConfig:
-    """The method and its distillation mode, from the teacher and pool settings (checked together)."""
-    if config.pool_teacher not in POOL_TEACHERS:
-        raise UsageError(f"pool_teacher must be one of {', '.join(POOL_TEACHERS)}, got {shown(config.pool_teacher)}")
-    if config.pool_teacher == "ema" or config.objective == "ema-teacher":
-        if config.objective not in (None, "ema-teacher"):
-            raise UsageError(f"pool_teacher=ema is the ema-teacher objective, not {shown(config.objective)}: drop one")
-        return config.replace(objective="ema-teacher", pool_teacher="ema", distill="none")
-    if config.distill is None:
-        config = config.replace(distill="hard" if config.teacher else "none")
+    """The method (distill with a teacher, else supervised) and its section and its terms' complete."""
+    from lowdata.objectives import resolve_sections
+
     if config.objective is None:
         config = config.replace(objective="distill" if config.teacher else "supervised")
     if config.teacher and config.objective == "supervised":
         raise UsageError("objective=supervised reads no teacher: drop --teacher, or use objective=distill")
-    if config.distill != "none" and not config.teacher:
-        raise UsageError(f"distill={config.distill} needs a teacher: --teacher RUN_DIR (a finished lowdata run, "
-                         "e.g. a resnet20 trained on the same labels)")
-    if config.pool is not None and (not config.teacher or config.distill == "none"):
-        raise UsageError("the pool is taught by a teacher: give --teacher RUN_DIR and distill=hard or soft with "
-                         "--pool, or let the student's own average teach it with pool_teacher=ema (pool images "
-                         "have no labels)")
-    return config
+    if config.objective == "distill" and not config.teacher:
+        raise UsageError("objective=distill needs a teacher: --teacher RUN_DIR (a finished lowdata run, e.g. a "
+                         "resnet20 trained on the same labels)")
+    return resolve_sections(config, config.objective)
 
 
 def prepare_init(config: TrainConfig, model, load: bool = True, classes: Sequence[str] | None = None) -> list[str]:

@@ -14,7 +14,8 @@ PER_CELL = ("labels", "labels_per_class", "seed", "epochs", "eval_every")  # var
 def check_units(plan: Plan, dataset: Dataset) -> None:
     """Build each distinct unit's config, augmentation policy and model; raises the UsageError a run would."""
     from lowdata.augment import build_policy
-    from lowdata.config import TrainConfig, build
+    from lowdata.config import TrainConfig
+    from lowdata.objectives import build_config as build
     from lowdata.models import create_model
     from lowdata.config import PretrainConfig
 
@@ -30,4 +31,4 @@ def check_units(plan: Plan, dataset: Dataset) -> None:
         info = keep_classes(dataset, getattr(config, "classes", None)).info
         build_policy(config.augment, info, **config.augment_args)
         create_model(config.model, num_classes=info.num_classes, in_chans=info.channels, img_size=info.image_size,
-                     distilled=getattr(config, "dist_token", False), **config.model_args)
+                     **config.model_args)

@@ -1,47 +1,26 @@
 """Equal-compute studies: each cell's epochs from a training budget in FLOPs, its recipe's cost per labelled
-image (estimated from the models as `lowdata models` counts them, the way runs/cost.py records what a run did)
+image (what the cell's objective says it computes, runs/planning.py, the parts runs/cost.py records of a run)
 and its labelled-set size."""
 from __future__ import annotations
 
 from typing import Any
 
-from lowdata.config import TrainConfig, build
+from lowdata.config import TrainConfig
 from lowdata.errors import UsageError
 
 MIN_EPOCHS, MAX_EPOCHS = 1, 10_000  # the floor and ceiling a cell's epochs are held to, with a note
 
 
-def model_forward_flops(settings: dict[str, Any], shape: tuple[int, int, int], num_classes: int) -> int:
-    """One image's forward FLOPs of the model `settings` name, built as a run on this data builds it."""
-    from lowdata.models import create_model, sized_model_args
-    from lowdata.models.factory import forward_flops
-
-    config = build(TrainConfig, settings)
-    channels, size = shape[0], (shape[1], shape[2])
-    model = create_model(config.model, num_classes=num_classes, in_chans=channels, img_size=size,
-                         drop_path=0.0, distilled=config.dist_token, **sized_model_args(config.model,
-                                                                                       config.model_args, size))
-    return forward_flops(model, channels, size)
-
-
 def cost_per_image(recipe, available: dict[str, Any], base: dict[str, Any], shape: tuple[int, int, int],
                    num_classes: int) -> float:
-    """Training FLOPs per labelled image drawn: the model forward and backward (3 passes) on it and on the pool
-    images drawn beside it, a teacher's forward pass on both, a guide's on the images it guides, and the
-    student's moving average on the pool images when it teaches them."""
-    settings = {**base, **recipe.settings}
-    config = build(TrainConfig, settings)
-    pool = config.pool_ratio if config.pool is not None else 0.0
-    model = model_forward_flops(settings, shape, num_classes)
-    cost = 3 * model * (1 + pool)
-    if recipe.teacher:
-        cost += model_forward_flops({**base, **available[recipe.teacher].settings}, shape, num_classes) * (1 + pool)
-    if config.pool_teacher == "ema" and pool:
-        cost += model * pool
-    if recipe.guide:
-        reads = {"labelled": 1.0, "pool": pool, "both": 1 + pool}[config.guide_on]
-        cost += model_forward_flops({**base, **available[recipe.guide].settings}, shape, num_classes) * reads
-    return cost
+    """Training FLOPs per labelled image drawn: what the objective the cell builds says it computes
+    (runs/planning.py), its teacher and guide the linked recipes' models."""
+    from lowdata.runs.planning import cost_per_labelled_image
+    from lowdata.study.recipes import LINK_SETTINGS
+
+    linked = {LINK_SETTINGS.get(setting, setting): {**base, **available[name].settings}
+              for setting, name in recipe.links().items() if setting != "init"}
+    return cost_per_labelled_image({**base, **recipe.settings}, linked, shape, num_classes)
 
 
 def epochs_for_flops(flops: float, size: int, per_image: float, config: TrainConfig) -> tuple[int, str | None]:

@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from lowdata.config import TrainConfig, build
+from lowdata.config import TrainConfig
+from lowdata.objectives import build_config as build
 from lowdata.errors import UsageError, shown
 from lowdata.study.recipes import Recipe
 

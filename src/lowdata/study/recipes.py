@@ -5,11 +5,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lowdata.config import TrainConfig, build, load_yaml
+from lowdata.config import TrainConfig, load_yaml
+from lowdata.objectives import build_config as build
 from lowdata.errors import UsageError, shown
 
 BUILTIN = Path(__file__).with_name("recipes.yaml")
 LINKS = {"teacher": "teacher", "guide": "guide", "init": "start"}  # the setting a link fills -> its recipe key
+LINK_SETTINGS = {"guide": "guidance.guide"}  # a link that fills a section's key: the guide run is guidance's
 STUDY_OWNED = ("data", "labels", "labels_per_class", "seed", "out", "epochs")  # set per cell by the study
 
 
@@ -59,7 +61,8 @@ def parse_recipes(raw: dict[str, Any], source: Path) -> dict[str, Recipe]:
         if owned:
             raise UsageError(f"{where} sets {owned}, which the study sets per cell; remove them from the recipe")
         build(TrainConfig, settings)  # unknown or mistyped settings fail here, naming the key
-        stage_owned = sorted({"teacher", "guide", "init"} & set(settings))
+        stage_owned = sorted({"teacher", "guide", "init"} & set(settings)) + \
+            (["guidance.guide"] if "guide" in (settings.get("guidance") or {}) else [])
         if stage_owned:
             raise UsageError(f"{where} sets {stage_owned} in its settings; in a study use the recipe's `teacher:`, "
                              "`guide:` or `start:` (a recipe name) or `pretrain:` (pretraining settings) instead")

@@ -147,11 +147,16 @@ def check_jobs(jobs: int) -> None:
 
 
 def run_cell(unit: Unit, out_dir: Path) -> None:
-    from lowdata.config import PretrainConfig, TrainConfig, build
+    from lowdata.config import PretrainConfig, TrainConfig, given_values
+    from lowdata.objectives import build_config as build
+    from lowdata.study.recipes import LINK_SETTINGS
 
     target = cell_dir(out_dir, unit)
-    settings = {**unit.settings, **{key: str(out_dir / need) for key, need in unit.needs.items()},
-                "out": str(target)}
+    # a need fills a setting, e.g. teacher or guidance.guide (a section's key)
+    needs = given_values(overrides={LINK_SETTINGS.get(key, key): str(out_dir / need)
+                                    for key, need in unit.needs.items()})
+    settings = {**unit.settings, **{key: {**unit.settings.get(key, {}), **value} if isinstance(value, dict) else value
+                                    for key, value in needs.items()}, "out": str(target)}
     resume = checkpoint_dir(target) is not None  # an interrupted run continues from its epoch
     if isinstance(unit, Stage) and unit.kind == "pretrain":
         from lowdata.runs.pretrain import pretrain

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lowdata.config import TrainConfig, build
+from lowdata.config import TrainConfig
+from lowdata.objectives import build_config as build
 from lowdata.data import load_dataset
 from lowdata.data.datasets import keep_classes
 from lowdata.errors import UsageError
