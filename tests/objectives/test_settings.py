@@ -102,3 +102,13 @@ def test_pool_teacher_ema_and_objective_ema_teacher_are_one_config():
     spelt_new = build_config(TrainConfig, {"pool": "all", "objective": "ema-teacher", "ema_teacher": {"mixup": 0.8}})
     assert spelt_old == spelt_new
 
+
+def test_lowdata_methods_lists_each_setting_with_its_default(capsys):
+    from lowdata.cli import main
+
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    for line in ("distill.alpha", "ema_teacher.threshold", "guidance.guide", "mae.mask_ratio", "dino.local_crops"):
+        assert line in out
+    assert "0.95" in next(row for row in out.splitlines() if "ema_teacher.threshold" in row)
+    assert main(["methods", "nothing"]) == 2

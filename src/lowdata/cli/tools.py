@@ -1,5 +1,5 @@
 """`lowdata augment-preview`, `data check` and `models`: looking at the data, the augmentation and the models;
-`adopt`: vouching for a run or study folder made before lowdata kept ledgers."""
+`methods`: what each method and term is set by; `adopt`: vouching for a run or study folder made before lowdata kept ledgers."""
 from __future__ import annotations
 
 import argparse
@@ -21,6 +21,13 @@ def add_commands(commands) -> None:
     models.add_argument("--timm", metavar="PATTERN", nargs="?", const="*",
                         help="list timm model names matching PATTERN instead (e.g. 'vit_*')")
     models.set_defaults(command=models_command)
+    methods = commands.add_parser("methods", help="list the methods and auxiliary terms with their settings",
+                                  description="Each method (train's objective, pretrain's method) and each auxiliary "
+                                              "term with its settings, their defaults and one line each; set one as "
+                                              "SECTION.KEY=VALUE (distill.alpha=0.7) or in YAML (distill: {alpha: "
+                                              "0.7}).")
+    methods.add_argument("name", nargs="?", help="only this method or term")
+    methods.set_defaults(command=methods_command)
     adopt = commands.add_parser("adopt", help="record a run or study made before lowdata kept ledgers as lowdata's",
                                 description="lowdata replaces only files whose content its ledger "
                                             "(.lowdata-ledger.json) records. A run or study folder made by a lowdata "
@@ -118,4 +125,28 @@ def models_command(args: argparse.Namespace) -> int:
         tokens = f"{grid[0]}x{grid[1]}" if grid else "-"
         print(f"{name:<19}{count_params(model) / 1e6:>8.2f}M{flops / 1e9:>8.3f}{tokens:>8}  {MODELS.get(name).summary}")
     print("\nAny timm model name works too, with keyword overrides: model_args.depth=6 ...")
+    return 0
+
+
+def methods_command(args: argparse.Namespace) -> int:
+    from lowdata.errors import UsageError
+    from lowdata.flat_settings import section_name
+    from lowdata.objectives import OBJECTIVES, TERMS
+    from lowdata.objectives.base import load_methods
+    from lowdata.sections import describe
+
+    load_methods()
+    entries = [(f"{name} ({'train --objective' if m.reads_labels else 'pretrain --method'})", section_name(name),
+                m.settings, m.doc) for name, m in ((n, OBJECTIVES.get(n)) for n in OBJECTIVES.names())]
+    entries += [(f"{name} (term: on when its section is given)", name, TERMS.get(name).settings, TERMS.get(name).doc)
+                for name in TERMS.names()]
+    if args.name:
+        entries = [e for e in entries if args.name in (e[0].split()[0], e[1])]
+        if not entries:
+            raise UsageError(f"no method or term {args.name!r}; `lowdata methods` lists them")
+    for title, section, settings, doc in entries:
+        print(f"{title}: {doc}")
+        for key, default, line in describe(settings):
+            print(f"  {section + '.' + key:<36} {str(default):<12} {line}")
+        print()
     return 0
