@@ -58,11 +58,15 @@ POOLS = ("token", "seq", "avg")
 
 def build_vit(num_classes: int, in_chans: int, img_size: tuple[int, int], drop_path: float,
               distilled: bool = False, tokenizer: str = "patch", tokenizer_layers: int = 1,
-              attention: str = "plain", pool: str = "token", **settings: Any) -> nn.Module:
+              attention: str = "plain", pool: str = "token", attn_init: str = "default", pos_embed: str = "learn",
+              gpsa_blocks: int = 0, locality_strength: float = 1.0, **settings: Any) -> nn.Module:
     """timm's VisionTransformer with lowdata's small-data parts chosen by name (so a run's config.yaml says
     how to rebuild it): `tokenizer` patch (timm's), spt (shifted patches), convstem (early convolutions) or
     conv (CCT, `tokenizer_layers` conv-pool stages); `attention` plain or lsa (locality self-attention);
-    `pool` token (class token), seq (CCT's sequence pooling) or avg. Other settings are timm's.
+    `pool` token (class token), seq (CCT's sequence pooling) or avg; `attn_init` default (timm's) or mimetic
+    (models/attention_init.py); `pos_embed` learn (timm's), sincos (fixed 2-D sin-cos, Beyer et al. 2022) or
+    none; `gpsa_blocks` N: gated positional self-attention in the first N blocks (ConViT, models/gpsa.py; a
+    model without a class token), `locality_strength` its initial locality. Other settings are timm's.
     `distilled=True` adds DeiT's distillation token and head (timm's VisionTransformerDistilled, so the state
     dict loads into timm's `deit_*_distilled` models)."""
     from timm.models.deit import VisionTransformerDistilled
@@ -70,8 +74,11 @@ def build_vit(num_classes: int, in_chans: int, img_size: tuple[int, int], drop_p
 
     from lowdata.models import small_data
 
+    from lowdata.models.attention_init import ATTENTION_INITS, init_attention
+
     for name, value, choices in (("tokenizer", tokenizer, TOKENIZERS), ("attention", attention, ATTENTIONS),
-                                 ("pool", pool, POOLS)):
+                                 ("pool", pool, POOLS), ("attn_init", attn_init, ATTENTION_INITS),
+                                 ("pos_embed", pos_embed, POS_EMBEDS)):
         if value not in choices:
             raise UsageError(f"model_args.{name}={shown(value)} is unknown; choose from {', '.join(choices)}")
     if tokenizer == "conv":
@@ -99,10 +106,34 @@ def build_vit(num_classes: int, in_chans: int, img_size: tuple[int, int], drop_p
                              "distil this model without --dist-token (distill=soft or hard on its logits)")
         settings.update(class_token=False, global_pool="avg", fc_norm=False)  # final norm, then the pooling
     cls = VisionTransformerDistilled if distilled else VisionTransformer
-    model = cls(img_size=img_size, in_chans=in_chans, num_classes=num_classes, drop_path_rate=drop_path, **settings)
+    model = cls(img_size=img_size, in_chans=in_chans, num_classes=num_classes, drop_path_rate=drop_path,
+                pos_embed="none" if pos_embed == "none" else "learn", **settings)
     if pool == "seq":
         model.attn_pool = small_data.SeqPool(model.embed_dim)
+    if pos_embed == "sincos":
+        fix_sincos_position(model)
+    if gpsa_blocks:
+        from lowdata.models.gpsa import use_gpsa
+
+        use_gpsa(model, gpsa_blocks, locality_strength)
+    init_attention(model, attn_init)
     return model
+
+
+POS_EMBEDS = ("learn", "sincos", "none")
+
+
+def fix_sincos_position(model: nn.Module) -> None:
+    """The position embeddings as a fixed 2-D sin-cos table (a buffer under the same name, so no optimiser or
+    unfreezing trains it and timm loads it into its own `pos_embed`); prefix tokens' positions zero."""
+    from timm.layers import build_sincos2d_pos_embed
+
+    grid = list(model.patch_embed.grid_size)
+    table = build_sincos2d_pos_embed(grid, model.embed_dim)[None]  # (1, H*W, D)
+    prefix = model.pos_embed.shape[1] - table.shape[1]
+    table = torch.cat([table.new_zeros(1, prefix, model.embed_dim), table], dim=1)
+    del model.pos_embed
+    model.register_buffer("pos_embed", table)
 
 
 def vit_preset(**defaults: Any):

@@ -192,6 +192,9 @@ def prepare_init(config: TrainConfig, model, load: bool = True, classes: Sequenc
     from lowdata.models.weights import freeze_all_but_head, load_init
 
     report = load_init(model, config.init, config.pretrained, classes) if config.init and load else []
+    chosen = {key: config.model_args[key] for key in ("attn_init",) if config.model_args.get(key, "default") != "default"}
+    if config.init and load and chosen:  # a prior at initialisation: --init's weights replace it
+        report.append(f"{', '.join(f'{k}={v}' for k, v in chosen.items())} skipped: --init gives the weights")
     if config.freeze_epochs and config.linear_probe:
         raise UsageError("--linear-probe freezes the features for the whole run; drop freeze_epochs or the probe")
     if config.linear_probe:

@@ -1,0 +1,64 @@
+"""Gated positional self-attention: timm's ConViT module's maths, its positional attention once per forward."""
+import pytest
+import torch
+from timm.models.convit import GPSA
+
+from lowdata.errors import UsageError
+from lowdata.models import create_model
+from lowdata.models.gpsa import GatedPositionalAttention, relative_indices
+from lowdata.runs.export import write_checked
+
+
+def test_it_computes_what_timms_gpsa_computes_on_the_same_weights():
+    torch.manual_seed(0)
+    ours = GatedPositionalAttention(32, 4, (4, 4), qkv_bias=True)
+    with torch.no_grad():  # move away from the local initialisation: every parameter matters
+        for parameter in ours.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    timms = GPSA(32, 4, qkv_bias=True)
+    timms.load_state_dict(ours.state_dict())  # the same names: a checkpoint loads into timm's ConViT blocks
+    x = torch.randn(3, 16, 32)
+    assert torch.allclose(ours(x), timms(x), atol=1e-6)
+    assert torch.equal(ours.rel_indices, timms.get_rel_indices(16))  # timm's relative positions, square grid
+
+
+def test_the_positional_attention_is_computed_once_per_forward_for_one_image():
+    layer = GatedPositionalAttention(16, 2, (2, 3))
+    seen = []
+    layer.pos_proj.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape))
+    layer(torch.randn(5, 6, 16))
+    assert seen == [torch.Size([1, 6, 6, 3])]  # one call, not one per image
+    with pytest.raises(ValueError, match="built for a 2x3 token grid"):
+        layer(torch.randn(1, 4, 16))
+
+
+def test_local_initialisation_starts_each_head_on_one_tap_of_a_3x3_convolution():
+    layer = GatedPositionalAttention(36, 9, (5, 5))
+    attention = layer.positional_attention(25)[0]  # (heads, N, N)
+    centre = 12  # row 2, column 2
+    offsets = set()
+    for head in range(9):
+        peak = int(attention[head, centre].argmax())
+        offsets.add((peak % 5 - 2, peak // 5 - 2))
+    assert offsets == {(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)}
+    assert torch.equal(layer.v.weight, torch.eye(36))
+    rel = relative_indices((2, 3))[0]
+    assert rel[0, 5].tolist() == [2.0, 1.0, 5.0]  # token 0 at (0, 0) to token 5 at row 1, column 2
+
+
+def test_presets_take_it_in_their_first_blocks_and_export(tmp_path):
+    class Info:
+        channels, image_size, classes, mean, std = 3, (32, 32), ("a", "b"), (0.5,) * 3, (0.25,) * 3
+        depth, hflip = None, True
+
+    torch.manual_seed(0)
+    cct = create_model("cct-2/3x2", 2, 3, (32, 32), gpsa_blocks=1)
+    assert isinstance(cct.blocks[0].attn, GatedPositionalAttention) and cct.blocks[0].attn.grid == (8, 8)
+    assert not isinstance(cct.blocks[1].attn, GatedPositionalAttention)
+    vit = create_model("vit-tiny", 2, 3, (32, 32), depth=2, gpsa_blocks=2, pool="avg", attn_init="mimetic")
+    for model, name in ((cct, "cct"), (vit, "vit")):
+        assert write_checked("timm", model, Info(), tmp_path / name) == 0.0  # rebuilt bit for bit by timm
+    pytest.importorskip("onnxruntime")
+    assert write_checked("onnx", vit, Info(), tmp_path / "vit.onnx") < 1e-4
+    with pytest.raises(UsageError, match="has a class token: add model_args.pool=avg"):
+        create_model("vit-tiny", 2, 3, (32, 32), gpsa_blocks=1)
