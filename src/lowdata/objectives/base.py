@@ -4,8 +4,9 @@
 loop never asks which method it runs: a new method is a new file here that registers its builder in the one
 registry, `@register_method(name, reads_labels=..., settings=SettingsClass)` on `builder(config, settings, model,
 data, device, autocast) -> (objective, what the summary should say)`; `settings` is the method's frozen settings
-dataclass (its section of the run's config, e.g. `distill.alpha`), resolved. `lowdata train` builds methods that read labels (its `objective`
-setting), `lowdata pretrain --method NAME` those that do not (self-supervised; `model` is then the encoder).
+dataclass (its section of the run's config, e.g. `distill.alpha`), resolved. `lowdata train` builds methods that
+read labels (its `objective` setting), `lowdata pretrain --method NAME` those that do not (self-supervised;
+`model` is then the encoder). Auxiliary terms (objectives/terms.py) ride on a method that gives `model_input`.
 """
 from __future__ import annotations
 

@@ -57,9 +57,9 @@ def unused_message(name: str, method: str, config: Any) -> str:
     if name == "distill" and not getattr(config, "teacher", None):
         return (f"{settings} needs a teacher: --teacher RUN_DIR (a finished lowdata run, e.g. a resnet20 trained on "
                 "the same labels)")
-    return (f"{settings} {'is a setting' if ',' not in settings else 'are settings'} of method "
-            f"{name.replace('_', '-')!r}, but this run's method is {method!r}: drop {'it' if ',' not in settings else 'them'}, "
-            f"or choose that method")
+    one = "," not in settings
+    return (f"{settings} {'is a setting' if one else 'are settings'} of method {name.replace('_', '-')!r}, but this "
+            f"run's method is {method!r}: drop {'it' if one else 'them'}, or choose that method")
 
 
 def build_objective(name: str, config: Any, model: nn.Module, data: MethodData, device: torch.device,
