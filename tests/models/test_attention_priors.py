@@ -70,13 +70,15 @@ def test_sincos_positions_are_fixed_and_unknown_options_are_one_line():
         create_model("vit-tiny", 10, 3, (32, 32), attn_init="xavier")
 
 
-def test_the_new_options_round_trip_into_timm_without_lowdata(tmp_path):
+@pytest.mark.parametrize("options", [dict(attn_init="mimetic", pos_embed="sincos", pool="avg"),
+                                     dict(attn_init="impulse", num_heads=12, pool="avg")])
+def test_the_new_options_round_trip_into_timm_without_lowdata(options, tmp_path):
     class Info:
         channels, image_size, classes, mean, std = 3, (32, 32), ("a", "b"), (0.5,) * 3, (0.25,) * 3
         depth, hflip = None, True
 
     torch.manual_seed(0)
-    model = create_model("vit-tiny", 2, 3, (32, 32), depth=2, attn_init="mimetic", pos_embed="sincos", pool="avg")
+    model = create_model("vit-tiny", 2, 3, (32, 32), depth=2, **options)
     assert write_checked("timm", model, Info(), tmp_path / "m") == 0.0
     x = torch.randn(2, 3, 32, 32)
     torch.save(x, tmp_path / "x.pt")
@@ -101,3 +103,43 @@ def test_init_weights_replace_the_initialisation_and_the_run_says_so(tmp_path):
     summary = train(out=str(tmp_path / "tuned"), init=str(tmp_path / "source"),
                     **{**common, "model_args": {"depth": 1, "attn_init": "mimetic"}})
     assert "attn_init=mimetic skipped: --init gives the weights" in summary["init_report"]
+
+
+def shift_matrix(grid, tap):
+    """The 3x3 convolution tap `tap` = (row offset, column offset) as a token-to-token matrix (zero padding)."""
+    rows, cols = grid
+    target = torch.zeros(rows * cols, rows * cols)
+    for i in range(rows * cols):
+        r, c = divmod(i, cols)
+        if 0 <= r + tap[0] < rows and 0 <= c + tap[1] < cols:
+            target[i, (r + tap[0]) * cols + c + tap[1]] = 1.0
+    return target
+
+
+@pytest.mark.parametrize("name, extra", [("vit-tiny", {"num_heads": 12, "pool": "avg"}),
+                                         ("vit-tiny-convstem", {"num_heads": 12, "pool": "avg"}),
+                                         ("cct-2/3x2", {"num_heads": 16})])
+def test_impulse_heads_start_as_the_3x3_shifts_they_target(name, extra):
+    from lowdata.models.attention_init import TAPS
+
+    torch.manual_seed(0)
+    model = create_model(name, 10, 3, (32, 32), attn_init="impulse", **extra)
+    grid, dim = tuple(model.patch_embed.grid_size), model.embed_dim
+    tokens = torch.nn.functional.layer_norm(model.pos_embed[0].detach(), (dim,))  # what a block sees of positions
+    for block in model.blocks:
+        attn = block.attn
+        head_dim = dim // attn.num_heads
+        q, k, _ = attn.qkv(tokens).detach().reshape(len(tokens), 3, attn.num_heads, head_dim).permute(1, 2, 0, 3)
+        maps = (q @ k.transpose(-2, -1) * head_dim ** -0.5).softmax(dim=-1)  # (heads, N, N)
+        for head, weights in enumerate(maps):
+            target = shift_matrix(grid, TAPS[head % 9])
+            inside = target.sum(1) > 0  # tokens whose neighbour at the tap lies on the grid
+            assert torch.equal(weights[inside].argmax(1), target[inside].argmax(1)), (name, head)
+            assert (weights * target).sum(1)[inside].mean() > 0.9
+
+
+def test_a_model_impulse_cannot_initialise_is_one_line():
+    with pytest.raises(UsageError, match=r"needs 9 heads or more .* \(this model: 3 of 64\)"):
+        create_model("vit-tiny", 10, 3, (32, 32), attn_init="impulse", pool="avg")
+    with pytest.raises(UsageError, match="a model without a class token; use model_args.pool=avg"):
+        create_model("vit-tiny", 10, 3, (32, 32), attn_init="impulse", num_heads=12)
