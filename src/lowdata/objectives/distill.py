@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from lowdata.objectives.base import Objective, StepOutput, register_method
-from lowdata.objectives.pool import POOL_AUGMENT, PoolFeed, pool_feed
+from lowdata.objectives.pool import POOL_AUGMENT, PoolFeed, ReadsPool, pool_feed
 from lowdata.sections import setting
 
 MODES = ("hard", "soft", "none")
@@ -46,7 +46,7 @@ class DistillSettings:
     pool_augment: str = setting("strong", POOL_AUGMENT)
 
 
-class Distill(Objective):
+class Distill(ReadsPool, Objective):
     carries_terms = True
 
     def __init__(self, model: nn.Module, teacher: nn.Module, mode: str = "hard", alpha: float = 0.5,
@@ -55,8 +55,6 @@ class Distill(Objective):
         super().__init__()
         # the unlabelled pool this objective reads on each training step (its own stream, its own share)
         self.feed, self.streams = feed, ("pool",) if feed is not None else ()
-        self.pool_stream: torch.Generator | None = None
-        self.pool_per_step = 0
         if mode not in MODES:
             raise ValueError(f"distillation mode must be one of {', '.join(MODES)}, got {mode!r}")
         if not 0 <= alpha <= 1 or tau <= 0:
@@ -74,17 +72,6 @@ class Distill(Objective):
         super().train(mode)
         self.teacher.eval()  # the teacher's dropout and batch-norm statistics stay as trained
         return self
-
-    def use_batch_size(self, batch_size: int) -> None:
-        if self.feed is not None:
-            self.pool_per_step = self.feed.per_step(batch_size)
-
-    def use_streams(self, streams: dict[str, torch.Generator]) -> None:
-        if self.feed is not None:
-            self.pool_stream = streams["pool"]
-
-    def fingerprint_tensors(self) -> list[torch.Tensor]:
-        return [self.feed.images] if self.feed is not None else []
 
     def cost_parts(self, example: torch.Tensor) -> list:
         from lowdata.objectives.cost import FORWARD, network_part

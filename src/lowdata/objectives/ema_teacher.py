@@ -45,7 +45,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from lowdata.objectives.base import Objective, StepOutput, register_method
-from lowdata.objectives.pool import POOL_AUGMENT, PoolFeed, pool_feed
+from lowdata.objectives.pool import POOL_AUGMENT, PoolFeed, ReadsPool, pool_feed
 from lowdata.sections import setting
 
 TARGETS = ("hard", "soft")
@@ -100,7 +100,7 @@ class ClassThresholds(nn.Module):
         self.status[index.to(self.status.device)[sure.to(self.status.device)]] = predicted[sure].to(self.status.device)
 
 
-class EmaTeacher(Objective):
+class EmaTeacher(ReadsPool, Objective):
     carries_terms = True
     pool_teacher = "the student's moving average"
 
@@ -139,17 +139,8 @@ class EmaTeacher(Objective):
             self.cnn.eval()
         return self
 
-    def use_batch_size(self, batch_size: int) -> None:
-        self.pool_per_step = self.feed.per_step(batch_size)
-
-    def use_streams(self, streams: dict[str, torch.Generator]) -> None:
-        self.pool_stream = streams["pool"]
-
     def begin_epoch(self, epoch: int) -> None:
         self.epoch = epoch
-
-    def fingerprint_tensors(self) -> list[torch.Tensor]:
-        return [self.feed.images]
 
     def cost_parts(self, example: torch.Tensor) -> list:
         """The student, and its moving average labelling the pool's weak views (the CNN during a handover's first

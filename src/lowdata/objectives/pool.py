@@ -59,6 +59,25 @@ class PoolFeed:
         return self
 
 
+class ReadsPool:
+    """The contract's hooks for a method that draws pool images each step from its `feed` (None: no pool):
+    its share per step, its stream, and the pool's images in the data fingerprint."""
+    feed: PoolFeed | None = None
+    pool_stream: torch.Generator | None = None
+    pool_per_step = 0
+
+    def use_batch_size(self, batch_size: int) -> None:
+        if self.feed is not None:
+            self.pool_per_step = self.feed.per_step(batch_size)
+
+    def use_streams(self, streams: dict[str, torch.Generator]) -> None:
+        if self.feed is not None:
+            self.pool_stream = streams["pool"]
+
+    def fingerprint_tensors(self) -> list[torch.Tensor]:
+        return [self.feed.images] if self.feed is not None else []
+
+
 def pool_feed(augment: str, ratio: float, info, images: torch.Tensor | None, device: torch.device
               ) -> PoolFeed | None:
     """The teacher's weak view (basic) and the student's strong view (`augment`, never mixed) of the pool's

@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from lowdata.objectives.base import Objective, StepOutput, register_method
-from lowdata.objectives.pool import POOL_AUGMENT, PoolFeed, pool_feed
+from lowdata.objectives.pool import POOL_AUGMENT, PoolFeed, ReadsPool, pool_feed
 from lowdata.sections import setting
 
 
@@ -22,7 +22,7 @@ class SupervisedSettings:
     pool_augment: str = setting("strong", POOL_AUGMENT)
 
 
-class Supervised(Objective):
+class Supervised(ReadsPool, Objective):
     carries_terms = True
     pool_for_terms = True  # it reads the pool only for the terms it carries
     pool_teacher = "no teacher: its terms alone read it"
@@ -32,19 +32,6 @@ class Supervised(Objective):
         self.model = model
         self.label_smoothing = label_smoothing
         self.feed, self.streams = feed, ("pool",) if feed is not None else ()
-        self.pool_stream: torch.Generator | None = None
-        self.pool_per_step = 0
-
-    def use_batch_size(self, batch_size: int) -> None:
-        if self.feed is not None:
-            self.pool_per_step = self.feed.per_step(batch_size)
-
-    def use_streams(self, streams: dict[str, torch.Generator]) -> None:
-        if self.feed is not None:
-            self.pool_stream = streams["pool"]
-
-    def fingerprint_tensors(self) -> list[torch.Tensor]:
-        return [self.feed.images] if self.feed is not None else []
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> StepOutput:
         model_input, counts = images, {}
