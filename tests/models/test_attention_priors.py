@@ -71,7 +71,8 @@ def test_sincos_positions_are_fixed_and_unknown_options_are_one_line():
 
 
 @pytest.mark.parametrize("options", [dict(attn_init="mimetic", pos_embed="sincos", pool="avg"),
-                                     dict(attn_init="impulse", num_heads=12, pool="avg")])
+                                     dict(attn_init="impulse", num_heads=12, pool="avg"),
+                                     dict(gpsa_blocks=1, pos_embed="sincos", pool="avg")])
 def test_the_new_options_round_trip_into_timm_without_lowdata(options, tmp_path):
     class Info:
         channels, image_size, classes, mean, std = 3, (32, 32), ("a", "b"), (0.5,) * 3, (0.25,) * 3

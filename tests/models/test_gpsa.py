@@ -1,11 +1,14 @@
 """Gated positional self-attention: timm's ConViT module's maths, its positional attention once per forward."""
+import json
+
 import pytest
 import torch
-from timm.models.convit import GPSA
+from timm.models.convit import GPSA, MHSA, ConVit
 
 from lowdata.errors import UsageError
 from lowdata.models import create_model
 from lowdata.models.gpsa import GatedPositionalAttention, relative_indices
+from lowdata.models.vit import check_maskable, pooled_features
 from lowdata.runs.export import write_checked
 
 
@@ -55,10 +58,38 @@ def test_presets_take_it_in_their_first_blocks_and_export(tmp_path):
     cct = create_model("cct-2/3x2", 2, 3, (32, 32), gpsa_blocks=1)
     assert isinstance(cct.blocks[0].attn, GatedPositionalAttention) and cct.blocks[0].attn.grid == (8, 8)
     assert not isinstance(cct.blocks[1].attn, GatedPositionalAttention)
-    vit = create_model("vit-tiny", 2, 3, (32, 32), depth=2, gpsa_blocks=2, pool="avg", attn_init="mimetic")
+    vit = create_model("vit-tiny", 2, 3, (32, 32), depth=3, gpsa_blocks=2, attn_init="mimetic")
+    assert isinstance(vit, ConVit) and vit.local_up_to_layer == 2  # the class token joins after the gated blocks
+    assert [type(block.attn) for block in vit.blocks] == [GatedPositionalAttention] * 2 + [MHSA]
     for model, name in ((cct, "cct"), (vit, "vit")):
         assert write_checked("timm", model, Info(), tmp_path / name) == 0.0  # rebuilt bit for bit by timm
+    assert json.loads((tmp_path / "vit" / "config.json").read_text())["architecture"] == "convit_tiny"
     pytest.importorskip("onnxruntime")
     assert write_checked("onnx", vit, Info(), tmp_path / "vit.onnx") < 1e-4
     with pytest.raises(UsageError, match="has a class token: add model_args.pool=avg"):
-        create_model("vit-tiny", 2, 3, (32, 32), gpsa_blocks=1)
+        create_model("vit-tiny-convstem", 2, 3, (32, 32), gpsa_blocks=1)
+    with pytest.raises(UsageError, match="give fewer than the model's 3 blocks"):
+        create_model("vit-tiny", 2, 3, (32, 32), depth=3, gpsa_blocks=3)
+
+
+def test_a_convit_refuses_what_needs_other_grids_in_one_line():
+    vit = create_model("vit-tiny", 2, 3, (32, 32), depth=2, gpsa_blocks=1)
+    with pytest.raises(UsageError, match="takes only its own 32x32 images .* set dino.local_crops=0"):
+        pooled_features(vit, torch.randn(2, 3, 16, 16))
+    assert pooled_features(vit, torch.randn(2, 3, 32, 32)).shape == (2, 192)
+    with pytest.raises(UsageError, match="masked image modelling encodes a ViT's visible patches alone"):
+        check_maskable(vit)
+
+
+def test_position_tables_move_between_a_vit_and_a_convit():
+    """A ConViT's class token has no position row: an --init between the two keeps the grid's rows."""
+    from lowdata.models.weights import adapt
+
+    convit = create_model("vit-tiny", 2, 3, (32, 32), depth=2, gpsa_blocks=1)
+    vit = create_model("vit-tiny", 2, 3, (32, 32), depth=2)
+    state, report = adapt(convit.state_dict(), vit)
+    assert state["pos_embed"].shape == (1, 65, 192) and torch.equal(state["pos_embed"][0, 0], torch.zeros(192))
+    assert torch.equal(state["pos_embed"][:, 1:], convit.pos_embed.detach())
+    state, report = adapt(vit.state_dict(), convit)
+    assert torch.equal(state["pos_embed"], vit.pos_embed.detach()[:, 1:])
+    assert report == ["position embeddings resampled from a 8x8 grid to 8x8, prefix tokens 1 -> 0"]

@@ -16,6 +16,7 @@ grid tokens only: a model with a class token or other prefix tokens cannot take 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from timm.models.convit import GPSA
@@ -78,9 +79,44 @@ def relative_indices(grid: tuple[int, int]) -> torch.Tensor:
     return torch.stack([dx, dy, dx ** 2 + dy ** 2], dim=-1)[None]
 
 
+# timm ConVit's arguments that a ViT preset's settings give, under timm VisionTransformer's names
+CONVIT_SETTINGS = ("embed_dim", "depth", "num_heads", "mlp_ratio", "patch_size", "qkv_bias", "drop_rate",
+                   "pos_drop_rate", "proj_drop_rate", "attn_drop_rate")
+
+
+def build_convit(num_classes: int, in_chans: int, img_size: tuple[int, int], drop_path: float, gpsa_blocks: int,
+                 locality_strength: float, pool: str, pos_embed: str, **settings: Any) -> nn.Module:
+    """A patch-embedding ViT with gated positional attention in its first blocks, as ConViT has it: timm's
+    `ConVit`, whose class token joins after the gated blocks (they read the token grid alone), pooled by that
+    token or by the average of the patch tokens. Its gated layers are this module's (the same parameters as
+    timm's), so timm alone rebuilds the model from its `convit_*` architecture (models/timm_names.py)."""
+    from timm.models.convit import ConVit
+
+    from lowdata.errors import UsageError
+
+    unknown = sorted(set(settings) - set(CONVIT_SETTINGS))
+    if unknown:
+        raise UsageError(f"model_args.{unknown[0]} is not an option of a ViT with gated positional attention "
+                         f"(timm's ConViT); its options: {', '.join(CONVIT_SETTINGS)}")
+    depth = settings.get("depth", 12)
+    if not 0 < gpsa_blocks < depth:
+        raise UsageError(f"model_args.gpsa_blocks={gpsa_blocks}: ConViT's class token joins after the gated blocks, "
+                         f"so give fewer than the model's {depth} blocks")
+    heads = settings.pop("num_heads", 12)
+    width = settings.pop("embed_dim", 768)
+    if width % heads:
+        raise UsageError(f"model_args.embed_dim={width} is not divisible by num_heads={heads}")
+    model = ConVit(img_size=img_size, in_chans=in_chans, num_classes=num_classes, drop_path_rate=drop_path,
+                   global_pool=pool, embed_dim=width // heads, num_heads=heads,  # ConVit's width is per head
+                   qkv_bias=settings.pop("qkv_bias", True), local_up_to_layer=gpsa_blocks,
+                   locality_strength=locality_strength, use_pos_embed=pos_embed != "none", **settings)
+    replace_attention(model, gpsa_blocks, tuple(model.patch_embed.grid_size), locality_strength)
+    return model
+
+
 def use_gpsa(model: nn.Module, blocks: int, locality_strength: float = 1.0) -> None:
-    """The first `blocks` blocks of a ViT-family model (timm's VisionTransformer) take gated positional
-    attention in place of their attention (their other parts as built)."""
+    """The first `blocks` blocks of a ViT-family model without prefix tokens (timm's VisionTransformer: CCT, a
+    conv stem with average pooling) take gated positional attention in place of their attention."""
     from lowdata.errors import UsageError
 
     if blocks > len(model.blocks):
@@ -88,8 +124,13 @@ def use_gpsa(model: nn.Module, blocks: int, locality_strength: float = 1.0) -> N
     if model.num_prefix_tokens:
         raise UsageError("gated positional attention reads the token grid alone; this model has a class token: "
                          "add model_args.pool=avg (or use a CCT preset, which pools its sequence)")
+    replace_attention(model, blocks, tuple(model.patch_embed.grid_size), locality_strength)
+
+
+def replace_attention(model: nn.Module, blocks: int, grid: tuple[int, int], locality_strength: float) -> None:
     for block in model.blocks[:blocks]:
         old = block.attn
-        block.attn = GatedPositionalAttention(model.embed_dim, old.num_heads, tuple(model.patch_embed.grid_size),
-                                              qkv_bias=old.qkv.bias is not None, attn_drop=old.attn_drop.p,
-                                              proj_drop=old.proj_drop.p, locality_strength=locality_strength)
+        bias = getattr(old, "qkv", getattr(old, "qk", None)).bias is not None
+        block.attn = GatedPositionalAttention(model.embed_dim, old.num_heads, grid, qkv_bias=bias,
+                                              attn_drop=old.attn_drop.p, proj_drop=old.proj_drop.p,
+                                              locality_strength=locality_strength)

@@ -70,8 +70,11 @@ def plain_timm_description(model: nn.Module) -> tuple[str, dict[str, Any]] | Non
     pooling): a vit-tiny run then loads in an environment without lowdata. None for anything else (CCT, conv
     stems, LSA, the CIFAR ResNets), which keeps its `lowdata_` name."""
     from timm.layers import PatchEmbed
+    from timm.models.convit import ConVit
     from timm.models.vision_transformer import Attention, Block, VisionTransformer
 
+    if type(model) is ConVit:
+        return convit_description(model)
     if type(model) is not VisionTransformer or type(model.patch_embed) is not PatchEmbed:
         return None
     blocks = list(model.blocks)
@@ -87,3 +90,19 @@ def plain_timm_description(model: nn.Module) -> tuple[str, dict[str, Any]] | Non
         "qkv_bias": first.attn.qkv.bias is not None, "class_token": model.cls_token is not None,
         "no_embed_class": model.no_embed_class, "reg_tokens": model.num_reg_tokens,
         "fc_norm": not isinstance(model.fc_norm, nn.Identity)}
+
+
+def convit_description(model: nn.Module) -> tuple[str, dict[str, Any]] | None:
+    """timm's ConVit arguments for a patch ViT with gated positional attention (models/gpsa.build_convit); None
+    for a grid that is not square (timm's gated layers assume a square one)."""
+    grid = model.patch_embed.grid_size
+    if grid[0] != grid[1]:
+        return None
+    first, heads = model.blocks[0], model.blocks[0].attn.num_heads
+    return "convit_tiny", {  # timm's entry point; every argument below replaces its own
+        "img_size": list(model.patch_embed.img_size), "patch_size": model.patch_embed.patch_size[0],
+        "in_chans": model.in_chans, "num_classes": model.num_classes, "global_pool": model.global_pool,
+        "embed_dim": model.embed_dim // heads, "num_heads": heads, "depth": len(model.blocks),
+        "mlp_ratio": first.mlp.fc1.out_features / model.embed_dim, "qkv_bias": first.attn.qk.bias is not None,
+        "local_up_to_layer": model.local_up_to_layer, "use_pos_embed": model.use_pos_embed,
+        "locality_strength": model.locality_strength}

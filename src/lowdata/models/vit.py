@@ -65,8 +65,9 @@ def build_vit(num_classes: int, in_chans: int, img_size: tuple[int, int], drop_p
     conv (CCT, `tokenizer_layers` conv-pool stages); `attention` plain or lsa (locality self-attention);
     `pool` token (class token), seq (CCT's sequence pooling) or avg; `attn_init` default (timm's) or mimetic
     (models/attention_init.py); `pos_embed` learn (timm's), sincos (fixed 2-D sin-cos, Beyer et al. 2022) or
-    none; `gpsa_blocks` N: gated positional self-attention in the first N blocks (ConViT, models/gpsa.py; a
-    model without a class token), `locality_strength` its initial locality. Other settings are timm's.
+    none; `gpsa_blocks` N: gated positional self-attention in the first N blocks (models/gpsa.py; a patch
+    ViT becomes timm's ConViT, its class token joining after them), `locality_strength` its initial
+    locality. Other settings are timm's.
     `distilled=True` adds DeiT's distillation token and head (timm's VisionTransformerDistilled, so the state
     dict loads into timm's `deit_*_distilled` models)."""
     from timm.models.deit import VisionTransformerDistilled
@@ -74,13 +75,20 @@ def build_vit(num_classes: int, in_chans: int, img_size: tuple[int, int], drop_p
 
     from lowdata.models import small_data
 
-    from lowdata.models.attention_init import ATTENTION_INITS, init_attention
+    from lowdata.models.attention_init import ATTENTION_INITS
 
     for name, value, choices in (("tokenizer", tokenizer, TOKENIZERS), ("attention", attention, ATTENTIONS),
                                  ("pool", pool, POOLS), ("attn_init", attn_init, ATTENTION_INITS),
                                  ("pos_embed", pos_embed, POS_EMBEDS)):
         if value not in choices:
             raise UsageError(f"model_args.{name}={shown(value)} is unknown; choose from {', '.join(choices)}")
+    if gpsa_blocks and tokenizer == "patch" and attention == "plain" and pool != "seq" and not distilled:
+        from lowdata.models.gpsa import build_convit
+
+        settings.setdefault("patch_size", default_patch_size(img_size))
+        model = build_convit(num_classes, in_chans, img_size, drop_path, gpsa_blocks, locality_strength, pool,
+                             pos_embed, **settings)
+        return finish(model, pos_embed, attn_init)
     if tokenizer == "conv":
         if tokenizer_layers < 1:
             raise UsageError(f"model_args.tokenizer_layers must be at least 1, got {tokenizer_layers}")
@@ -110,12 +118,18 @@ def build_vit(num_classes: int, in_chans: int, img_size: tuple[int, int], drop_p
                 pos_embed="none" if pos_embed == "none" else "learn", **settings)
     if pool == "seq":
         model.attn_pool = small_data.SeqPool(model.embed_dim)
-    if pos_embed == "sincos":
-        fix_sincos_position(model)
     if gpsa_blocks:
         from lowdata.models.gpsa import use_gpsa
 
         use_gpsa(model, gpsa_blocks, locality_strength)
+    return finish(model, pos_embed, attn_init)
+
+
+def finish(model: nn.Module, pos_embed: str, attn_init: str) -> nn.Module:
+    from lowdata.models.attention_init import init_attention
+
+    if pos_embed == "sincos":
+        fix_sincos_position(model)
     init_attention(model, attn_init)
     return model
 
@@ -198,6 +212,11 @@ def check_maskable(vit: nn.Module) -> None:
     """Masked image modelling hides whole patches, so each token must be computed from its own patch alone."""
     from timm.layers import PatchEmbed
 
+    from timm.models.vision_transformer import VisionTransformer
+
+    if isinstance(vit, nn.Module) and not isinstance(vit, VisionTransformer) and hasattr(vit, "patch_embed"):
+        raise UsageError(f"masked image modelling encodes a ViT's visible patches alone; {type(vit).__name__} (gated "
+                         "positional attention) reads the whole grid: pretrain the preset without gpsa_blocks")
     if not isinstance(getattr(vit, "patch_embed", None), PatchEmbed):
         kind = type(getattr(vit, "patch_embed", vit)).__name__
         raise UsageError(f"masked image modelling needs tokens that each see only their own patch; this model's "
@@ -239,8 +258,13 @@ def pooled_features(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     from timm.models.vision_transformer import VisionTransformer
 
     embed = getattr(model, "patch_embed", None)
-    if not isinstance(model, VisionTransformer) or tuple(images.shape[-2:]) == tuple(embed.img_size):
+    if embed is None or tuple(images.shape[-2:]) == tuple(embed.img_size):
         return model.forward_head(model.forward_features(images), pre_logits=True)
+    if not isinstance(model, VisionTransformer) or any(hasattr(m, "rel_indices") for m in model.modules()):
+        height, width = embed.img_size
+        raise UsageError(f"this model takes only its own {width}x{height} images (gated positional attention is "
+                         f"built for its token grid), not {images.shape[-1]}x{images.shape[-2]} crops: set "
+                         "dino.local_crops=0")
     grid = embed.dynamic_feat_size(tuple(images.shape[-2:]))
     strict, dynamic = getattr(embed, "strict_img_size", None), model.dynamic_img_size
     try:

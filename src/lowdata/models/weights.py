@@ -111,15 +111,16 @@ def adapt_pos_embed(state: dict[str, torch.Tensor], model: nn.Module) -> list[st
     source, target = state["pos_embed"], model.state_dict()["pos_embed"]
     if source.shape == target.shape:
         return []
-    prefix_target = model.num_prefix_tokens
     grid = list(model.patch_embed.grid_size)
+    prefix_target = target.shape[1] - grid[0] * grid[1]  # ConViT's class token, for one, has no position
     prefix_source = source_prefix_tokens(state, source.shape[1])
     old_side = int(round((source.shape[1] - prefix_source) ** 0.5))
     resampled = resample_abs_pos_embed(source.float(), new_size=grid, old_size=[old_side, old_side],
                                        num_prefix_tokens=prefix_source)
     prefix, patches = resampled[:, :prefix_source], resampled[:, prefix_source:]
     if prefix_target > prefix_source:  # a distillation token the source lacks: start it at the class token's
-        prefix = torch.cat([prefix, prefix[:, :1].expand(-1, prefix_target - prefix_source, -1)], dim=1)
+        start = prefix[:, :1] if prefix_source else patches.new_zeros(1, 1, patches.shape[-1])
+        prefix = torch.cat([prefix, start.expand(-1, prefix_target - prefix_source, -1)], dim=1)
     prefix = prefix[:, :prefix_target]
     state["pos_embed"] = torch.cat([prefix, patches], dim=1).to(source.dtype)
     return [f"position embeddings resampled from a {old_side}x{old_side} grid to {grid[0]}x{grid[1]}"
@@ -130,11 +131,12 @@ def source_prefix_tokens(state: dict[str, torch.Tensor], tokens: int) -> int:
     prefix = int("cls_token" in state) + int("dist_token" in state)
     if "reg_token" in state:
         prefix += state["reg_token"].shape[1]
-    side = int(round((tokens - prefix) ** 0.5))
-    if side * side != tokens - prefix:
-        raise UsageError(f"the source's position embeddings ({tokens} tokens) are not a square grid after "
-                         f"{prefix} prefix tokens; it is not a ViT with absolute position embeddings")
-    return prefix
+    for rows in (prefix, 0):  # a ConViT's class token has no row
+        side = int(round((tokens - rows) ** 0.5))
+        if side * side == tokens - rows:
+            return rows
+    raise UsageError(f"the source's position embeddings ({tokens} tokens) are not a square grid after "
+                     f"{prefix} prefix tokens; it is not a ViT with absolute position embeddings")
 
 
 def first_conv_key(own: dict[str, torch.Tensor]) -> str | None:

@@ -113,7 +113,8 @@ class FeatureGuidance(Term):
         grid = student.patch_embed.dynamic_feat_size(tuple(images.shape[-2:]))
         total = images.new_zeros((), dtype=torch.float32)
         for block, projection, target in zip(self.blocks, self.projections, targets):
-            tokens = self.captured.pop(block)[rows][:, student.num_prefix_tokens:]
+            tokens = self.captured.pop(block)[rows]
+            tokens = tokens[:, tokens.shape[1] - grid[0] * grid[1]:]  # without prefix tokens (a block may have none)
             maps = tokens.transpose(1, 2).reshape(len(images), -1, *grid)
             total = total + map_distance(projection(maps), target)
         return self.weight * total
