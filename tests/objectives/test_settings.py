@@ -25,7 +25,10 @@ def test_every_method_and_term_declares_a_frozen_settings_dataclass():
     for name in [*method_names(True), *method_names(False)]:
         settings = OBJECTIVES.get(name).settings
         assert dataclasses.is_dataclass(settings) and settings.__dataclass_params__.frozen
-    assert TERMS.names() == ["guidance"]
+    assert TERMS.names() == ["drloc", "guidance", "masked"]
+    for name in TERMS.names():
+        settings = TERMS.get(name).settings
+        assert dataclasses.is_dataclass(settings) and settings.__dataclass_params__.frozen
 
 
 def test_a_section_is_checked_by_type_range_and_choices_with_a_did_you_mean():

@@ -1,4 +1,5 @@
-"""Auxiliary terms: label-free losses any method can carry (feature guidance first).
+"""Auxiliary terms: label-free losses any method can carry (feature guidance, dense relative localisation, joint
+masked modelling).
 
 A term reads the trained model's features during the method's own forward pass (`capturing`, e.g. forward
 hooks on its blocks) and the images the model read that step (`StepOutput.model_input`: the labelled images
@@ -24,6 +25,13 @@ class Term(nn.Module):
     reads_pool = False  # True where the term reads the step's pool images (a method then draws them for it)
     state_name = "term"  # its state's name in a checkpoint beside a method's own (guidance: "projections")
     setup_name = "term"  # its part of the step's kind, for compile=auto's measurements
+    streams: tuple[str, ...] = ()  # its random streams (checkpointed with the run's, so a resume draws the same)
+
+    def use_streams(self, streams: dict[str, torch.Generator]) -> None:
+        """The epoch's generators of its `streams`."""
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Before each epoch (a warm-up of its weight, say)."""
 
     @contextmanager
     def capturing(self) -> Iterator[None]:
@@ -79,7 +87,7 @@ class WithTerms(Objective):
     def __init__(self, objective: Objective, terms: list[Term]) -> None:
         super().__init__()
         self.objective, self.terms = objective, nn.ModuleList(terms)
-        self.streams = objective.streams
+        self.streams = tuple(objective.streams) + tuple(name for term in terms for name in term.streams)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "model":  # the loop swaps in its wrapped or compiled model: the method's forward reads it
@@ -114,10 +122,14 @@ class WithTerms(Objective):
         self.objective.use_batch_size(batch_size)
 
     def use_streams(self, streams: dict[str, torch.Generator]) -> None:
-        self.objective.use_streams(streams)
+        self.objective.use_streams({name: streams[name] for name in self.objective.streams})
+        for term in self.terms:
+            term.use_streams({name: streams[name] for name in term.streams})
 
     def begin_epoch(self, epoch: int) -> None:
         self.objective.begin_epoch(epoch)
+        for term in self.terms:
+            term.begin_epoch(epoch)
 
     def fingerprint_tensors(self) -> list[torch.Tensor]:
         return self.objective.fingerprint_tensors()
