@@ -103,7 +103,7 @@ def test_combinations_that_cannot_work_say_what_does():
 
     for name in ("cct-2/3x2", "vit-tiny-convstem", "vit-tiny-sl"):
         encoder = create_model(name, num_classes=10, in_chans=3, img_size=(32, 32), depth=1)
-        with pytest.raises(UsageError, match="Pretrain a patch-embedding ViT"):
+        with pytest.raises(UsageError, match="use a patch-embedding ViT"):
             MaskedAutoencoder(encoder, in_chans=3)
     lsa = create_model("vit-tiny", num_classes=10, in_chans=3, img_size=(32, 32), depth=1, attention="lsa")
     assert MaskedAutoencoder(lsa, in_chans=3).grid == (8, 8)  # locality attention alone masks like any ViT

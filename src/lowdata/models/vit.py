@@ -216,14 +216,14 @@ def check_maskable(vit: nn.Module) -> None:
 
     if isinstance(vit, nn.Module) and not isinstance(vit, VisionTransformer) and hasattr(vit, "patch_embed"):
         raise UsageError(f"masked image modelling encodes a ViT's visible patches alone; {type(vit).__name__} (gated "
-                         "positional attention) reads the whole grid: pretrain the preset without gpsa_blocks")
+                         "positional attention) reads the whole grid: use the preset without gpsa_blocks")
     if not isinstance(getattr(vit, "patch_embed", None), PatchEmbed):
         kind = type(getattr(vit, "patch_embed", vit)).__name__
         raise UsageError(f"masked image modelling needs tokens that each see only their own patch; this model's "
                          f"{kind} mixes neighbouring pixels into every token, so masked patches would leak into "
-                         "the visible ones. Pretrain a patch-embedding ViT (vit-tiny, vit-small, or vit-tiny with "
-                         "model_args.attention=lsa); train this model supervised, with distillation or with "
-                         "strong augmentation")
+                         "the visible ones: use a patch-embedding ViT (vit-tiny, vit-tiny-simple, vit-small, or "
+                         "vit-tiny with model_args.attention=lsa), or this model without masked modelling "
+                         "(supervised, distillation, DRLoc)")
 
 
 def patch_tokens(vit: nn.Module, images: torch.Tensor) -> torch.Tensor:
@@ -233,13 +233,15 @@ def patch_tokens(vit: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 def encode_tokens(vit: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
-    """Prepend the class token (with its position embedding) to some patch tokens (N, K, D) and run the
-    blocks and the final norm: (N, 1 + K, D)."""
-    if vit.num_prefix_tokens != 1 or getattr(vit, "no_embed_class", False):
-        raise UsageError("masked image modelling needs a ViT preset with a class token only (no distillation "
+    """Prepend the class token, if the ViT has one (with its position embedding), to some patch tokens (N, K, D)
+    and run the blocks and the final norm: (N, P + K, D), P = 1 or 0."""
+    if vit.num_prefix_tokens > 1 or getattr(vit, "no_embed_class", False):
+        raise UsageError("masked image modelling needs a ViT preset with a class token or none (no distillation "
                          "token, no register tokens)")
-    cls = (vit.cls_token + vit.pos_embed[:, :1]).expand(len(tokens), -1, -1)
-    return vit.norm(vit.blocks(vit.norm_pre(torch.cat([cls, tokens], dim=1))))
+    if vit.num_prefix_tokens:
+        cls = (vit.cls_token + vit.pos_embed[:, :1]).expand(len(tokens), -1, -1)
+        tokens = torch.cat([cls, tokens], dim=1)
+    return vit.norm(vit.blocks(vit.norm_pre(tokens)))
 
 
 def patch_grid(vit: nn.Module) -> tuple[int, int]:

@@ -29,6 +29,7 @@ class MaskedAutoencoder(nn.Module):
         super().__init__()
         vit_api.check_maskable(encoder)
         self.encoder = encoder  # its state dict is the classifier's, without a head
+        self.prefix = encoder.num_prefix_tokens  # 1 (a class token) or 0 (average pooling)
         self.grid, self.patch = vit_api.patch_grid(encoder), vit_api.patch_size(encoder)
         # a patch of one value (patch 1, one channel: 8x8 digits) has no variance to normalise its target by
         self.in_chans = in_chans
@@ -78,17 +79,18 @@ class MaskedAutoencoder(nn.Module):
         n, length, width = tokens.shape
         ids_keep, mask, ids_restore = self.random_masking(n, length, mask_ratio, generator, images.device)
         visible = tokens.gather(1, ids_keep[..., None].expand(-1, -1, width))  # (N, K, D)
-        return vit_api.encode_tokens(self.encoder, visible), mask, ids_restore  # (N, 1 + K, D)
+        return vit_api.encode_tokens(self.encoder, visible), mask, ids_restore  # (N, P + K, D)
 
     def forward_decoder(self, latent: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
-        x = self.decoder_embed(latent)  # (N, 1 + K, Dd)
+        x = self.decoder_embed(latent)  # (N, P + K, Dd)
         n, length = ids_restore.shape
-        masks = self.mask_token.expand(n, length + 1 - x.shape[1], -1)
-        patches = torch.cat([x[:, 1:], masks], dim=1)  # visible first, then masked: the shuffled order
+        prefix = self.prefix
+        masks = self.mask_token.expand(n, length + prefix - x.shape[1], -1)
+        patches = torch.cat([x[:, prefix:], masks], dim=1)  # visible first, then masked: the shuffled order
         patches = patches.gather(1, ids_restore[..., None].expand(-1, -1, x.shape[2]))  # back in image order
-        x = torch.cat([x[:, :1], patches], dim=1) + self.decoder_pos_embed
+        x = torch.cat([x[:, :prefix], patches], dim=1) + self.decoder_pos_embed[:, 1 - prefix:]
         x = self.decoder_norm(self.decoder_blocks(x))
-        return self.decoder_pred(x)[:, 1:]  # (N, L, p*p*C), class token dropped
+        return self.decoder_pred(x)[:, prefix:]  # (N, L, p*p*C), class token dropped
 
     def forward_loss(self, images: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean squared error per patch, averaged over the masked patches only."""
