@@ -2,6 +2,7 @@
 
     python benchmarks/cure_steps.py                       # CIFAR-10 from ../shared, cct-2/3x2 taught by resnet20
     python benchmarks/cure_steps.py --steps 20 --rounds 3 --variants pooled,ema
+    python benchmarks/cure_steps.py --student vit-tiny-simple --variants drloc,masked
 
 One JSON line per round, then a summary line: (a) labelled images/s of `lowdata train` on the student alone and
 with each of the cure's steps, all the second epoch of a two-epoch run, alternating in this process; the ratio
@@ -12,7 +13,9 @@ student's moving average teaching it on the pool: the +ema recipes). (b) the par
 at the same batch size: the teacher's forward pass on the labelled and pool images (at the precision a run
 picks; with no_grad in the default layout, and frozen as a run has it: inference mode, the layout the probe of
 models/frozen.py picks), the guide's feature maps, the EMA teacher's update and forward pass,
-the pool's strong augmentation, and the student's forward and backward on twice the images against once. The
+the pool's strong augmentation, and the student's forward and backward on twice the images against once.
+`drloc` and `masked` add the label-free terms on the labelled images (masked modelling needs a patch ViT:
+`--student vit-tiny-simple --variants drloc,masked`). The
 teacher run is trained first (1 epoch) and not timed. Speeds depend on the CPU: the line names its capability.
 """
 from __future__ import annotations
@@ -58,7 +61,9 @@ def variants(teacher: Path) -> dict[str, dict]:
     """The settings each of the cure's steps adds to the labelled run."""
     return {"pooled": dict(teacher=str(teacher), distill="hard", pool="all", pool_ratio=1.0),
             "guided": dict(guide=str(teacher), guide_on="labelled"),
-            "ema": dict(pool="all", pool_teacher="ema", pool_ratio=1.0)}
+            "ema": dict(pool="all", pool_teacher="ema", pool_ratio=1.0),
+            "drloc": dict(drloc={"images": "labelled"}),  # the label-free terms on the labelled images
+            "masked": dict(masked={"images": "labelled"})}  # (patch ViTs: --student vit-tiny-simple)
 
 
 def parts(data: str, student: str, teacher_dir: Path, batch: int, repeats: int) -> dict:
@@ -147,11 +152,17 @@ def main() -> None:
         chosen = {name: extra for name, extra in variants(root / "teacher").items()
                   if name in args.variants.split(",")}
         ratios: dict[str, list[float]] = {name: [] for name in chosen}
+        from lowdata.errors import UsageError
+
         for index in range(args.rounds):
             plain = run_rate(root / f"plain-{index}", common, model=args.student)
             line = {"round": index, "labelled_images_per_second": round(plain, 1)}
             for name, extra in chosen.items():
-                rate = run_rate(root / f"{name}-{index}", common, model=args.student, **extra)
+                try:
+                    rate = run_rate(root / f"{name}-{index}", common, model=args.student, **extra)
+                except UsageError as refused:  # a step this student cannot take (masked modelling on CCT)
+                    line[f"{name}_refused"] = str(refused)[:120]
+                    continue
                 ratios[name].append(plain / rate)
                 line.update({f"{name}_labelled_images_per_second": round(rate, 1),
                              f"{name}_over_labelled_step": round(plain / rate, 3)})
@@ -159,10 +170,12 @@ def main() -> None:
         split = parts(args.data, args.student, root / "teacher", args.batch_size, repeats=5)
     print(json.dumps({"benchmark": "cure_steps", "student": args.student, "teacher": args.teacher_model,
                       "batch_size": args.batch_size,
-                      **{f"{name}_over_labelled_step": round(statistics.median(r), 3) for name, r in ratios.items()},
+                      **{f"{name}_over_labelled_step": round(statistics.median(r), 3) for name, r in ratios.items()
+                         if r},
                       "seconds_per_step_parts": {k: round(v, 4) for k, v in split.items()},
                       "cpu_capability": capability, "threads": torch.get_num_threads(),
-                      "target": "pooled step <= 1.6x the labelled step (issue 31)"}))
+                      "target": "pooled step <= 1.6x the labelled step (issue 31); drloc <= 1.1x, masked <= 1.4x "
+                                "(issue 44)"}))
 
 
 if __name__ == "__main__":
