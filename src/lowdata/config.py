@@ -109,6 +109,8 @@ class TrainConfig(RunConfig):
     teacher: str | None = None  # the teacher (distill; ema-teacher's first epochs): a lowdata run directory, or a
     # weights file + teacher_model
     teacher_model: str | None = None  # the teacher's architecture when `teacher` is a bare weights file
+    teacher_size: int | None = None  # the side a weights-file teacher was trained at (224 for ImageNet); the teacher
+    # resizes the student's images to it. A run directory says its own; None: the student's
     # the unlabelled pool (training images outside the budget), a source of images for the method and its terms;
     # never of labels
     pool: str | None = None  # "all" or a number of pool images (class-blind, seeded); None: labelled images only
@@ -158,7 +160,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "freeze_epochs": (0, None, True, True), "layer_decay": (0, 1, False, True),
     "label_smoothing": (0, 1, True, False), "pool_ratio": (0, None, False, True), "rounds": (1, None, True, True),
     "repeated_aug": (1, None, True, True), "ema_decay": (0, 1, True, False), "knn_memory": (1, None, True, True),
-    "knn_k": (1, None, True, True),
+    "knn_k": (1, None, True, True), "teacher_size": (1, None, True, True),
 }
 
 

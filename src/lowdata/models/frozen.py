@@ -18,6 +18,7 @@ from typing import Callable
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 LAYOUTS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
 PROBE_SPEEDUP = 1.05  # channels-last must beat the default layout by this much in the probe to be chosen
@@ -38,31 +39,43 @@ class Frozen(nn.Module):
     """`network` frozen, in `layout`: calls return ordinary tensors (usable as loss targets) computed in
     inference mode."""
 
-    def __init__(self, network: nn.Module, layout: Layout) -> None:
+    def __init__(self, network: nn.Module, layout: Layout, input_size: tuple[int, int] | None = None) -> None:
         super().__init__()
         self.network = network.eval().requires_grad_(False).to(memory_format=layout.memory_format)
         self.layout = layout
+        self.input_size = input_size  # (H, W) it was trained at, where not the data's: its input is resized
 
     def train(self, mode: bool = True) -> "Frozen":
         return super().train(False)  # dropout off, batch-norm statistics as trained, whatever the caller asks
 
+    def own_view(self, images: torch.Tensor) -> torch.Tensor:
+        """The images at the network's own resolution (bilinear, antialiased where it shrinks: timm's and
+        torchvision's resize), in its memory layout; the student's pipeline is untouched."""
+        if self.input_size is not None and tuple(images.shape[-2:]) != self.input_size:
+            images = F.interpolate(images, size=self.input_size, mode="bilinear", align_corners=False,
+                                   antialias=True)
+        return images.contiguous(memory_format=self.layout.memory_format)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode(), torch.profiler.record_function("lowdata.frozen"):
-            out = self.network(images.contiguous(memory_format=self.layout.memory_format))
+            out = self.network(self.own_view(images))
         return out.clone()  # an inference tensor cannot be saved for a backward pass; a copy can
 
     def forward_intermediates(self, images: torch.Tensor, **kwargs) -> list[torch.Tensor]:
         with torch.inference_mode(), torch.profiler.record_function("lowdata.frozen"):
-            maps = self.network.forward_intermediates(images.contiguous(memory_format=self.layout.memory_format),
-                                                      **kwargs)
+            maps = self.network.forward_intermediates(self.own_view(images), **kwargs)
         return [m.clone() for m in maps]
 
 
 def freeze(network: nn.Module, image_shape: tuple[int, int, int], device: torch.device,
            autocast: Callable[[], object], cache: Path | None = None) -> Frozen:
-    """`network` frozen on `device` in the layout `pick_layout` finds faster for it."""
+    """`network` frozen on `device` in the layout `pick_layout` finds faster for it; a network that carries an
+    `input_size` of its own (models/loading.py) is probed, and run, at that size."""
     network = network.to(device).eval().requires_grad_(False)
-    return Frozen(network, pick_layout(network, image_shape, device, autocast, cache))
+    size = getattr(network, "input_size", None)
+    if size is not None:
+        image_shape = (image_shape[0], *size)
+    return Frozen(network, pick_layout(network, image_shape, device, autocast, cache), size)
 
 
 def pick_layout(network: nn.Module, image_shape: tuple[int, int, int], device: torch.device,

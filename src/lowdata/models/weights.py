@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from lowdata.errors import UsageError
+from lowdata.models.foreign_names import match_by_order, other_names
 
 # prefixes under which other tools nest a backbone's state dict: a self-supervised run's encoder
 # (objectives/mae.py), DDP's wrapper
@@ -37,6 +38,9 @@ def load_init(model: nn.Module, source: str | Path, pretrained: bool = False,
     state, unnested = unnest(state)
     report += unnested
     own = model.state_dict()
+    if other_names(state, own):  # another library's names for the same architecture
+        state, matched = match_by_order(state, own, str(source), frozenset(head_keys(model)))
+        report.append(matched)
     state, adapted = adapt(state, model)
     report += adapted
     learned = run_classes(Path(source))

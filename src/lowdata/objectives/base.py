@@ -104,15 +104,17 @@ class MethodData:
     network_loader: Callable[[str, str, str | None], tuple[nn.Module, str]] | None = None
     planning: bool = False  # built only to count its cost (runs/planning.py): nothing is evaluated
 
-    def trained_network(self, source: str, what: str, model_name: str | None = None) -> tuple[nn.Module, str]:
-        """The network a run directory or weights file at `source` holds, built for this data."""
+    def trained_network(self, source: str, what: str, model_name: str | None = None, file_size: int | None = None
+                        ) -> tuple[nn.Module, str]:
+        """The network a run directory or weights file at `source` holds, built for this data (at its own input
+        size where it was trained at another: `file_size` for a weights file)."""
         if self.network_loader is not None:
             return self.network_loader(source, what, model_name)
         from lowdata.models.loading import load_trained_model
 
         info = self.info
         return load_trained_model(source, info.num_classes, info.channels, info.image_size, model_name=model_name,
-                                  what=what)
+                                  what=what, file_size=file_size)
 
     @property
     def info(self) -> Any:

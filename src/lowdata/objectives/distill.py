@@ -158,12 +158,15 @@ def load_teacher(config, data, device: torch.device, autocast) -> tuple[nn.Modul
     from lowdata.models.frozen import freeze
 
     info = data.info
-    teacher, name = data.trained_network(config.teacher, "teacher", config.teacher_model)
+    teacher, name = data.trained_network(config.teacher, "teacher", config.teacher_model, config.teacher_size)
+    names = getattr(teacher, "weights_note", "by name")
     teacher = freeze(teacher, (info.channels, *info.image_size), device, autocast)
     if data.planning:  # counted, not run
         return teacher, {}
     result = evaluate(teacher, data.test_images, data.test_labels, Normalize(info).to(device), device, autocast)
+    side = teacher.input_size or tuple(info.image_size)
     return teacher, {"teacher": config.teacher, "teacher_model": name, "teacher_test_acc": result["acc"],
+                     "teacher_input_size": f"{side[1]}x{side[0]}", "teacher_weights_matched": names,
                      "teacher_layout": teacher.layout.name, "teacher_layout_reason": teacher.layout.reason}
 
 
