@@ -44,6 +44,8 @@ class DistillSettings:
                                     low=0, high=1)
     pool_weight: float = setting(1.0, "weight of the pool term beside the labelled loss", low=0)
     pool_augment: str = setting("strong", POOL_AUGMENT)
+    teacher_cache: bool = setting(False, "the pool's teacher outputs on one fixed view of each image, computed once "
+                                         "and cached (objectives/teacher_cache.py), not a forward pass per step")
 
 
 class Distill(ReadsPool, Objective):
@@ -51,8 +53,10 @@ class Distill(ReadsPool, Objective):
 
     def __init__(self, model: nn.Module, teacher: nn.Module, mode: str = "hard", alpha: float = 0.5,
                  tau: float = 1.0, label_smoothing: float = 0.0, pool_threshold: float = 0.0,
-                 pool_weight: float = 1.0, feed: PoolFeed | None = None) -> None:
+                 pool_weight: float = 1.0, feed: PoolFeed | None = None,
+                 pool_logits: torch.Tensor | None = None) -> None:
         super().__init__()
+        self.pool_logits = pool_logits  # the teacher's cached outputs for each pool image, or None: live
         # the unlabelled pool this objective reads on each training step (its own stream, its own share)
         self.feed, self.streams = feed, ("pool",) if feed is not None else ()
         if mode not in MODES:
@@ -76,7 +80,8 @@ class Distill(ReadsPool, Objective):
     def cost_parts(self, example: torch.Tensor) -> list:
         from lowdata.objectives.cost import FORWARD, network_part
 
-        return super().cost_parts(example) + [network_part("teacher", self.teacher, example, FORWARD)]
+        reads = "labelled" if self.pool_logits is not None else "both"  # a cache answers for the pool
+        return super().cost_parts(example) + [network_part("teacher", self.teacher, example, FORWARD, reads)]
 
     @property
     def pool_teacher(self) -> str:
@@ -85,17 +90,23 @@ class Distill(ReadsPool, Objective):
     def forward(self, images: torch.Tensor, targets: torch.Tensor,
                 pool: tuple[torch.Tensor, torch.Tensor] | None = None) -> StepOutput:
         """`pool`: (student view, teacher view) of unlabelled images; in training drawn from the feed."""
-        counts = {}
+        counts, cached = {}, None
         if pool is None and self.feed is not None:
             with torch.autocast(images.device.type, enabled=False):  # the views at full precision, as the images
-                pool = self.feed.draw(self.pool_per_step, self.pool_stream, images.device)
+                if self.pool_logits is None:
+                    pool = self.feed.draw(self.pool_per_step, self.pool_stream, images.device)
+                else:
+                    index = self.feed.pick(self.pool_per_step, self.pool_stream)
+                    pool = (self.feed.student_views(index, self.pool_stream, images.device), None)
+                    cached = self.pool_logits[index.to(self.pool_logits.device)]
             counts = {"pool_images_read": self.pool_per_step}
-        out = self.loss(images, targets, pool)
+        out = self.loss(images, targets, pool, cached)
         out.counts = counts
         return out
 
-    def loss(self, images: torch.Tensor, targets: torch.Tensor,
-             pool: tuple[torch.Tensor, torch.Tensor] | None) -> StepOutput:
+    def loss(self, images: torch.Tensor, targets: torch.Tensor, pool: tuple[torch.Tensor, torch.Tensor] | None,
+             cached: torch.Tensor | None = None) -> StepOutput:
+        """`cached`: the teacher's outputs for the pool images, in place of its view of them (pool[1])."""
         labelled = len(images)
         if pool is not None and self.mode == "none":
             raise ValueError("the pool is taught by the teacher alone: use distill=hard or soft with a pool")
@@ -109,7 +120,10 @@ class Distill(ReadsPool, Objective):
             return StepOutput(loss=base, logits=logits, logs={"base_loss": base.detach()}, model_input=student_input)
         # one forward pass over the labelled images and the pool's teacher views: nothing is computed twice
         with torch.no_grad():
-            teacher_all = self.teacher(images if pool is None else torch.cat([images, pool[1]])).float()
+            if cached is not None:
+                teacher_all = torch.cat([self.teacher(images).float(), cached.float()])
+            else:
+                teacher_all = self.teacher(images if pool is None else torch.cat([images, pool[1]])).float()
         teacher_logits = teacher_all[:labelled]
         distill = distillation_loss(dist_logits.float(), teacher_logits, self.mode, self.tau)
         loss = (1 - self.alpha) * base + self.alpha * distill
@@ -142,12 +156,29 @@ def build_distill(config, settings: DistillSettings, model: nn.Module, data, dev
         raise UsageError("the pool is taught by a teacher: give --teacher RUN_DIR and distill.mode=hard or soft with "
                          "--pool, or let the student's own average teach it with objective=ema-teacher (pool images "
                          "have no labels)")
+    pool_logits, cache_summary = None, {}
+    if settings.teacher_cache:
+        if feed is None:
+            raise UsageError("distill.teacher_cache=true caches the teacher's outputs on the pool: give --pool all "
+                             "(or N), or drop it")
+        if not data.planning:
+            from lowdata.augment import Normalize
+            from lowdata.objectives.teacher_cache import cached_teacher_logits
+
+            pool_logits, cache_summary = cached_teacher_logits(teacher, data.pool_images,
+                                                               Normalize(data.info).to(device), device, autocast)
+            from lowdata import console
+
+            console.say(f"teacher cache: {cache_summary['teacher_cache_read']:,} pool images' outputs read, "
+                        f"{cache_summary['teacher_cache_computed']:,} computed"
+                        + ("" if cache_summary["teacher_cache_saved"] else
+                           f"; not saved ({cache_summary['teacher_cache']} is not lowdata's, or not writable)"))
     try:
         objective = Distill(model, teacher, settings.mode, settings.alpha, settings.tau, config.label_smoothing,
-                            settings.pool_threshold, settings.pool_weight, feed)
+                            settings.pool_threshold, settings.pool_weight, feed, pool_logits)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    return objective, {**teacher_summary, "distill": settings.mode}
+    return objective, {**teacher_summary, **cache_summary, "distill": settings.mode}
 
 
 def load_teacher(config, data, device: torch.device, autocast) -> tuple[nn.Module, dict]:
