@@ -11,7 +11,7 @@ LAYERS = [  # bottom first
     {"errors", "registry", "io", "files", "ledger", "settings_file", "sections", "flat_settings", "config", "streams", "rundir", "device", "cores", "stopping", "console"},
     {"data"},
     {"augment", "models", "metrics", "objectives", "training"},
-    {"runs"},
+    {"runs", "selection"},
     {"study"},
     {"api", "cli", "__main__", "__init__"},
 ]

@@ -1,5 +1,5 @@
 """`lowdata augment-preview`, `data check` and `models`: looking at the data, the augmentation and the models;
-`methods`: what each method and term is set by; `adopt`: vouching for a run or study folder made before lowdata
+`methods`: what each method and term is set by; `select`: which images to label; `adopt`: vouching for a run or study folder made before lowdata
 kept ledgers."""
 from __future__ import annotations
 
@@ -36,6 +36,43 @@ def add_commands(commands) -> None:
                                             "that its files are lowdata's, this records their present content.")
     adopt.add_argument("path", help="the run or study folder")
     adopt.set_defaults(command=adopt_command)
+    add_select(commands)
+
+
+def add_select(commands) -> None:
+    select = commands.add_parser(
+        "select", help="rank unlabelled images for labelling (TypiClust, ProbCover, k-means, margin)",
+        description="Choose which training images to label next, from their features, and write the list in "
+                    "labelling order (CSV: rank,image,score; or Label Studio tasks). Labels are never read, except "
+                    "to take the seeded budget of --labels as labelled already.")
+    select.add_argument("--data", required=True, help="NAME[:PATH] or an image-folder path, as for `train`")
+    select.add_argument("--n", type=int, required=True, help="how many images to choose")
+    select.add_argument("--strategy", default="typiclust",
+                        help="random, kmeans, typiclust (default), probcover, or margin (with a trained --features "
+                             "run)")
+    select.add_argument("--features", default="pca",
+                        help="pca (raw pixels) or what --init takes: a lowdata run (a DINO/MAE pretrain run, a "
+                             "trained run), a weights file (with --model), a timm name (with --pretrained)")
+    select.add_argument("--model", help="the architecture of a --features weights file")
+    select.add_argument("--pretrained", action="store_true", help="with a timm name in --features: its weights")
+    select.add_argument("--labels", type=int, help="the images `train --labels N --seed S` takes count as labelled")
+    select.add_argument("--seed", type=int, default=0)
+    select.add_argument("--image-size", type=int, default=None, help="resize image folders of mixed sizes")
+    select.add_argument("--format", dest="output_format", default="csv", help="csv or label-studio (tasks JSON)")
+    select.add_argument("--out", default="to-label.csv", help="the list to write (default to-label.csv)")
+    select.set_defaults(command=select_command)
+
+
+def select_command(args: argparse.Namespace) -> int:
+    from lowdata import console
+    from lowdata.selection.select import said, select_images
+
+    summary = select_images(args.data, args.n, args.out, args.strategy, args.features, args.labels, args.seed,
+                            args.model, args.pretrained, args.output_format, args.image_size)
+    for line in summary["features_report"]:
+        console.say(f"features: {line}")
+    print(said(summary))
+    return 0
 
 
 def add_preview(commands) -> None:

@@ -178,3 +178,14 @@ def keep_classes(dataset: Dataset, names: str | None) -> Dataset:
 
     info = dataclasses.replace(dataset.info, classes=tuple(wanted))
     return Dataset(info, *part(dataset.train_images, dataset.train_labels), *part(dataset.test_images, dataset.test_labels))
+
+
+def training_paths(spec: str, split_seed: int = 0) -> list[Path] | None:
+    """The files behind a dataset's training images, in their order, for an image-folder source (a folder, or
+    cifar10:DIR holding train/ and test/); None for a source without files (digits, torchvision's arrays)."""
+    from lowdata.data.imagefolder import training_files
+
+    name, path = parse_spec(spec)
+    if path is None or not (name == "folder" or looks_like_split_folder(Path(path))):
+        return None
+    return training_files(Path(path), split_seed)

@@ -250,3 +250,13 @@ def stratified_holdout(labels: torch.Tensor, test_fraction: float, seed: int) ->
         test.append(members[:n_test])
         train.append(members[n_test:])
     return torch.cat(train).sort().values, torch.cat(test).sort().values
+
+
+def training_files(root: Path, split_seed: int) -> list[Path]:
+    """The training split's image files, in the order `load_image_folder` decodes them (row i of the training
+    images is file i): what a list of images to label names."""
+    if looks_like_split_folder(root):
+        return list_images(root / "train", class_names(root / "train"))[0]
+    files, labels = list_images(root, class_names(root))
+    train, _ = stratified_holdout(torch.tensor(labels, dtype=torch.long), HOLDOUT_FRACTION, split_seed)
+    return [files[i] for i in train.tolist()]
