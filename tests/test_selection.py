@@ -2,6 +2,7 @@
 chosen, the Label Studio file, the memory a 50,000-image pool takes."""
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,6 +85,13 @@ def test_a_folder_gives_paths_and_label_studio_tasks(tmp_path, image_folder_writ
     assert all((tmp_path / "photos" / "train").as_posix() in task["data"]["image"] for task in tasks)
     assert all(tmp_path.joinpath(task["data"]["image"]).is_file() for task in tasks)
     assert [task["meta"]["rank"] for task in tasks] == [1, 2, 3, 4, 5]
+    loose = tmp_path / "unlabelled"
+    loose.mkdir()
+    for path in sorted((folder / "train" / "cat").iterdir())[:6]:
+        (loose / path.name.replace(".png", "-a.png")).write_bytes(path.read_bytes())
+    summary = select_images(str(loose), 3, str(tmp_path / "loose.csv"), "probcover", classes=2)
+    rows = list(csv.DictReader(open(tmp_path / "loose.csv")))
+    assert summary["candidates"] == 6 and [Path(row["image"]).parent for row in rows] == [loose] * 3
     (tmp_path / "mine.csv").write_text("my notes\n")
     with pytest.raises(UsageError, match="lowdata did not write it"):
         select_images(str(folder), 5, str(tmp_path / "mine.csv"), "random")

@@ -45,7 +45,8 @@ def add_select(commands) -> None:
         description="Choose which training images to label next, from their features, and write the list in "
                     "labelling order (CSV: rank,image,score; or Label Studio tasks). Labels are never read, except "
                     "to take the seeded budget of --labels as labelled already.")
-    select.add_argument("--data", required=True, help="NAME[:PATH] or an image-folder path, as for `train`")
+    select.add_argument("--data", required=True, help="NAME[:PATH] or an image-folder path, as for `train` (its "
+                                                      "training split), or a folder of unlabelled images")
     select.add_argument("--n", type=int, required=True, help="how many images to choose")
     select.add_argument("--strategy", default="typiclust",
                         help="random, kmeans, typiclust (default), probcover, or margin (with a trained --features "
@@ -57,6 +58,8 @@ def add_select(commands) -> None:
     select.add_argument("--pretrained", action="store_true", help="with a timm name in --features: its weights")
     select.add_argument("--labels", type=int, help="the images `train --labels N --seed S` takes count as labelled")
     select.add_argument("--seed", type=int, default=0)
+    select.add_argument("--classes", type=int, help="how many classes the images hold (ProbCover's purity "
+                                                    "clusters; default: the dataset's, or 10 for unlabelled images)")
     select.add_argument("--image-size", type=int, default=None, help="resize image folders of mixed sizes")
     select.add_argument("--format", dest="output_format", default="csv", help="csv or label-studio (tasks JSON)")
     select.add_argument("--out", default="to-label.csv", help="the list to write (default to-label.csv)")
@@ -68,7 +71,8 @@ def select_command(args: argparse.Namespace) -> int:
     from lowdata.selection.select import said, select_images
 
     summary = select_images(args.data, args.n, args.out, args.strategy, args.features, args.labels, args.seed,
-                            args.model, args.pretrained, args.output_format, args.image_size)
+                            args.model, args.pretrained, args.output_format, args.image_size,
+                            classes=args.classes)
     for line in summary["features_report"]:
         console.say(f"features: {line}")
     print(said(summary))

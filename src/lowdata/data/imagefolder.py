@@ -260,3 +260,14 @@ def training_files(root: Path, split_seed: int) -> list[Path]:
     files, labels = list_images(root, class_names(root))
     train, _ = stratified_holdout(torch.tensor(labels, dtype=torch.long), HOLDOUT_FRACTION, split_seed)
     return [files[i] for i in train.tolist()]
+
+
+def unlabelled_files(root: Path) -> list[Path] | None:
+    """The images of a folder of unlabelled images (no class folders: images directly in it, or in folders of
+    folders a person made for other reasons are not told apart), sorted; None for a class-folder layout."""
+    if not root.is_dir() or any(p.is_dir() and not p.name.startswith(".") for p in root.iterdir()):
+        return None
+    found = sorted(p for p in root.iterdir() if p.suffix.lower() in EXTENSIONS and readable_file(p))
+    if not found:
+        raise UsageError(f"no images ({', '.join(sorted(EXTENSIONS))}) in {root}; check the path")
+    return found

@@ -17,12 +17,13 @@ FORMATS = ("csv", "label-studio")
 
 def select_images(data: str, n: int, out: str, strategy: str = "typiclust", features: str = "pca",
                   labels: int | None = None, seed: int = 0, model: str | None = None, pretrained: bool = False,
-                  output_format: str = "csv", image_size: int | None = None, split_seed: int = 0) -> dict[str, Any]:
+                  output_format: str = "csv", image_size: int | None = None, split_seed: int = 0,
+                  classes: int | None = None) -> dict[str, Any]:
     """Choose `n` training images of `data` to label by `strategy` over `features` ("pca" or what `--init`
     takes); with `labels`, the seeded budget `train --labels` would take counts as labelled already (covered,
-    never chosen). Writes `out`; returns what the command says."""
-    from lowdata.data import load_dataset, select_budget
-    from lowdata.data.datasets import training_paths
+    never chosen); `classes`: how many the images hold (ProbCover's pseudo-label clusters; default the
+    dataset's, 10 for unlabelled images). Writes `out`; returns what the command says."""
+    from lowdata.data import select_budget
     from lowdata.selection.strategies import STRATEGIES
 
     if strategy not in (*STRATEGIES.names(), "margin"):
@@ -32,9 +33,11 @@ def select_images(data: str, n: int, out: str, strategy: str = "typiclust", feat
     if strategy == "margin" and features == "pca":
         raise UsageError("--strategy margin ranks by a trained run's uncertainty: give --features RUN (a run trained "
                          "on these classes)")
-    dataset = load_dataset(data, image_size, split_seed)
+    dataset, paths = candidates(data, image_size, split_seed)
     images, count = dataset.train_images, len(dataset.train_images)
     labelled = np.zeros(count, bool)
+    if labels and dataset.info.name == "unlabelled":
+        raise UsageError(f"{data} holds unlabelled images only: --labels counts a labelled budget; drop it")
     if labels:
         budget = select_budget(dataset.train_labels, dataset.info.num_classes, seed, total=labels)
         labelled[budget.labelled.numpy()] = True
@@ -47,15 +50,34 @@ def select_images(data: str, n: int, out: str, strategy: str = "typiclust", feat
 
         choice = choose_margin(vectors, labelled, n)
     elif strategy == "probcover":
-        choice = STRATEGIES.get(strategy)(vectors, labelled, n, generator, classes=dataset.info.num_classes)
+        known = dataset.info.num_classes if dataset.info.name != "unlabelled" else 10
+        choice = STRATEGIES.get(strategy)(vectors, labelled, n, generator, classes=classes or known)
     else:
         choice = STRATEGIES.get(strategy)(vectors, labelled, n, generator)
-    paths = training_paths(data, split_seed)
     names = [str(paths[i]) if paths is not None else str(i) for i in choice.index]
     write_list(Path(out), names, choice.score, strategy, output_format)
     return {"selected": len(names), "strategy": strategy, "features": features, "feature_dims": int(vectors.shape[1]),
             "already_labelled": int(labelled.sum()), "candidates": count, "out": out, **choice.notes,
             "features_report": report, "first": names[:3]}
+
+
+def candidates(data: str, image_size: int | None, split_seed: int):
+    """The images to choose from (a dataset's training split, or a folder of unlabelled images: no class
+    folders) and their files in the same order (None for a source without files)."""
+    import os
+
+    from lowdata.data import load_dataset
+    from lowdata.data.datasets import training_paths
+    from lowdata.data.imagefolder import decode_all, unlabelled_files
+    from lowdata.data.types import Dataset, make_info
+
+    files = unlabelled_files(Path(os.path.expanduser(data))) if os.path.isdir(os.path.expanduser(data)) else None
+    if files is None:
+        return load_dataset(data, image_size, split_seed), training_paths(data, split_seed)
+    images = decode_all(files, image_size)
+    info = make_info("unlabelled", ("unlabelled",), images, hflip=True)
+    empty = torch.zeros(0, dtype=torch.long)
+    return Dataset(info, images, torch.zeros(len(images), dtype=torch.long), images[:0], empty), files
 
 
 def read_features(features: str, images: torch.Tensor, info, seed: int, model: str | None, pretrained: bool,
