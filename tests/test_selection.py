@@ -122,3 +122,19 @@ def test_fifty_thousand_images_select_in_bounded_memory():
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 2 * 1024 ** 3  # a dense 50,000 x 50,000 float32 matrix alone would take 9.3 GiB
+
+
+def test_train_can_take_its_budget_by_a_strategy(tmp_path):
+    from lowdata import train
+    from lowdata.data import load_dataset
+    from lowdata.selection.select import chosen_budget
+
+    dataset = load_dataset("digits")
+    budget = chosen_budget(dataset, 30, "typiclust", "pca", 2)
+    select_images("digits", 30, str(tmp_path / "t.csv"), "typiclust", seed=2)
+    listed = sorted(int(row["image"]) for row in csv.DictReader(open(tmp_path / "t.csv")))
+    assert budget.labelled.tolist() == listed and len(budget.pool) == len(dataset.train_labels) - 30
+    summary = train(out=str(tmp_path / "run"), data="digits", labels=30, epochs=1, seed=2, selection="typiclust")
+    assert summary["test_acc"] >= 0
+    with pytest.raises(UsageError, match="set val_fraction=0 with it"):
+        train(out=str(tmp_path / "v"), data="digits", labels=30, epochs=1, selection="kmeans", val_fraction=0.2)

@@ -95,6 +95,9 @@ class TrainConfig(RunConfig):
     labels: int | None = None  # total labelled examples, class-balanced; None = the whole training split
     labels_per_class: int | None = None
     val_fraction: float = 0.0  # carved from the labelled budget, stratified
+    selection: str | None = None  # choose the budget's images by a `lowdata select` strategy (typiclust,
+    # probcover, kmeans, random) over `selection_features` instead of class-balanced at random
+    selection_features: str = "pca"  # pca (raw pixels) or a run / weights / timm name, as --init takes
     classes: str | None = None  # only these classes, comma-separated (e.g. a transfer target); None = all
     # model
     init: str | None = None  # start from: a lowdata run, a weights file, a Hugging Face ViT folder, a timm name

@@ -17,8 +17,10 @@ MOVED = ("distill", "distill_alpha", "distill_tau", "dist_token", "pool_threshol
 def test_train_config_keeps_only_what_every_run_reads():
     fields = field_names(TrainConfig)
     assert not set(MOVED) & set(fields)
-    added = ("teacher_size",)  # issue 45: a weights-file teacher's own resolution, beside teacher_model
-    assert set(added) <= set(fields) and len(fields) == 57 - len(MOVED) + len(added) == 45
+    # issue 45: a weights-file teacher's own resolution, beside teacher_model; issue 46: a budget chosen by a
+    # selection strategy, beside labels
+    added = ("teacher_size", "selection", "selection_features")
+    assert set(added) <= set(fields) and len(fields) == 57 - len(MOVED) + len(added) == 47
     assert {"pool", "pool_ratio", "teacher", "label_smoothing", "objective"} <= set(fields)
 
 

@@ -44,6 +44,13 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
     budget = select_budget(dataset.train_labels, info.num_classes, config.seed, total=config.labels,
                            per_class=config.labels_per_class, val_fraction=config.val_fraction,
                            class_names=info.classes)
+    if config.selection:  # the same number of images, chosen by a strategy (labels read only once chosen)
+        from lowdata.selection.select import chosen_budget
+
+        if config.val_fraction:
+            raise UsageError("selection= chooses the labelled images themselves; set val_fraction=0 with it")
+        budget = chosen_budget(dataset, len(budget.labelled), config.selection, config.selection_features,
+                               config.seed)
     policy = build_policy(config.augment, info, **config.augment_args)
     # a resumed run keeps its saved model_args (one from before sized presets has no patch size recorded)
     config = run.config = resolved(config, None if run.resume else info.image_size)
@@ -69,6 +76,10 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
         evaluator = with_views(evaluator, info.hflip)
     data = LoopData(dataset.train_images[budget.labelled], dataset.train_labels[budget.labelled])
     notes = [data_note(info, budget, len(dataset.train_labels), len(pool), len(dataset.test_labels))]
+    if config.selection:
+        classes = torch.bincount(dataset.train_labels[budget.labelled], minlength=info.num_classes)
+        notes.append(f"labelled images chosen by {config.selection} on {config.selection_features} features "
+                     f"(per class: {min(classes.tolist())} to {max(classes.tolist())})")
     notes += [f"augment: {note}" for note in policy.notes] + [f"init: {line}" for line in init_report]
     feed = getattr(objective, "feed", None)
     if feed:

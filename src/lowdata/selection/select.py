@@ -116,3 +116,22 @@ def said(summary: dict[str, Any]) -> str:
 
 
 
+
+
+def chosen_budget(dataset, count: int, strategy: str, features: str, seed: int):
+    """The labelled budget of `count` training images chosen by `strategy` over `features` (labels unread until
+    chosen), the rest the pool: what `train selection=...` trains on in place of a class-balanced random draw."""
+    from lowdata.data import Budget
+    from lowdata.selection.strategies import STRATEGIES
+
+    if strategy not in STRATEGIES.names():
+        raise UsageError(STRATEGIES.unknown_message(strategy))
+    vectors, _ = read_features(features, dataset.train_images, dataset.info, seed, None, False, False)
+    nobody = np.zeros(len(vectors), bool)
+    generator = torch.Generator().manual_seed(seed)
+    extra = {"classes": dataset.info.num_classes} if strategy == "probcover" else {}
+    chosen = STRATEGIES.get(strategy)(vectors, nobody, count, generator, **extra).index
+    labelled = torch.as_tensor(np.sort(chosen), dtype=torch.long)
+    rest = np.ones(len(vectors), bool)
+    rest[chosen] = False
+    return Budget(labelled, torch.zeros(0, dtype=torch.long), torch.as_tensor(np.flatnonzero(rest), dtype=torch.long))
