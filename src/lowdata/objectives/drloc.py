@@ -23,12 +23,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lowdata.errors import UsageError, shown
-from lowdata.objectives.terms import Term, register_term
+from lowdata.errors import UsageError
+from lowdata.objectives.terms import APPLIES_TO, ImageTerm, register_term, require_pool
 from lowdata.sections import setting
-
-APPLIES_TO = ("labelled", "pool", "both")
-
 
 @dataclass(frozen=True)
 class DrlocSettings:
@@ -75,30 +72,16 @@ def final_grid(model: nn.Module) -> tuple[nn.Module, bool, int]:
                      f"{type(model).__name__} shows neither: use a ViT-family preset or a timm CNN")
 
 
-class RelativeLocalisation(Term):
+class RelativeLocalisation(ImageTerm):
     state_name, setup_name = "drloc_head", "drloc"
     streams = ("drloc",)
 
     def __init__(self, model: nn.Module, settings: DrlocSettings) -> None:
-        super().__init__()
+        super().__init__(settings)
         self.student = [model]  # a list: not a submodule of the term
         self.source, self.is_map, width = final_grid(model)
-        self.settings = settings
         self.head = offset_head(width, settings.hidden)
-        self.generator: torch.Generator | None = None
-        self.ramp = 1.0 if settings.warmup_epochs == 0 else 0.0
         self.captured: torch.Tensor | None = None
-
-    @property
-    def reads_pool(self) -> bool:
-        return self.settings.images != "labelled"
-
-    def use_streams(self, streams: dict[str, torch.Generator]) -> None:
-        self.generator = streams["drloc"]
-
-    def begin_epoch(self, epoch: int) -> None:
-        warmup = self.settings.warmup_epochs
-        self.ramp = 1.0 if warmup == 0 else min(1.0, (epoch + 1) / warmup)
 
     def trainable_extras(self) -> nn.Module:
         return self.head
@@ -126,12 +109,11 @@ class RelativeLocalisation(Term):
 
     def loss(self, model_input: torch.Tensor, labelled: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         features, self.captured = self.captured, None
-        rows = {"labelled": slice(0, labelled), "pool": slice(labelled, None), "both": slice(None)}
-        embeddings, grid = self.grid_embeddings(features[rows[self.settings.images]])
+        embeddings, grid = self.grid_embeddings(self.rows(features, labelled))
         if len(embeddings) == 0:
             return features.new_zeros((), dtype=torch.float32), {}
         term = localisation_loss(embeddings, grid, self.head, self.settings.pairs, self.generator)
-        return self.settings.weight * self.ramp * term, {"drloc_loss": term.detach()}
+        return self.weighted(term), {"drloc_loss": term.detach()}
 
     def cost_parts(self, example: torch.Tensor) -> list:
         """The head on each image's pairs, forward and backward (the grid comes from the model's own pass)."""
@@ -148,9 +130,7 @@ class RelativeLocalisation(Term):
 
 
 @register_term("drloc", settings=DrlocSettings)
-def build_drloc(settings: DrlocSettings, config, model: nn.Module, data, device, autocast) -> Term:
+def build_drloc(settings: DrlocSettings, config, model: nn.Module, data, device, autocast) -> ImageTerm:
     """Dense relative localisation (DRLoc, Liu et al. 2021): the final grid's embeddings say how far apart."""
-    if settings.images != "labelled" and getattr(data, "pool_images", None) is None:
-        raise UsageError(f"drloc.images={shown(settings.images)} reads the pool: give --pool all (or N), or set "
-                         "drloc.images=labelled")
+    require_pool("drloc", settings, data)
     return RelativeLocalisation(model, settings).to(device)

@@ -21,12 +21,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from lowdata.errors import UsageError, shown
 from lowdata.objectives.mae import MaskedAutoencoder
-from lowdata.objectives.terms import Term, register_term
+from lowdata.objectives.terms import APPLIES_TO, ImageTerm, register_term, require_pool
 from lowdata.sections import setting
 
-APPLIES_TO = ("labelled", "pool", "both")
 DECODER_PARTS = ("decoder_embed", "decoder_blocks", "decoder_norm", "decoder_pred")
 
 
@@ -44,12 +42,12 @@ class MaskedSettings:
     decoder_heads: int = setting(4, "the decoder's attention heads", low=1)
 
 
-class JointMaskedModelling(Term):
+class JointMaskedModelling(ImageTerm):
     state_name, setup_name = "masked_decoder", "masked"
     streams = ("masked",)
 
     def __init__(self, model: nn.Module, channels: int, settings: MaskedSettings) -> None:
-        super().__init__()
+        super().__init__(settings)
         autoencoder = MaskedAutoencoder(model, channels, settings.decoder_dim, settings.decoder_depth,
                                         settings.decoder_heads, settings.norm_pix_loss)
         self.autoencoder = [autoencoder]  # a list: it holds the model, which is not a submodule of the term
@@ -57,31 +55,16 @@ class JointMaskedModelling(Term):
         for name in DECODER_PARTS:
             self.decoder.add_module(name, getattr(autoencoder, name))
         self.decoder.mask_token = autoencoder.mask_token
-        self.settings = settings
-        self.generator: torch.Generator | None = None
-        self.ramp = 1.0 if settings.warmup_epochs == 0 else 0.0
-
-    @property
-    def reads_pool(self) -> bool:
-        return self.settings.images != "labelled"
-
-    def use_streams(self, streams: dict[str, torch.Generator]) -> None:
-        self.generator = streams["masked"]
-
-    def begin_epoch(self, epoch: int) -> None:
-        warmup = self.settings.warmup_epochs
-        self.ramp = 1.0 if warmup == 0 else min(1.0, (epoch + 1) / warmup)
 
     def trainable_extras(self) -> nn.Module:
         return self.decoder
 
     def loss(self, model_input: torch.Tensor, labelled: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        rows = {"labelled": slice(0, labelled), "pool": slice(labelled, None), "both": slice(None)}
-        images = model_input[rows[self.settings.images]]
+        images = self.rows(model_input, labelled)
         if len(images) == 0:
             return model_input.new_zeros((), dtype=torch.float32), {}
         term, _, _ = self.autoencoder[0](images, self.settings.mask_ratio, self.generator)
-        return self.settings.weight * self.ramp * term, {"masked_loss": term.detach()}
+        return self.weighted(term), {"masked_loss": term.detach()}
 
     def cost_parts(self, example: torch.Tensor) -> list:
         """The encoder on the visible patches and the decoder on all, forward and backward (masks from a
@@ -100,11 +83,9 @@ class JointMaskedModelling(Term):
 
 
 @register_term("masked", settings=MaskedSettings)
-def build_masked(settings: MaskedSettings, config, model: nn.Module, data, device, autocast) -> Term:
+def build_masked(settings: MaskedSettings, config, model: nn.Module, data, device, autocast) -> ImageTerm:
     """Joint masked-image modelling (SSAT, Das et al. 2024): the classifier's encoder also rebuilds masked patches."""
-    if settings.images != "labelled" and getattr(data, "pool_images", None) is None:
-        raise UsageError(f"masked.images={shown(settings.images)} reads the pool: give --pool all (or N), or set "
-                         "masked.images=labelled")
+    require_pool("masked", settings, data)
     term = JointMaskedModelling(model, data.info.channels, settings).to(device)
     term.autoencoder[0].to(device)  # its decoder's fixed positions (the model is there already)
     return term

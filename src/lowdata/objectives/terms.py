@@ -60,6 +60,48 @@ class Term(nn.Module):
         return {}
 
 
+APPLIES_TO = ("labelled", "pool", "both")  # the step's images a term reads
+
+
+class ImageTerm(Term):
+    """A label-free term set by a section with `weight`, `images` (labelled, pool or both) and `warmup_epochs`
+    (its weight rises linearly over them), drawing from the one random stream it names in `streams`."""
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__()
+        self.settings = settings
+        self.generator: torch.Generator | None = None
+        self.ramp = 1.0 if settings.warmup_epochs == 0 else 0.0
+
+    @property
+    def reads_pool(self) -> bool:
+        return self.settings.images != "labelled"
+
+    def use_streams(self, streams: dict[str, torch.Generator]) -> None:
+        self.generator = streams[self.streams[0]]
+
+    def begin_epoch(self, epoch: int) -> None:
+        warmup = self.settings.warmup_epochs
+        self.ramp = 1.0 if warmup == 0 else min(1.0, (epoch + 1) / warmup)
+
+    def rows(self, batch: torch.Tensor, labelled: int) -> torch.Tensor:
+        """The rows of the step's batch it reads (the first `labelled` are the labelled images)."""
+        return batch[{"labelled": slice(0, labelled), "pool": slice(labelled, None),
+                      "both": slice(None)}[self.settings.images]]
+
+    def weighted(self, loss: torch.Tensor) -> torch.Tensor:
+        return self.settings.weight * self.ramp * loss
+
+
+def require_pool(name: str, settings: Any, data: Any) -> None:
+    """One line when a term's section reads the pool and the run has none."""
+    from lowdata.errors import UsageError, shown
+
+    if settings.images != "labelled" and getattr(data, "pool_images", None) is None:
+        raise UsageError(f"{name}.images={shown(settings.images)} reads the pool: give --pool all (or N), or set "
+                         f"{name}.images=labelled")
+
+
 @dataclass(frozen=True)
 class TermEntry:
     build: Callable[..., Term]
