@@ -49,10 +49,13 @@ def test_unreadable_image_is_named(image_folder):
         load_dataset(str(image_folder))
 
 
-def test_mixed_sizes_need_image_size(image_folder, png_writer):
-    png_writer(torch.zeros(3, 16, 10, dtype=torch.uint8), image_folder / "train" / "cat" / "big.png")
-    with pytest.raises(UsageError, match="image_size"):
-        load_dataset(str(image_folder))
+def test_mixed_sizes_take_the_median_shorter_side_unless_image_size_says(image_folder, png_writer, capsys):
+    png_writer(torch.zeros(3, 16, 10, dtype=torch.uint8), image_folder / "train" / "cat" / "big.png")  # 10 x 16
+    png_writer(torch.zeros(3, 30, 40, dtype=torch.uint8), image_folder / "test" / "dog" / "wide.png")  # 40 x 30
+    dataset = load_dataset(str(image_folder))  # 26 images at 12x12 and two others: the median shorter side is 12
+    assert dataset.train_images.shape[1:] == (3, 12, 12) and dataset.test_images.shape[1:] == (3, 12, 12)
+    assert "images of 3 sizes (12x12, 10x16, 40x30); each resized to 12x12 (the median shorter side)" in \
+        capsys.readouterr().err
     assert load_dataset(str(image_folder), image_size=8).train_images.shape[1:] == (3, 8, 8)
 
 

@@ -19,7 +19,8 @@ def check_folder(root: Path) -> list[str]:
 def inspect_folder(root: Path) -> tuple[list[str], list[str]]:
     """(the problems, as check_folder; what a run would see: classes and their images, image sizes, and the
     train/test split)."""
-    from lowdata.data.imagefolder import EXTENSIONS, HOLDOUT_FRACTION, decode_one, looks_like_split_folder, skipped_note
+    from lowdata.data.imagefolder import (EXTENSIONS, HOLDOUT_FRACTION, common_side, decode_one,
+                                         looks_like_split_folder, skipped_note)
 
     if not root.is_dir():
         raise UsageError(f"{root} is not a folder; give an image folder (PATH/<class>/* or PATH/train, PATH/test)")
@@ -65,10 +66,11 @@ def inspect_folder(root: Path) -> tuple[list[str], list[str]]:
             elif len(splits) == 1 and round(images * HOLDOUT_FRACTION) == 0:
                 problems.append(f"{folder}: {images} image{'s' if images > 1 else ''}, too few for a "
                                 f"{HOLDOUT_FRACTION:.0%} test hold-out")
-    if len(sizes) > 1:
-        common = ", ".join(f"{h}x{w} ({n})" for (h, w), n in sizes.most_common(3))
-        problems.append(f"{root}: images of {len(sizes)} sizes ({common}); train with image_size=N to resize them")
     notes = [skipped_note(skipped).removeprefix("data: ")] if skipped else []
+    if len(sizes) > 1:  # not a problem: a run resizes them (imagefolder.common_side)
+        side = common_side(list(sizes.elements()))
+        notes.append(f"mixed sizes: a run resizes every image to {side}x{side} (the median shorter side); "
+                     "image_size=N chooses another")
     return problems, describe(splits, classes, counts, sizes, HOLDOUT_FRACTION) + notes
 
 
@@ -76,7 +78,7 @@ def describe(splits: list[Path], classes: list[str], counts: dict[Path, Counter]
              holdout: float) -> list[str]:
     lines = [f"classes: {len(classes)} ({', '.join(f'{name} {counts[splits[0]][name]:,}' for name in classes)})"]
     if sizes:
-        lines.append("image sizes: " + ", ".join(f"{h}x{w} ({n:,})" for (h, w), n in sizes.most_common(3))
+        lines.append("image sizes (W x H): " + ", ".join(f"{w}x{h} ({n:,})" for (h, w), n in sizes.most_common(3))
                      + (f" and {len(sizes) - 3} more" if len(sizes) > 3 else ""))
     if len(splits) == 2:
         lines.append(f"split: {splits[0].name}/ and {splits[1].name}/ as given: {sum(counts[splits[0]].values()):,} "

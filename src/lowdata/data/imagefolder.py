@@ -119,10 +119,41 @@ def decode_with_depth(files: list[Path], image_size: int | None) -> tuple[torch.
     channels = max(image.shape[0] for image in images)
     images = [image.expand(channels, -1, -1) if image.shape[0] != channels else image for image in images]
     sizes = {tuple(image.shape[1:]) for image in images}
-    if len(sizes) > 1:
-        examples = ", ".join(f"{h}x{w}" for h, w in sorted(sizes)[:3])
-        raise UsageError(f"images have different sizes ({examples}, ...); set image_size=N to resize them all to NxN")
+    if len(sizes) > 1:  # a real photo folder: one size chosen from the data, said once
+        from lowdata import console
+
+        side = common_side([tuple(image.shape[1:]) for image in images])
+        console.say(f"data: images of {len(sizes)} sizes ({shown_sizes(sizes)}); each resized to {side}x{side} (the "
+                    f"median shorter side{', capped' if side == MAX_AUTO_SIDE else ''}); image_size=N chooses "
+                    "another", kind="mixed-sizes")
+        images = [resized(image, side) for image in images]
     return torch.stack(images), depth
+
+
+MAX_AUTO_SIDE = 224  # the largest side chosen for mixed sizes without image_size (a CPU's budget; ImageNet's size)
+
+
+def common_side(sizes: list[tuple[int, int]]) -> int:
+    """The side images of mixed sizes are resized to: the median of their shorter sides, at most MAX_AUTO_SIDE."""
+    shorter = sorted(min(size) for size in sizes)
+    return max(1, min(MAX_AUTO_SIDE, shorter[len(shorter) // 2]))
+
+
+def shown_sizes(sizes, most: int = 3) -> str:
+    """Sizes as W x H (as Pillow and image viewers say them), the first `most`."""
+    listed = sorted(sizes)
+    return ", ".join(f"{w}x{h}" for h, w in listed[:most]) + (f" and {len(listed) - most} more"
+                                                              if len(listed) > most else "")
+
+
+def resized(image: torch.Tensor, side: int) -> torch.Tensor:
+    """The image squashed to side x side, as image_size=side does (decode_one)."""
+    from torchvision.transforms.v2 import functional as F
+
+    if tuple(image.shape[1:]) == (side, side):
+        return image
+    out = F.resize(image.float() if image.dtype == torch.int32 else image, [side, side], antialias=True)
+    return out.round().to(torch.int32) if image.dtype == torch.int32 else out
 
 
 # Pillow modes by what they hold; decode_one converts the rest to these
@@ -140,7 +171,6 @@ def decode_one(path: Path, image_size: int | None) -> torch.Tensor:
     """
     import numpy as np
     from PIL import Image, UnidentifiedImageError
-    from torchvision.transforms.v2 import functional as F
 
     try:
         with Image.open(path) as pil:
@@ -169,11 +199,7 @@ def decode_one(path: Path, image_size: int | None) -> torch.Tensor:
         raise UsageError(f"image {path} holds NaN or infinite values; replace them or remove the file")
     image = torch.from_numpy(array)
     image = image.unsqueeze(0) if image.ndim == 2 else image.permute(2, 0, 1).contiguous()
-    if image_size is not None and tuple(image.shape[1:]) != (image_size, image_size):
-        resized = F.resize(image.float() if image.dtype == torch.int32 else image, [image_size, image_size],
-                           antialias=True)
-        image = resized.round().to(torch.int32) if image.dtype == torch.int32 else resized
-    return image
+    return image if image_size is None else resized(image, image_size)
 
 
 def choose_depth(images: list[torch.Tensor], files: list[Path]) -> dict[str, Any] | None:
