@@ -112,22 +112,38 @@ def decode_with_depth(files: list[Path], image_size: int | None) -> tuple[torch.
     """decode_all, and the depth mapping it chose (recorded by the run, so predict maps new images the same way)."""
     from tqdm import tqdm
 
+    if image_size is None:
+        image_size = mixed_sizes_side(files)
     decoded = [decode_one(path, image_size) for path in tqdm(files, desc="decoding images", disable=None,
                                                              leave=False, unit="img")]
     depth = choose_depth(decoded, files)
     images = to_eight_bits(decoded, depth)
     channels = max(image.shape[0] for image in images)
     images = [image.expand(channels, -1, -1) if image.shape[0] != channels else image for image in images]
-    sizes = {tuple(image.shape[1:]) for image in images}
-    if len(sizes) > 1:  # a real photo folder: one size chosen from the data, said once
-        from lowdata import console
-
-        side = common_side([tuple(image.shape[1:]) for image in images])
-        console.say(f"data: images of {len(sizes)} sizes ({shown_sizes(sizes)}); each resized to {side}x{side} (the "
-                    f"median shorter side{', capped' if side == MAX_AUTO_SIDE else ''}); image_size=N chooses "
-                    "another", kind="mixed-sizes")
-        images = [resized(image, side) for image in images]
     return torch.stack(images), depth
+
+
+def mixed_sizes_side(files: list[Path]) -> int | None:
+    """For images of mixed sizes (a real photo folder), the one side they are all resized to, said once; None
+    when they share a size. Reads each file's header only (no pixels are decoded twice)."""
+    from PIL import Image
+
+    sizes = []
+    for path in files:
+        try:
+            with Image.open(path) as pil:
+                sizes.append((pil.height, pil.width))
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue  # decode_one names the file
+    if len(set(sizes)) < 2:
+        return None
+    from lowdata import console
+
+    side = common_side(sizes)
+    console.say(f"data: images of {len(set(sizes))} sizes ({shown_sizes(set(sizes))}); each resized to {side}x{side} "
+                f"(the median shorter side{', capped' if side == MAX_AUTO_SIDE else ''}); image_size=N chooses "
+                "another", kind="mixed-sizes")
+    return side
 
 
 MAX_AUTO_SIDE = 224  # the largest side chosen for mixed sizes without image_size (a CPU's budget; ImageNet's size)
