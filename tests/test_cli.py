@@ -16,16 +16,17 @@ def run_cli(capsys, *argv):
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--data", "imagenet-1k"], "unknown dataset 'imagenet-1k'"),
-    (["train", "--model", "vit-tinyy"], "unknown model 'vit-tinyy'"),
-    (["train", "--labels", "100000"], "larger than the training split"),
-    (["train", "--labels", "3"], "smaller than the number of classes"),
+    (["train", "--data", "digits", "--model", "vit-tinyy"], "unknown model 'vit-tinyy'"),
+    (["train", "--data", "digits", "--labels", "100000"], "larger than the training split"),
+    (["train", "--data", "digits", "--labels", "3"], "smaller than the number of classes"),
     (["train", "--data", "/nonexistent/images"], "does not exist"),
-    (["train", "lrr=0.1"], "unknown setting 'lrr'"),
-    (["train", "epochs"], "key=value"),
-    (["train", "--augment", "strong", "augment_args.mixupp=0.1"], "has no setting mixupp"),
-    (["train", "--augment", "heavy"], "unknown augmentation policy 'heavy'"),
-    (["train", "optim_args.lr=1"], "only model_args, augment_args, distill, ema_teacher, guidance, supervised take a dotted key"),
+    (["train", "--data", "digits", "lrr=0.1"], "unknown setting 'lrr'"),
+    (["train", "--data", "digits", "epochs"], "key=value"),
+    (["train", "--data", "digits", "--augment", "strong", "augment_args.mixupp=0.1"], "has no setting mixupp"),
+    (["train", "--data", "digits", "--augment", "heavy"], "unknown augmentation policy 'heavy'"),
+    (["train", "--data", "digits", "optim_args.lr=1"], "only model_args, augment_args, distill, drloc, ema_teacher, guidance, masked, supervised take a dotted key"),
     (["eval", "--checkpoint", "/nonexistent/run"], "no checkpoint"),
+    (["train", "--epochs", "1"], "give --data: NAME[:PATH]"),  # no silent demo on digits
 ])
 def test_usage_errors_are_one_line_with_status_2(capsys, tmp_path, argv, message):
     code, out, err = run_cli(capsys, *argv, *(["--out", str(tmp_path / "run")] if argv[0] == "train" else []))
@@ -48,7 +49,7 @@ def test_unreadable_config_and_empty_image_folder(capsys, tmp_path):
 
 def test_train_then_eval(capsys, tmp_path):
     config = tmp_path / "run.yaml"
-    config.write_text("epochs: 3\nbatch_size: 64\nlabels: 300\n")
+    config.write_text("data: digits\nepochs: 3\nbatch_size: 64\nlabels: 300\n")
     run = tmp_path / "run"
     code, out, _ = run_cli(capsys, "train", "--config", str(config), "--epochs", "2", "--model", "resnet20",
                            "--out", str(run), "lr=2e-3", "--json")

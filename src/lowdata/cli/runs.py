@@ -5,6 +5,8 @@ import argparse
 import json
 import sys
 
+from lowdata.errors import UsageError
+
 TRAIN_FLAGS = {  # flag -> (setting, type, help)
     "--data": ("data", str, "NAME[:PATH] (digits, fashion-mnist, cifar10, cifar100) or an image-folder path"),
     "--labels": ("labels", int, "total labelled examples, class-balanced (default: the whole training split)"),
@@ -86,8 +88,16 @@ def add_train(commands) -> None:
 def train_command(args: argparse.Namespace) -> int:
     from lowdata.api import train
 
-    summary = train(resume=args.resume, **given(args, TRAIN_FLAGS, **{"model_args.distilled": args.dist_token},
-                                                linear_probe=args.linear_probe, pretrained=args.pretrained))
+    settings = given(args, TRAIN_FLAGS, **{"model_args.distilled": args.dist_token}, linear_probe=args.linear_probe,
+                     pretrained=args.pretrained)
+    if "data" not in settings and not args.resume:  # no silent demo on digits when a path was forgotten
+        from lowdata.config import TrainConfig
+        from lowdata.objectives import build_config
+
+        build_config(TrainConfig, settings)  # a wrong setting is said first
+        raise UsageError("give --data: NAME[:PATH] (digits, fashion-mnist, cifar10, cifar100) or an image folder, "
+                         "e.g. --data digits for the built-in demo")
+    summary = train(resume=args.resume, **settings)
     print(json.dumps(summary, indent=2) if args.json or summary is None else key_figures(summary))
     if summary is not None:
         print(f"lowdata: run written to {summary.get('run_dir', args.out)} (summary.json, model/, checkpoint/, metrics.jsonl)",
