@@ -58,11 +58,14 @@ def test_train_then_eval(capsys, tmp_path):
     assert summary["epochs"] == 2 and summary["labels"] == 300  # flag over YAML, YAML over default
     saved = (run / "config.yaml").read_text()
     assert "lr: 0.002" in saved and "epochs: 2" in saved
-    code, out, _ = run_cli(capsys, "eval", "--run", str(run), "--device", "cpu")
+    code, out, _ = run_cli(capsys, "eval", "--run", str(run), "--device", "cpu", "--json")
     assert code == 0
     assert json.loads(out)["test_acc"] == pytest.approx(summary["test_acc"])
     code, out, _ = run_cli(capsys, "eval", "--checkpoint", str(run))  # the old name still works
-    assert code == 0 and json.loads(out)["test_acc"] == pytest.approx(summary["test_acc"])
+    lines = out.splitlines()  # as a person reads it: accuracy with the test count, classes, named confusion
+    assert code == 0 and lines[0].startswith(f"test accuracy {summary['test_acc']:.1%} on 359 images, top-5 ")
+    assert lines[1].startswith("per class: 0 ") and lines[2].startswith("confusion (rows: true class")
+    assert len(lines) == 4 + 10 and lines[4].split()[0] == "0" and sum(map(int, lines[4].split()[1:])) > 0
     code, _, err = run_cli(capsys, "eval", "--checkpoint", str(run), "--data", "fashion-mnist:" + str(tmp_path))
     assert code == 2
 

@@ -59,7 +59,13 @@ def resolved(monkeypatch):
         monkeypatch.setattr(api, name, record(name, lambda s, cls=cls: build(cls, {k: v for k, v in s.items()
                                                                                   if k != "resume"})))
     monkeypatch.setattr(api, "run_study", record("study", study_settings))
-    monkeypatch.setattr(api, "evaluate_run", record("eval"))
+    evaluated = {"test_acc": 0.5, "test_top5_acc": 0.9, "test_images": 4, "model": "m", "dataset": "d",
+                 "per_class_acc": {"cat": 0.5, "dog": 0.5}, "confusion": [[1, 1], [1, 1]]}
+    monkeypatch.setattr(api, "evaluate_run", lambda *a, **k: calls.append(("eval", a, k)) or evaluated)
+    chosen = {"selected": 100, "candidates": 500, "strategy": "typiclust", "features": "pca", "feature_dims": 50,
+              "already_labelled": 0, "out": "to-label.csv", "features_report": []}
+    monkeypatch.setattr("lowdata.selection.select.select_images",
+                        lambda *a, **k: calls.append(("select", a, k)) or chosen)
     one = [{"image": "a.jpg", "classes": ["cat", "dog", "frog"], "probabilities": [0.5, 0.3, 0.2]}]
     monkeypatch.setattr(api, "predict", lambda *a, **k: calls.append(("predict", a, k)) or one)
 

@@ -49,6 +49,6 @@ def test_eval_turns_tta_on_or_off_for_a_finished_run(tmp_path, capsys):
     assert evaluate_run(out)["test_acc"] == summary["test_acc"] and evaluate_run(out)["tta"] is False
     with_views = evaluate_run(out, tta=True)
     assert with_views["tta"] is True and with_views["test_acc"] != summary["test_acc"]
-    assert main(["eval", "--run", str(out), "--tta"]) == 0
+    assert main(["eval", "--run", str(out), "--tta", "--json"]) == 0
     said = json.loads(capsys.readouterr().out)
     assert said["test_acc"] == with_views["test_acc"] and said["tta"] is True

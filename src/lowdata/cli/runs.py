@@ -153,7 +153,11 @@ def pretrain_command(args: argparse.Namespace) -> int:
 
 
 def add_eval(commands) -> None:
-    evaluate = commands.add_parser("eval", help="evaluate a finished run's weights on a test split")
+    evaluate = commands.add_parser("eval", help="evaluate a finished run's weights on a test split",
+                                   description="Test a finished run: accuracy, top-5, each class and the confusion "
+                                               "matrix on its own test split (or --data's), with its own "
+                                               "preprocessing; --json for all of it as JSON.")
+    evaluate.add_argument("--json", action="store_true", help="print the whole result as JSON")
     # --checkpoint: this command's first name for the run directory, kept so old scripts work
     evaluate.add_argument("--run", "--checkpoint", dest="run", required=True,
                           help="a run directory written by `lowdata train`")
@@ -168,8 +172,25 @@ def add_eval(commands) -> None:
 def eval_command(args: argparse.Namespace) -> int:
     from lowdata.api import evaluate_run
 
-    print(json.dumps(evaluate_run(args.run, args.data, args.device, args.tta), indent=2))
+    result = evaluate_run(args.run, args.data, args.device, args.tta)
+    print(json.dumps(result, indent=2) if args.json else evaluation_text(result))
     return 0
+
+
+def evaluation_text(result: dict) -> str:
+    """An evaluation as a person reads it: accuracy with the test count, top-5, each class, and the confusion
+    matrix with its classes named (rows: the true class, columns: the predicted one)."""
+    classes = list(result["per_class_acc"])
+    head = (f"test accuracy {result['test_acc']:.1%} on {result['test_images']:,} images, top-5 "
+            f"{result['test_top5_acc']:.1%} ({result['model']}, {result['dataset']}"
+            f"{', TTA' if result.get('tta') else ''})")
+    width = max(5, *(len(name) for name in classes))
+    lines = [head, "per class: " + ", ".join(f"{name} {acc:.1%}" for name, acc in result["per_class_acc"].items()),
+             "confusion (rows: true class, columns: predicted):",
+             " " * (width + 1) + " ".join(f"{name[:width]:>{width}}" for name in classes)]
+    lines += [f"{name[:width]:>{width}} " + " ".join(f"{count:>{width}}" for count in row)
+              for name, row in zip(classes, result["confusion"])]
+    return "\n".join(lines)
 
 
 def add_predict(commands) -> None:
