@@ -219,7 +219,9 @@ def test_the_onnx_file_is_self_contained_and_describes_its_input(run, tmp_path):
     meta = session.get_modelmeta().custom_metadata_map
     assert logits.shape == (2, 10) and json.loads(meta["classes"]) == [str(i) for i in range(10)]
     assert json.loads(meta["input_size"]) == [1, 8, 8] and len(json.loads(meta["mean"])) == 1
-    assert meta["resize"] == "squash"
+    assert meta["resize"] == "squash" and meta["interpolation"] == "bilinear, antialiased"
+    assert json.loads(meta["pixel_scale"]) == pytest.approx(1 / 255) and meta["channel_order"] == "L"
+    assert meta["layout"] == "NCHW"
 
 
 def test_timms_transform_from_the_saved_config_preprocesses_as_lowdata_does(run, tmp_path):

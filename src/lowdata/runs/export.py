@@ -235,10 +235,15 @@ def write_program(model: torch.nn.Module, info, example: torch.Tensor, path: Pat
 
 def onnx_metadata(info) -> dict[str, str]:
     """What a consumer needs besides the graph, as the model's metadata (JSON values): the class of each logit,
-    the input size, and the normalisation the images need (the graph takes normalised images)."""
+    the input size, and the preprocessing the images need (the graph takes normalised images): resize the whole
+    image to the input size (no crop), bilinear with antialiasing as lowdata and timm do (bicubic drifts: 247 of
+    250 top-1 agreements in a user's test), pixels scaled from 0-255 to 0-1, then (x - mean) / std per channel,
+    channels first in RGB order (or one grey channel)."""
+    order = "RGB" if info.channels == 3 else "L" if info.channels == 1 else f"{info.channels} channels"
     return {"classes": json.dumps(list(info.classes)), "input_size": json.dumps([info.channels, *info.image_size]),
             "mean": json.dumps(list(info.mean)), "std": json.dumps(list(info.std)), "resize": "squash",
-            "producer": "lowdata"}
+            "interpolation": "bilinear, antialiased", "pixel_scale": json.dumps(1 / 255),
+            "channel_order": order, "layout": "NCHW", "producer": "lowdata"}
 
 
 def write_onnx(model: torch.nn.Module, info, example: torch.Tensor, path: Path, check: Callable) -> None:
