@@ -550,3 +550,17 @@ def test_cells_costs_reach_the_csv_and_the_fits_and_an_old_study_without_them_st
     refits = build_report(out)
     assert all(m["train_flops"] is None for m in refits["recipes"]["cnn"]["measured"])
     assert "## Answer" in (out / "report.md").read_text()
+
+
+def test_the_selection_axis_trains_each_recipe_per_strategy_and_reads_it_on_the_random_curve(tmp_path, tiny_study):
+    out = tmp_path / "study"
+    fits = run_study(out, **{**tiny_study, "recipes": ["cnn"], "seeds": [0], "selection": ["random", "typiclust"]})
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["recipes"]["cnn+typiclust"]["settings"]["selection"] == "typiclust"
+    assert plan["recipes"]["cnn+typiclust"]["baseline"] == "cnn" and "baseline" not in plan["recipes"]["cnn"]
+    read = fits["against_baseline"]["cnn+typiclust"]
+    assert read["baseline"] == "cnn" and [m["labels"] for m in read["multipliers"]] == [30, 60, 120]
+    report = (out / "report.md").read_text()
+    assert "## What the choice of labelled images is worth" in report and "| cnn+typiclust | cnn |" in report
+    with pytest.raises(UsageError, match="--selection: unknown selection strategy 'typiclus'"):
+        run_study(tmp_path / "bad", **{**tiny_study, "selection": ["typiclus"]})

@@ -39,6 +39,9 @@ def add_study(commands) -> None:
     study.add_argument("--sizes-per-class", type=int_list, help="label budgets per class, e.g. 10,25,50,100")
     study.add_argument("--recipes", type=name_list, help="recipe names (see `lowdata recipes`), e.g. cnn,vit")
     study.add_argument("--seeds", type=int_list, help="seeds, e.g. 0,1,2")
+    study.add_argument("--selection", type=name_list,
+                       help="how the labelled images are chosen, e.g. random,typiclust: each recipe again per strategy "
+                            "(R+typiclust, on pixel-PCA features), its worth read in labels on R's curve")
     budget = study.add_mutually_exclusive_group()
     budget.add_argument("--budget-epochs", type=int, help="epochs for every cell")
     budget.add_argument("--budget-steps", type=int, help="optimiser steps for every cell (epochs follow the size)")
@@ -91,7 +94,7 @@ def study_command(args: argparse.Namespace) -> int:
                  budget_steps=args.budget_steps, budget_flops=args.budget_flops, settings=settings,
                  recipes_file=args.recipes_file, preset=args.preset, worker=args.worker,
                  claim_timeout=args.claim_timeout,
-                 references=args.reference, jobs=args.jobs, backend=args.backend, address=args.address,
+                 references=args.reference, selection=args.selection, jobs=args.jobs, backend=args.backend, address=args.address,
                  cpus_per_cell=args.cpus_per_cell, gpus_per_cell=args.gpus_per_cell, retries=args.retries,
                  report=args.report)
     if not args.report:

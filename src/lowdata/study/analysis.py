@@ -54,7 +54,7 @@ def fit_all(layout: Layout | Plan, rows: list[dict[str, Any]], prior: float = fi
         layout = Layout.from_plan(layout)
     curves, boots = {}, {}
     result: dict[str, Any] = {"exponent_prior": {"centre": fit.PRIOR_CENTRE, "strength": prior},
-                              "recipes": {}, "crossovers": {}, "multipliers": {}}
+                              "recipes": {}, "crossovers": {}, "multipliers": {}, "against_baseline": {}}
     measured_range: dict[str, tuple[float, float]] = {}  # finished sizes of each fitted recipe
     for recipe in layout.families:
         sizes, matrix = measurements(rows, recipe)
@@ -102,6 +102,11 @@ def fit_all(layout: Layout | Plan, rows: list[dict[str, Any]], prior: float = fi
                     describe_multiplier(curve, curves[vit], boots[recipe], boots[vit], n, measured_range[vit],
                                         own=measured_range[recipe])
                     for n in layout.sizes]
+    for recipe, base in (layout.baselines or {}).items():  # the selection axis: R+S read on R's curve
+        if recipe in curves and base in curves:
+            result["against_baseline"][recipe] = {"baseline": base, "multipliers": [
+                describe_multiplier(curves[recipe], curves[base], boots[recipe], boots[base], n, measured_range[base],
+                                    own=measured_range[recipe]) for n in layout.sizes]}
     return result
 
 

@@ -21,11 +21,13 @@ class Layout:
     train_images: int | None = None  # the training split's size: no curve is drawn past it; None when unknown
     # the finished shared runs (a pretraining, a teacher at a budget no curve has): their cost is no cell's
     stages: tuple[dict[str, Any], ...] = ()
+    baselines: dict[str, str] | None = None  # recipe -> the recipe its worth in labels is read against (selection)
 
     @classmethod
     def from_plan(cls, plan: Plan) -> "Layout":
         return cls(plan.data.split(":")[0], {r: plan.family(r) for r in plan.recipes}, dict(plan.references),
-                   list(plan.sizes), list(plan.seeds), len(plan.cells))
+                   list(plan.sizes), list(plan.seeds), len(plan.cells),
+                   baselines={r: e["baseline"] for r, e in plan.recipes.items() if e.get("baseline")})
 
     def family(self, recipe: str) -> str:
         return self.families[recipe]

@@ -150,7 +150,8 @@ def make_plan(data: str, sizes: list[int], recipes: list[Recipe], seeds: list[in
                                   cell_settings(recipe, size, seed), needs))
     recipe_table = {r.name: {"family": r.family, "description": r.description, "settings": r.settings,
                              "teacher": r.teacher, "pretrain": r.pretrain, **({"guide": r.guide} if r.guide else {}),
-                             **({"start": r.start} if r.start else {})} for r in recipes}
+                             **({"start": r.start} if r.start else {}),
+                             **({"baseline": r.baseline} if r.baseline else {})} for r in recipes}
     # a cell that takes another cell's run comes after it (a backend that starts units in order needs it)
     by_id = {cell.id: cell for cell in cells}
     cells.sort(key=lambda cell: link_depth(cell, by_id))

@@ -1,7 +1,7 @@
 """Recipes: named, documented bundles of training settings, read from YAML (built-in file + the user's)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ class Recipe:
     reference: bool = False  # the reference of its family: crossovers against the cnn one, multipliers the vit one
     guide: str | None = None  # recipe whose run at the same budget and seed guides this one's features
     start: str | None = None  # recipe whose run at the same budget and seed this one starts from (its --init)
+    baseline: str | None = None  # recipe on whose curve this one's worth in labels is read (the selection axis)
 
     def links(self) -> dict[str, str]:
         """The training setting each linked recipe's run fills (teacher, guide, init), by recipe name."""
@@ -49,10 +50,11 @@ def parse_recipes(raw: dict[str, Any], source: Path) -> dict[str, Recipe]:
         where = f"recipe {name!r} in {source}"
         if not isinstance(entry, dict) or not isinstance(entry.get("settings", {}), dict):
             raise UsageError(f"{where} must be a mapping with description, family and settings; see `lowdata recipes`")
-        unknown = set(entry) - {"family", "description", "settings", *LINKS.values(), "pretrain", "source", "reference"}
+        unknown = set(entry) - {"family", "description", "settings", *LINKS.values(), "pretrain", "source", "reference",
+                                "baseline"}
         if unknown:
             raise UsageError(f"{where} has unknown keys {sorted(unknown)}; use description, family, settings, "
-                             "teacher, guide, start, pretrain and source")
+                             "teacher, guide, start, pretrain, source, reference and baseline")
         family = entry.get("family", "vit")
         if family not in ("cnn", "vit"):
             raise UsageError(f"{where}: family must be cnn or vit, got {shown(family)}")
@@ -84,8 +86,24 @@ def parse_recipes(raw: dict[str, Any], source: Path) -> dict[str, Recipe]:
             raise UsageError(f"{where}: reference must be true or false")
         recipes[name] = Recipe(name, family, str(entry.get("description", "")).strip(), settings,
                                entry.get("teacher"), pretrain, source, entry.get("reference", False),
-                               entry.get("guide"), entry.get("start"))
+                               entry.get("guide"), entry.get("start"), entry.get("baseline"))
     return recipes
+
+
+def with_selections(recipes: list[Recipe], strategies: list[str]) -> list[Recipe]:
+    """The study's recipes, and for each strategy other than random each recipe again with its labelled images
+    chosen by that strategy (`selection=`, `lowdata select`'s) instead of class-balanced at random: `R+S`, read
+    against R's curve (its baseline)."""
+    from lowdata.selection.strategies import STRATEGIES
+
+    for strategy in strategies:
+        if strategy not in STRATEGIES.names():
+            raise UsageError(f"--selection: {STRATEGIES.unknown_message(strategy)}")
+    derived = [replace(recipe, name=f"{recipe.name}+{strategy}", settings={**recipe.settings, "selection": strategy},
+                       description=f"{recipe.description} Its labelled images chosen by {strategy}.",
+                       reference=False, baseline=recipe.name)
+               for strategy in strategies if strategy != "random" for recipe in recipes]
+    return recipes + derived
 
 
 def check_links(recipes: dict[str, Recipe], source: Path | str = "the recipes") -> None:

@@ -70,6 +70,16 @@ def render_markdown(layout: Layout, rows: list[dict[str, Any]], fits: dict[str, 
                   "| recipe | " + " | ".join(f"{n:,}" for n in layout.sizes) + " |", "|---|" + "---:|" * len(layout.sizes)]
         for recipe, values in fits["multipliers"].items():
             lines.append(f"| {recipe} | " + " | ".join(format_multiplier(v) for v in values) + " |")
+    if fits.get("against_baseline"):
+        lines += ["", "## What the choice of labelled images is worth", "",
+                  "Labels the same recipe with a class-balanced random budget would need, read from its fitted curve, "
+                  "to match the recipe whose labelled images a strategy chose, as a multiple of its own labels "
+                  "(* = outside the measured range).", "",
+                  "| recipe | read against | " + " | ".join(f"{n:,}" for n in layout.sizes) + " |",
+                  "|---|---|" + "---:|" * len(layout.sizes)]
+        for recipe, entry in fits["against_baseline"].items():
+            lines.append(f"| {recipe} | {entry['baseline']} | "
+                         + " | ".join(format_multiplier(v) for v in entry["multipliers"]) + " |")
     lines += ["", "## Cells", "", "Each cell's budget and how well it fit its own labels (a low training accuracy "
               "means under-trained, not data-hungry).", "",
               "| recipe | labels | seed | test accuracy | train accuracy | epochs | steps | run |",
@@ -145,6 +155,11 @@ def worth(layout: Layout, fits: dict[str, Any]) -> list[str]:
         value = inside[-1]
         lines.append(f"- **{recipe}** at {value['labels']:,} labels is worth {format_multiplier(value)} as many labels "
                      f"for the plain {layout.references['vit']}.")
+    for recipe, entry in (fits.get("against_baseline") or {}).items():
+        inside = [v for v in entry["multipliers"] if not v["extrapolated"] and v["multiplier"] is not None]
+        if inside:
+            lines.append(f"- **{recipe}** at {inside[-1]['labels']:,} labels is worth {format_multiplier(inside[-1])} "
+                         f"as many labels chosen at random for {entry['baseline']}.")
     return lines
 
 

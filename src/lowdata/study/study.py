@@ -19,7 +19,7 @@ from lowdata.study.check import check_units
 from lowdata.study.backends import Backend, make_backend
 from lowdata.study.plan import Plan, load_plan, make_plan, save_or_check_plan
 from lowdata.study.presets import preset as preset_defaults
-from lowdata.study.recipes import load_recipes, pick
+from lowdata.study.recipes import load_recipes, pick, with_selections
 from lowdata.study.report import build_report
 from lowdata.study.run import is_done
 
@@ -41,6 +41,7 @@ class StudyRequest:
     recipes_file: str | None = None
     preset: str | None = None
     references: list[str] | None = None
+    selection: list[str] | None = None  # strategies choosing the labelled images: each recipe once per strategy
 
     def is_empty(self) -> bool:
         return all(getattr(self, name) is None for name in PLAN_FIELDS)
@@ -64,8 +65,11 @@ class StudyRequest:
         if self.sizes_per_class is not None:
             sizes = [k * dataset.info.num_classes for k in self.sizes_per_class]
         known = load_recipes(self.recipes_file)
-        plan = make_plan(data, sizes or defaults.get("sizes") or [], pick(known, self.recipes or defaults.get("recipes")
-                         or ["cnn", "vit"]), self.seeds or defaults.get("seeds") or [0], len(dataset.train_images),
+        chosen = pick(known, self.recipes or defaults.get("recipes") or ["cnn", "vit"])
+        if self.selection:
+            chosen = with_selections(chosen, self.selection)
+        plan = make_plan(data, sizes or defaults.get("sizes") or [], chosen,
+                         self.seeds or defaults.get("seeds") or [0], len(dataset.train_images),
                          budget_epochs, budget_steps, base, available=known,
                          references=self.references or defaults.get("references"), budget_flops=budget_flops,
                          data_shape=(dataset.info.channels, *dataset.info.image_size, dataset.info.num_classes))
@@ -76,7 +80,7 @@ class StudyRequest:
 
 # what makes a plan (recipes_file only adds recipes to choose from)
 PLAN_FIELDS = ("data", "sizes", "sizes_per_class", "recipes", "seeds", "budget_epochs", "budget_steps", "budget_flops",
-               "settings", "preset", "references")
+               "settings", "preset", "references", "selection")
 
 
 def run_study(out: str | Path, **options: Any) -> dict[str, Any] | None:
