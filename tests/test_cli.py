@@ -170,3 +170,12 @@ def test_the_api_is_listed_though_it_loads_on_first_use():
               "assert 'torch' not in sys.modules\n")  # listing loads nothing
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-1000:]
+
+
+def test_the_api_has_a_quiet_switch(tmp_path, capsys):
+    import lowdata
+
+    with lowdata.quiet():
+        lowdata.train(data="digits", labels=50, epochs=2, out=str(tmp_path / "run"))
+    said = capsys.readouterr().err
+    assert " epoch 1/2" not in said and "lowdata: data: digits" in said

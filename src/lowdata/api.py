@@ -91,6 +91,14 @@ def create_model(name: str, num_classes: int, in_chans: int = 3, img_size: int |
     return create(name, num_classes=num_classes, in_chans=in_chans, img_size=size, **overrides)
 
 
+def quiet():
+    """A context manager: inside it, runs print no epoch lines or progress bars and each kind of note once (as a
+    study's cells do), e.g. `with lowdata.quiet(): lowdata.train(...)`."""
+    from lowdata.console import quiet as quiet_console
+
+    return quiet_console()
+
+
 def named_data(settings: dict[str, Any]) -> dict[str, Any]:
     """`data` may be in memory: (images, labels), (images, labels, test_images, test_labels), torch Datasets;
     it is stored once in lowdata's cache and named `tensors:PATH` in the run's config (data/memory.py).

@@ -81,4 +81,7 @@ def test_the_built_in_semi_supervised_recipes_start_from_their_labels_only_cells
     assert cells["cct-2+ema-n60-s0"].needs == {"init": "stages/cct-2-n60-s0"}
     assert cells["cct-2+ema-n60-s0"].settings["objective"] == "ema-teacher"
     assert main(["recipes"]) == 0
-    assert "objective=ema-teacher (start: cnn)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "objective=ema-teacher (start: cnn)" in out
+    column = max(len(name) for name in known) + 2  # every name fits its column, descriptions wrap beside it
+    assert all(line.startswith(" " * column) or line[column - 2:column] == "  " for line in out.splitlines())

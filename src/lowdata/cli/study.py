@@ -184,10 +184,18 @@ def exponent_prior(value: float | None) -> float:
 def recipes_command(args: argparse.Namespace) -> int:
     from lowdata.study.recipes import LINKS, load_recipes
 
-    for recipe in load_recipes(args.recipes_file).values():
+    import shutil
+    import textwrap
+
+    recipes = load_recipes(args.recipes_file).values()
+    column = max(len(recipe.name) for recipe in recipes) + 2  # the longest name fits its column
+    width = max(60, shutil.get_terminal_size((100, 24)).columns)
+    for recipe in recipes:
         links = [f"{LINKS[setting]}: {name}" for setting, name in recipe.links().items()]
         pairs = [(f"{k}.{sub}", v[sub]) if isinstance(v, dict) else (k, v)  # a mapping as its dotted keys
                  for k, v in recipe.settings.items() for sub in (v if isinstance(v, dict) else [None])]
         settings = " ".join([f"{k}={v}" for k, v in pairs] + [f"({link})" for link in links])
-        print(f"{recipe.name:<16}[{recipe.family}] {recipe.description}\n{'':<16}{settings}")
+        text = textwrap.fill(f"[{recipe.family}] {recipe.description}", width, initial_indent=f"{recipe.name:<{column}}",
+                             subsequent_indent=" " * column)
+        print(f"{text}\n{'':<{column}}{settings}")  # the settings on one line, to copy as they are
     return 0
