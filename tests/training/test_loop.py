@@ -289,3 +289,14 @@ def test_a_new_run_never_writes_into_a_folder_of_other_files(tmp_path):
         train(model="resnet20", out=str(photos), **QUICK)
     assert sorted(p.name for p in photos.iterdir()) == ["config.yaml", "holiday.jpg"]
     assert (photos / "config.yaml").read_text() == "mine: true\n"
+
+
+def test_the_summary_names_the_code_the_run_started_with(tmp_path, monkeypatch):
+    """A commit made while a run trains is not the code it ran: the commit is read as the run starts."""
+    from lowdata import train
+    from lowdata.runs import skeleton
+
+    answers = iter(["abc123+changes", "def456"])
+    monkeypatch.setattr(skeleton, "git_commit", lambda: next(answers))
+    summary = train(data="digits", labels=50, epochs=1, out=str(tmp_path / "run"))
+    assert summary["git_commit"] == "abc123+changes"

@@ -31,6 +31,8 @@ class Run:
     precision: Any  # device.Precision
     cores: Any  # cores.CoreShare
     started: float = field(default_factory=time.time)
+    # the code the run started with (a commit made while it trained is not the code it ran)
+    commit: str | None = field(default_factory=lambda: git_commit())
 
     @property
     def autocast(self) -> Callable[[], Any]:
@@ -288,15 +290,21 @@ def provenance(run: Run, result: dict[str, Any]) -> dict[str, Any]:
         "images_per_second": round(result["images_per_second"], 1),
         "wall_seconds_this_session": round(time.time() - run.started, 2), "device": str(run.device),
         "precision": run.precision.name, "precision_reason": run.precision.reason, "threads": result["threads"],
-        "processes": run.process.world_size, "git_commit": git_commit(), "lowdata": lowdata.__version__,
+        "processes": run.process.world_size, "git_commit": run.commit, "lowdata": lowdata.__version__,
         "torch": torch.__version__, "timm": timm.__version__,
     }
 
 
 def git_commit() -> str | None:
+    """The checkout's HEAD, with `+changes` when its tracked files differ from it (the run's code is not that
+    commit's alone); None outside a git checkout."""
+    package = Path(__file__).parents[1]  # src/lowdata: the code a run runs
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=package, capture_output=True, text=True, timeout=5)
+        if out.returncode != 0 or not out.stdout.strip():
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=package, capture_output=True,
+                               text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return out.stdout.strip() + ("+changes" if dirty.returncode == 0 and dirty.stdout.strip() else "")
