@@ -24,7 +24,8 @@ def run_cli(capsys, *argv):
     (["train", "--data", "digits", "epochs"], "key=value"),
     (["train", "--data", "digits", "--augment", "strong", "augment_args.mixupp=0.1"], "has no setting mixupp"),
     (["train", "--data", "digits", "--augment", "heavy"], "unknown augmentation policy 'heavy'"),
-    (["train", "--data", "digits", "optim_args.lr=1"], "only model_args, augment_args, distill, drloc, ema_teacher, guidance, masked, supervised take a dotted key"),
+    (["train", "--data", "digits", "optim_args.lr=1"],
+     "only model_args, augment_args, distill, drloc, ema_teacher, guidance, masked, supervised take a dotted key"),
     (["eval", "--checkpoint", "/nonexistent/run"], "no checkpoint"),
     (["train", "--epochs", "1"], "give --data: NAME[:PATH]"),  # no silent demo on digits
 ])

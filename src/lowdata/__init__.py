@@ -5,8 +5,8 @@
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["train", "pretrain", "run_study", "evaluate_run", "evaluate", "predict", "export", "load_run", "create_model",
-           "quiet"]
+__all__ = ["train", "pretrain", "run_study", "evaluate_run", "evaluate", "predict", "export", "load_run",
+           "create_model", "quiet"]
 
 
 def __getattr__(name: str) -> Any:

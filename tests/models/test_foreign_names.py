@@ -15,7 +15,8 @@ DIGITS = dict(data="digits", labels=60, epochs=1, batch_size=30, threads=1)
 
 def foreign(state: dict) -> dict:
     """The same tensors, in order, under names no model has (as EfficientNet-PyTorch's `_conv_stem`...)."""
-    return {f"_other.{index}.{key.replace('.', '_')}": value.clone() for index, (key, value) in enumerate(state.items())}
+    return {f"_other.{index}.{key.replace('.', '_')}": value.clone()
+            for index, (key, value) in enumerate(state.items())}
 
 
 def test_a_file_in_other_names_loads_bit_for_bit_as_init_and_as_teacher(tmp_path):

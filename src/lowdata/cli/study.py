@@ -94,7 +94,8 @@ def study_command(args: argparse.Namespace) -> int:
                  budget_steps=args.budget_steps, budget_flops=args.budget_flops, settings=settings,
                  recipes_file=args.recipes_file, preset=args.preset, worker=args.worker,
                  claim_timeout=args.claim_timeout,
-                 references=args.reference, selection=args.selection, jobs=args.jobs, backend=args.backend, address=args.address,
+                 references=args.reference, selection=args.selection, jobs=args.jobs, backend=args.backend,
+                 address=args.address,
                  cpus_per_cell=args.cpus_per_cell, gpus_per_cell=args.gpus_per_cell, retries=args.retries,
                  report=args.report)
     if not args.report:
@@ -195,7 +196,7 @@ def recipes_command(args: argparse.Namespace) -> int:
         pairs = [(f"{k}.{sub}", v[sub]) if isinstance(v, dict) else (k, v)  # a mapping as its dotted keys
                  for k, v in recipe.settings.items() for sub in (v if isinstance(v, dict) else [None])]
         settings = " ".join([f"{k}={v}" for k, v in pairs] + [f"({link})" for link in links])
-        text = textwrap.fill(f"[{recipe.family}] {recipe.description}", width, initial_indent=f"{recipe.name:<{column}}",
-                             subsequent_indent=" " * column)
+        text = textwrap.fill(f"[{recipe.family}] {recipe.description}", width,
+                             initial_indent=f"{recipe.name:<{column}}", subsequent_indent=" " * column)
         print(f"{text}\n{'':<{column}}{settings}")  # the settings on one line, to copy as they are
     return 0

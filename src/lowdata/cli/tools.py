@@ -1,6 +1,6 @@
 """`lowdata augment-preview`, `data check` and `models`: looking at the data, the augmentation and the models;
-`methods`: what each method and term is set by; `select`: which images to label; `adopt`: vouching for a run or study folder made before lowdata
-kept ledgers."""
+`methods`: what each method and term is set by; `select`: which images to label; `adopt`: vouching for a run
+or study folder made before lowdata kept ledgers."""
 from __future__ import annotations
 
 import argparse
