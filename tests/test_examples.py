@@ -4,10 +4,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
+@pytest.mark.slow  # a minute on 2 cores: the default suite keeps the digits example end to end
 def test_the_transfer_example_runs_every_step(tmp_path, image_folder_writer):
     # the 4 vehicle classes need 125 training images each for the 500-label target
     image_folder_writer(tmp_path / "cifar", classes=CIFAR_CLASSES, per_class=125, size=(32, 32))

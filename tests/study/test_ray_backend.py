@@ -60,6 +60,7 @@ def test_local_and_ray_resume_each_others_studies(tmp_path, plan, local_ray):
     assert workers[here] == 8 and sum(workers.values()) == 12  # Ray's workers did the other 4
 
 
+@pytest.mark.slow  # Ray's retry of a killed cell; the default suite runs Ray's plain and resumed studies
 def test_a_killed_cell_is_retried_and_finishes_once(tmp_path, tiny_study, local_ray):
     out = tmp_path / "study"
     study = {**tiny_study, "recipes": ["cnn"], "seeds": [0], "budget_epochs": 40}
