@@ -26,10 +26,9 @@ from torch.nn import functional as F
 
 from lowdata.errors import UsageError, shown
 from lowdata.models.frozen import freeze
-from lowdata.objectives.terms import Term, register_term
+from lowdata.objectives.terms import APPLIES_TO, Term, register_term, step_rows
 from lowdata.sections import setting
 
-APPLIES_TO = ("labelled", "pool", "both")
 
 
 @dataclass(frozen=True)
@@ -102,7 +101,7 @@ class FeatureGuidance(Term):
         return guided, {"guide_loss": guided.detach()}
 
     def distance(self, images: torch.Tensor, labelled: int) -> torch.Tensor:
-        rows = {"labelled": slice(0, labelled), "pool": slice(labelled, None), "both": slice(None)}[self.applies_to]
+        rows = step_rows(self.applies_to, labelled)
         images = images[rows]
         if len(images) == 0:
             self.captured.clear()

@@ -63,6 +63,12 @@ class Term(nn.Module):
 APPLIES_TO = ("labelled", "pool", "both")  # the step's images a term reads
 
 
+def step_rows(images: str, labelled: int) -> slice:
+    """The rows of a step's batch that `images` (labelled, pool or both) names: the first `labelled` are the
+    labelled images, the rest the pool's."""
+    return {"labelled": slice(0, labelled), "pool": slice(labelled, None), "both": slice(None)}[images]
+
+
 class ImageTerm(Term):
     """A label-free term set by a section with `weight`, `images` (labelled, pool or both) and `warmup_epochs`
     (its weight rises linearly over them), drawing from the one random stream it names in `streams`."""
@@ -86,8 +92,7 @@ class ImageTerm(Term):
 
     def rows(self, batch: torch.Tensor, labelled: int) -> torch.Tensor:
         """The rows of the step's batch it reads (the first `labelled` are the labelled images)."""
-        return batch[{"labelled": slice(0, labelled), "pool": slice(labelled, None),
-                      "both": slice(None)}[self.settings.images]]
+        return batch[step_rows(self.settings.images, labelled)]
 
     def weighted(self, loss: torch.Tensor) -> torch.Tensor:
         return self.settings.weight * self.ramp * loss
