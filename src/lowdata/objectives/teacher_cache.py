@@ -5,8 +5,8 @@ teacher (`distill.teacher_cache=true`).
 The cache is one safetensors file per teacher, named by the SHA-256 of the teacher's weights, its input size and
 the data's normalisation: rows of logits keyed by the SHA-256 of each image's bytes, so that every seed, budget and
 student over the same images shares the rows already computed and adds the ones it lacks. A teacher whose weights
-changed has another fingerprint, so its runs never read the old rows (the file also names its fingerprint inside,
-and a file that does not is not read or replaced).
+changed has another fingerprint, so its runs never read the old rows (the file also names its fingerprint inside);
+a file at that path that lowdata's ledger does not prove it wrote is never replaced.
 
 What the cache gives up: the live pooled step shows the teacher a weak view (a crop and a flip) of each drawn
 pool image, a new one every time it is drawn; the cache shows it one fixed view, forever. Consistent, patient
@@ -23,7 +23,6 @@ from typing import Callable
 import torch
 from torch import nn
 
-MARK = "lowdata teacher outputs"  # in every cache file's metadata: lowdata replaces only files that carry it
 BATCH = 256
 
 
@@ -62,29 +61,27 @@ def read_rows(path: Path, fingerprint: str) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     meta = file_metadata(path)
-    if not meta or meta.get("lowdata") != MARK or meta.get("teacher") != fingerprint:
+    if not meta or meta.get("teacher") != fingerprint:
         return {}
     keys, logits = meta.get("images", "").split(","), load_file(str(path)).get("logits")
     return dict(zip(keys, logits)) if logits is not None and len(keys) == len(logits) else {}
 
 
 def write_rows(path: Path, fingerprint: str, rows: dict[str, torch.Tensor]) -> bool:
-    """The rows to `path` (a new file beside it, then renamed over it), unless a file there is not lowdata's:
-    whether they were saved."""
-    import os
-
+    """The rows to `path` through io.atomic_path, as the decode cache is written (a file there that lowdata's
+    ledger does not prove it wrote is left alone): whether they were saved."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
-    if path.exists() and (file_metadata(path) or {}).get("lowdata") != MARK:
-        return False
+    from lowdata.errors import UsageError
+    from lowdata.io import atomic_path
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        save_file({"logits": torch.stack(list(rows.values())).contiguous()}, str(temporary),
-                  metadata={"lowdata": MARK, "teacher": fingerprint, "images": ",".join(rows)})
-        os.replace(temporary, path)
+        with atomic_path(path) as tmp:
+            save_file({"logits": torch.stack(list(rows.values())).contiguous()}, str(tmp),
+                      metadata={"teacher": fingerprint, "images": ",".join(rows)})
         return True
-    except OSError:
+    except (OSError, UsageError, SafetensorError):  # the cache only saves time
         return False
 
 
