@@ -43,22 +43,28 @@ def select_images(data: str, n: int, out: str, strategy: str = "typiclust", feat
         labelled[budget.labelled.numpy()] = True
     if not 0 < n <= int((~labelled).sum()):
         raise UsageError(f"--n {n} is outside the {int((~labelled).sum()):,} images without labels; use 1 to that")
-    generator = torch.Generator().manual_seed(seed)
     vectors, report = read_features(features, images, dataset.info, seed, model, pretrained, strategy == "margin")
     if strategy == "margin":
         from lowdata.selection.strategies import choose_margin
 
         choice = choose_margin(vectors, labelled, n)
-    elif strategy == "probcover":
-        known = dataset.info.num_classes if dataset.info.name != "unlabelled" else 10
-        choice = STRATEGIES.get(strategy)(vectors, labelled, n, generator, classes=classes or known)
     else:
-        choice = STRATEGIES.get(strategy)(vectors, labelled, n, generator)
+        known = dataset.info.num_classes if dataset.info.name != "unlabelled" else 10
+        choice = choose(strategy, vectors, labelled, n, seed, classes or known)
     names = [str(paths[i]) if paths is not None else str(i) for i in choice.index]
     write_list(Path(out), names, choice.score, strategy, output_format)
     return {"selected": len(names), "strategy": strategy, "features": features, "feature_dims": int(vectors.shape[1]),
             "already_labelled": int(labelled.sum()), "candidates": count, "out": out, **choice.notes,
             "features_report": report, "first": names[:3]}
+
+
+def choose(strategy: str, vectors: np.ndarray, labelled: np.ndarray, n: int, seed: int, classes: int):
+    """A registered strategy's choice of `n`, from a generator seeded by `seed` (ProbCover's pseudo-labels in
+    `classes` clusters)."""
+    from lowdata.selection.strategies import STRATEGIES
+
+    extra = {"classes": classes} if strategy == "probcover" else {}
+    return STRATEGIES.get(strategy)(vectors, labelled, n, torch.Generator().manual_seed(seed), **extra)
 
 
 def candidates(data: str, image_size: int | None, split_seed: int):
@@ -127,10 +133,7 @@ def chosen_budget(dataset, count: int, strategy: str, features: str, seed: int):
     if strategy not in STRATEGIES.names():
         raise UsageError(STRATEGIES.unknown_message(strategy))
     vectors, _ = read_features(features, dataset.train_images, dataset.info, seed, None, False, False)
-    nobody = np.zeros(len(vectors), bool)
-    generator = torch.Generator().manual_seed(seed)
-    extra = {"classes": dataset.info.num_classes} if strategy == "probcover" else {}
-    chosen = STRATEGIES.get(strategy)(vectors, nobody, count, generator, **extra).index
+    chosen = choose(strategy, vectors, np.zeros(len(vectors), bool), count, seed, dataset.info.num_classes).index
     labelled = torch.as_tensor(np.sort(chosen), dtype=torch.long)
     rest = np.ones(len(vectors), bool)
     rest[chosen] = False
