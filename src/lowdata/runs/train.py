@@ -101,7 +101,7 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
         write_run_model(ema.module, info, run.run_dir)
     return run.finish(result, {
         "test_acc": result["test_acc"], "test_loss": result["test_loss"], "val_acc": result.get("val_acc"),
-        "test_top5_acc": result.get("test_top5_acc"),
+        "test_top5_acc": result.get("test_top5_acc"), "test_images": len(dataset.test_images),
         "per_class_acc": per_class_accuracy(result["test_confusion"], info.classes),
         "labels": len(budget.labelled), "val_labels": len(budget.val), "unlabelled_pool": len(budget.pool),
         "dataset": info.name, "num_classes": info.num_classes, "classes": list(info.classes), "model": config.model,

@@ -39,13 +39,16 @@ MEANS = ("train_flops", "train_seconds", "train_acc")  # per size, over the seed
 
 
 def cell_means(rows: list[dict[str, Any]], recipe: str, labels: int) -> dict[str, float | None]:
-    """Each size's mean training cost (FLOPs, seconds) and training accuracy; None where no cell recorded one (a
-    study from before costs were recorded, a CSV without the column)."""
+    """Each size's mean training cost (FLOPs, seconds) and training accuracy, and its test set's size; None where
+    no cell recorded one (a study from before costs were recorded, a CSV without the column)."""
     means = {}
     for key in MEANS:
         values = [float(row[key]) for row in rows if row["recipe"] == recipe and int(row["labels"]) == labels
                   and row.get(key) not in (None, "")]
         means[key] = round(sum(values) / len(values), 6) if values else None
+    counts = [int(row["test_images"]) for row in rows if row["recipe"] == recipe and int(row["labels"]) == labels
+              and row.get("test_images") not in (None, "")]
+    means["test_images"] = min(counts) if counts else None  # the test set's size: its binomial noise (study/noise.py)
     return means
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from lowdata.study.layout import Layout
-from lowdata.study.spend import cost_lines, undertrained, unequal_compute, within_noise
+from lowdata.study.noise import near_chance, sources, within_noise
+from lowdata.study.spend import cost_lines, undertrained, unequal_compute
 from lowdata.study.verdict import hunger, remedies
 
 
-def near_chance(measured: dict[str, Any], chance: float) -> bool:
-    """Accuracy within noise of guessing: less than two seed spreads (at least 2 points) above chance."""
-    return (1 - measured["error_mean"]) - chance < max(2 * measured["error_std"], 0.02)
+def on_tests(measured: dict[str, Any]) -> str:
+    return f" on {int(measured['test_images']):,} test images" if measured.get("test_images") else ""
 
 
 def conclusion(layout: Layout, fits: dict[str, Any]) -> list[str]:
@@ -38,14 +38,18 @@ def conclusion(layout: Layout, fits: dict[str, Any]) -> list[str]:
                          f"is within noise of chance ({chance:.1%}).")
             continue
         gap = second["error_mean"] - first["error_mean"]
-        both = f"{1 - first['error_mean']:.1%} vs {1 - second['error_mean']:.1%}"
-        close = within_noise(first, second)  # None: one seed measures no spread
+        both = f"{1 - first['error_mean']:.1%} vs {1 - second['error_mean']:.1%}{on_tests(first)}"
+        close = within_noise(first, second)  # None: one seed and an unknown test set measure no noise
         if close is None:
             lines.append(f"- With {n:,} labels, use **{best}** (measured, one seed: no spread): it beats {runner} by "
                          f"{gap * 100:.1f} points ({both}).")
+        elif close:
+            lines.append(f"- With {n:,} labels no recipe is named: {best} and {runner} are level within "
+                         f"{sources(first)} noise ({both}).")
         else:
-            sure = "narrowly, within the seed spread," if close else "clearly"
-            lines.append(f"- With {n:,} labels, use **{best}** (measured): it {sure} beats {runner} ({both}).")
+            one = ", one seed: the seeds' spread unmeasured" if first["seeds"] < 2 else ""
+            lines.append(f"- With {n:,} labels, use **{best}** (measured{one}): it beats {runner} beyond "
+                         f"{sources(first)} noise ({both}).")
         lines += cost_lines(n, results)
     lines += unequal_compute(fits)
     for recipe, c in fits["crossovers"].items():

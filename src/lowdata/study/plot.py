@@ -21,12 +21,14 @@ def plot_curves(layout: Layout, rows: list[dict[str, Any]], fits: dict[str, Any]
 
     figure, axis = plt.subplots(figsize=(7, 4.5), dpi=110)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    shown: list[float] = []
     for index, recipe in enumerate(layout.families):
         sizes, errors = grouped(rows, recipe)
         if not len(sizes):
             continue
         colour = colours[index % len(colours)]
         accuracy = np.array([100 * (1 - e.mean()) for e in errors])
+        shown += list(accuracy)
         spread = np.array([100 * e.std(ddof=1) if len(e) > 1 else 0.0 for e in errors])
         axis.plot(sizes, accuracy, "o-", color=colour, label=recipe)
         axis.fill_between(sizes, accuracy - spread, accuracy + spread, color=colour, alpha=0.2, linewidth=0)
@@ -41,6 +43,8 @@ def plot_curves(layout: Layout, rows: list[dict[str, Any]], fits: dict[str, Any]
     if layout.num_classes:
         axis.axhline(100 / layout.num_classes, color="grey", linestyle="-.", linewidth=1,
                      label=f"chance ({100 / layout.num_classes:.0f} %)")
+    if shown:
+        axis.set_ylim(*accuracy_limits(shown, 100 / layout.num_classes if layout.num_classes else None))
     axis.set_xscale("log")
     axis.set_xlabel("labelled training examples")
     axis.set_ylabel("test accuracy (%)")
@@ -53,6 +57,20 @@ def plot_curves(layout: Layout, rows: list[dict[str, Any]], fits: dict[str, Any]
     figure.savefig(buffer, format="png", metadata={"Software": SIGNATURE})
     plt.close(figure)
     return buffer.getvalue()
+
+
+MIN_SPAN = 30.0  # percentage points: a narrower axis would draw a test set's noise as a curve's shape
+
+
+def accuracy_limits(accuracies: list[float], chance: float | None) -> tuple[float, float]:
+    """The curves' y-range in %: from below chance (or the lowest point) to above the highest point, at least
+    MIN_SPAN tall, within 0-100."""
+    low = min(accuracies + ([chance] if chance is not None else [])) - 5
+    high = max(accuracies) + 5
+    if high - low < MIN_SPAN:
+        high = low + MIN_SPAN
+    high = min(high, 100.0)
+    return max(0.0, min(low, high - MIN_SPAN)), high
 
 
 def plot_cost(layout: Layout, rows: list[dict[str, Any]]) -> bytes:

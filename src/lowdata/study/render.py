@@ -5,6 +5,7 @@ import base64
 from typing import Any
 
 from lowdata.study.answer import conclusion
+from lowdata.study.noise import interval_text
 from lowdata.study.spend import flops_text
 from lowdata.study.layout import Layout
 
@@ -15,19 +16,23 @@ def render_markdown(layout: Layout, rows: list[dict[str, Any]], fits: dict[str, 
     then the tables that back it. Accuracy in % throughout."""
     lines = [f"# Data-hunger study: {layout.title}", "",
              f"Recipes {', '.join(layout.families)} at {', '.join(f'{n:,}' for n in layout.sizes)} labels, seeds "
-             f"{', '.join(map(str, layout.seeds))}; {finished(len(rows), layout.planned)}; exponent "
-             f"prior {fits['exponent_prior']['strength']:g} towards c = {fits['exponent_prior']['centre']:g}.", "",
+             f"{', '.join(map(str, layout.seeds))}; {finished(len(rows), layout.planned)}.", "",
              "## Answer", ""] + conclusion(layout, fits) + worth(layout, fits)
     one_seed = all(m["seeds"] < 2 for entry in fits["recipes"].values() for m in entry["measured"])
     lines += ["", f"![learning curves]({image})", ""]
     if has_costs(rows):
         lines += [f"![test accuracy against training cost]({cost_image})", ""]
     lines += ["## Test accuracy (one seed)" if one_seed else "## Test accuracy (mean ± std over seeds)", ""]
+    counts = sorted({int(r["test_images"]) for r in rows if r.get("test_images")})
+    if counts:
+        lines += [f"On {' or '.join(f'{n:,}' for n in counts)} test images; in brackets the 90 % binomial interval "
+                  "of the test set alone (Wilson), which more seeds do not narrow.", ""]
     lines += ["| recipe | " + " | ".join(f"{n:,}" for n in layout.sizes) + " |",
               "|---|" + "---:|" * len(layout.sizes)]
     for recipe, entry in fits["recipes"].items():
         by_size = {m["labels"]: m for m in entry["measured"]}
-        cells = [mean_and_spread(by_size[n]) if n in by_size else "–" for n in layout.sizes]
+        cells = [mean_and_spread(by_size[n]) + interval_text(by_size[n]) if n in by_size else "–"
+                 for n in layout.sizes]
         lines.append(f"| {recipe} | " + " | ".join(cells) + " |")
     pooled = sorted({(r["recipe"], r.get("pool_images") or 0) for r in rows if r.get("pool_images")})
     if pooled:
@@ -35,7 +40,8 @@ def render_markdown(layout: Layout, rows: list[dict[str, Any]], fits: dict[str, 
                   "counted as labels above: " + ", ".join(f"{recipe} read from {count:,} pool images"
                                                          for recipe, count in pooled) + "."]
     lines += ["", "## Fitted learning curves: accuracy(n) = 100 % − (a + b·n^(−c))", "",
-              "90 % intervals in brackets; 2× and 10× the largest size are extrapolations.", "",
+              "90 % intervals in brackets; 2× and 10× the largest size are extrapolations; the exponent c has a prior "
+              f"of strength {fits['exponent_prior']['strength']:g} towards {fits['exponent_prior']['centre']:g}.", "",
               "| recipe | ceiling (100 % − a) | b | c | accuracy at 2× | accuracy at 10× |",
               "|---|---:|---:|---:|---:|---:|"]
     for recipe, entry in fits["recipes"].items():
@@ -82,11 +88,12 @@ def render_markdown(layout: Layout, rows: list[dict[str, Any]], fits: dict[str, 
                          + " | ".join(format_multiplier(v) for v in entry["multipliers"]) + " |")
     lines += ["", "## Cells", "", "Each cell's budget and how well it fit its own labels (a low training accuracy "
               "means under-trained, not data-hungry).", "",
-              "| recipe | labels | seed | test accuracy | train accuracy | epochs | steps | run |",
-              "|---|---:|---:|---:|---:|---:|---:|---|"]
+              "| recipe | labels | seed | test accuracy | test images | train accuracy | epochs | steps | run |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows[:CELL_ROWS_SHOWN]:
         link = f"[{r['run']}]({r['run']}/)" if r.get("run") else "–"
-        lines.append(f"| {r['recipe']} | {r['labels']:,} | {r.get('seed', 0)} | {1 - r['test_error']:.1%} | "
+        tests = f"{int(r['test_images']):,}" if r.get("test_images") else "–"
+        lines.append(f"| {r['recipe']} | {r['labels']:,} | {r.get('seed', 0)} | {1 - r['test_error']:.1%} | {tests} | "
                      f"{percent(r.get('train_acc'))} | {r.get('epochs') or '–'} | {r.get('steps') or '–'} | {link} |")
     if len(rows) > CELL_ROWS_SHOWN:
         lines += ["", f"… and {len(rows) - CELL_ROWS_SHOWN:,} more: every result is in results.csv."]

@@ -30,7 +30,7 @@ __all__ = ["CELL_ROWS_SHOWN", "CSV_COLUMNS", "REPORT_FILES", "Layout", "build_re
 FIT_FILES = tuple(name for name in REPORT_FILES if name != "results.csv")  # what `lowdata fit` writes
 CSV_COLUMNS = ["cell", "recipe", "family", "labels", "seed", "test_acc", "test_error", "epochs", "params",
                "train_seconds", "images_per_second", "pool_images", "num_classes", "steps", "train_acc",
-               "train_images", "train_flops", "model_flops", "cpu_capability", "run"]
+               "train_images", "train_flops", "model_flops", "cpu_capability", "test_images", "run"]
 
 
 def build_report(out_dir: Path, prior: float = fit.PRIOR_STRENGTH) -> dict[str, Any]:
@@ -107,6 +107,7 @@ def collect_rows(plan: Plan, out_dir: Path) -> list[dict[str, Any]]:
                      # the training cost (runs/cost.py); absent from runs made before it was recorded
                      "train_flops": summary.get("train_flops"), "model_flops": summary.get("model_flops"),
                      "cpu_capability": summary.get("cpu_capability"),
+                     "test_images": summary.get("test_images"),
                      "run": folder.relative_to(out_dir).as_posix()})
     return sorted(rows, key=lambda r: (list(plan.recipes).index(r["recipe"]), r["labels"], r["seed"]))
 

@@ -3,8 +3,9 @@ they make a curve about steps rather than data), and each budget's best and chea
 their training cost."""
 from __future__ import annotations
 
-import math
 from typing import Any
+
+from lowdata.study.noise import within_noise
 
 UNDERFIT_POINTS = 0.10  # a size's training accuracy this far below the recipe's best size's: under-trained,
 UNDERFIT_FLOOR = 0.60  # and so is one below this: the cells fit less than what small labelled sets allow
@@ -41,13 +42,6 @@ def undertrained(fits: dict[str, Any]) -> list[str]:
             f"{'; '.join(parts)}; their curves there show too few training steps, not data hunger. Give those cells "
             "more steps (--budget-steps), a fixed --budget-epochs or equal compute (--budget-flops) before reading "
             "the lines below."]
-
-
-def within_noise(best: dict[str, Any], other: dict[str, Any]) -> bool | None:
-    """Whether `other`'s mean error is within two seed spreads of `best`'s; None when a spread is unmeasured."""
-    if min(best["seeds"], other["seeds"]) < 2:
-        return None
-    return other["error_mean"] - best["error_mean"] <= 2 * math.hypot(best["error_std"], other["error_std"])
 
 
 def cost_lines(n: int, results: list[tuple[str, dict[str, Any]]]) -> list[str]:

@@ -75,7 +75,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-OPTIONAL_NUMBERS = ("train_flops", "train_seconds", "train_acc")
+OPTIONAL_NUMBERS = ("train_flops", "train_seconds", "train_acc", "test_images")
 
 
 def number(text: str, column: str, where: str) -> float:
