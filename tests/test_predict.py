@@ -115,3 +115,21 @@ def test_predict_out_never_replaces_a_file_it_did_not_write(run, tmp_path, capsy
     again = tmp_path / "p.json"
     assert main(["predict", "--run", str(out), str(root / "test"), "--out", str(again)]) == 0
     assert main(["predict", "--run", str(out), str(root / "test"), "--out", str(again)]) == 0  # its own file
+
+
+def test_predict_eval_and_the_exports_agree_whatever_precision_the_run_trained_in(tmp_path):
+    from lowdata import export
+    from lowdata.data.datasets import load_dataset
+
+    out = tmp_path / "bf16"
+    summary = train(data="digits", labels=60, model="vit-tiny", model_args={"depth": 1}, epochs=1, threads=1,
+                    precision="bf16", out=str(out))
+    assert summary["precision"] == "bf16" and summary["inference_precision"] == "fp32"
+    images = load_dataset("digits").test_images[:64]
+    predicted = predict(out, images, top_k=10)
+    program = torch.export.load(export(out, "export", tmp_path / "m.pt2")["path"]).module()
+    mean, std = (torch.tensor(summary["input"][key]).view(1, -1, 1, 1) for key in ("mean", "std"))
+    exported = program((images.float() / 255 - mean) / std).softmax(dim=1)
+    for row, probabilities in zip(predicted, exported):
+        by_class = dict(zip(row["classes"], row["probabilities"]))
+        assert [by_class[name] for name in summary["classes"]] == pytest.approx(probabilities.tolist(), abs=1e-5)

@@ -290,6 +290,7 @@ def provenance(run: Run, result: dict[str, Any]) -> dict[str, Any]:
         "images_per_second": round(result["images_per_second"], 1),
         "wall_seconds_this_session": round(time.time() - run.started, 2), "device": str(run.device),
         "precision": run.precision.name, "precision_reason": run.precision.reason, "threads": result["threads"],
+        "inference_precision": "fp32",  # lowdata predict, eval and the exports (runs/load.py): they agree
         "processes": run.process.world_size, "git_commit": run.commit, "lowdata": lowdata.__version__,
         "torch": torch.__version__, "timm": timm.__version__,
     }
