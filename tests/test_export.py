@@ -246,3 +246,48 @@ def test_timms_transform_from_the_saved_config_preprocesses_as_lowdata_does(run,
     assert timm_input.shape == ours[0].shape == (1, 8, 8)
     assert (timm_input - ours[0]).abs().max() < 0.25 * (1 / loaded.info.std[0])  # a quarter of the range at most
     assert (timm_input - ours[0]).abs().mean() < 0.05 * (1 / loaded.info.std[0])
+
+
+def test_every_preset_loads_without_lowdata_timm_or_torch_export(tmp_path):
+    """Each registered preset in a process that never imports lowdata: timm's own architectures (the plain ViTs)
+    from the timm folder with timm alone, the presets with lowdata's parts from a torch.export program (the
+    README's table of what loads where)."""
+    import subprocess
+    import sys
+
+    class Info:
+        channels, image_size, classes, mean, std = 3, (32, 32), ("a", "b"), (0.5,) * 3, (0.25,) * 3
+        depth, hflip = None, True
+
+    x = torch.randn(2, 3, 32, 32)
+    torch.save(x, tmp_path / "x.pt")
+    expected, kinds = {}, {}
+    for index, name in enumerate(MODELS.names()):
+        torch.manual_seed(index)
+        model = create_model(name, num_classes=2, in_chans=3, img_size=(32, 32)).eval()
+        write_checked("timm", model, Info(), tmp_path / f"m{index}")
+        native = not json.loads((tmp_path / f"m{index}" / "config.json").read_text())["architecture"].startswith(
+            "lowdata_")
+        if not native:
+            write_checked("export", model, Info(), tmp_path / f"m{index}.pt2")
+        kinds[name] = "timm" if native else "export"
+        with torch.no_grad():
+            expected[index] = model(x)
+    script = f"""
+import sys, torch, timm
+x = torch.load("{tmp_path / 'x.pt'}")
+for index, kind in enumerate({list(kinds.values())!r}):
+    if kind == "timm":
+        model = timm.create_model(f"local-dir:{tmp_path}/m{{index}}", pretrained=True).eval()
+    else:
+        model = torch.export.load(f"{tmp_path}/m{{index}}.pt2").module()
+    with torch.no_grad():
+        torch.save(model(x), f"{tmp_path}/y{{index}}.pt")
+assert not any(name.startswith("lowdata") for name in sys.modules)
+"""
+    subprocess.run([sys.executable, "-c", script], check=True)
+    for index, name in enumerate(MODELS.names()):
+        assert torch.allclose(torch.load(tmp_path / f"y{index}.pt"), expected[index], atol=1e-4), name
+    assert kinds == {"resnet20": "export", "resnet56": "export", "resnet18-cifar": "export", "vit-mini": "timm",
+                     "vit-tiny": "timm", "vit-small": "timm", "vit-tiny-simple": "timm", "vit-tiny-convstem": "export",
+                     "vit-tiny-sl": "export", "cct-2/3x2": "export", "cct-7/3x1": "export"}
