@@ -73,3 +73,9 @@ def test_short_class_names_the_largest_possible_budget():
     labels = torch.cat([torch.zeros(50, dtype=torch.long), torch.ones(10, dtype=torch.long)])
     with pytest.raises(UsageError, match="class 1 has only 10 training images .* at most 20 labels"):
         select_budget(labels, 2, seed=0, total=30)
+
+
+def test_a_per_class_budget_too_large_is_answered_in_its_own_units(labels):
+    with pytest.raises(UsageError, match=r"labels_per_class 300 needs 3000 images \(10 classes\), more than the "
+                                         r"training split \(1000 images\); use at most \d+ labels per class"):
+        select_budget(labels, 10, seed=0, per_class=300)

@@ -42,6 +42,10 @@ def select_budget(labels: torch.Tensor, num_classes: int, seed: int, total: int 
         total = per_class * num_classes
     if total is None:
         total = n
+    if total > n and per_class is not None:
+        fewest = min(torch.bincount(labels, minlength=num_classes).tolist())
+        raise UsageError(f"labels_per_class {per_class} needs {total} images ({num_classes} classes), more than the "
+                         f"training split ({n} images); use at most {fewest} labels per class")
     if total > n:
         raise UsageError(f"label budget {total} is larger than the training split ({n} images); use at most {n}")
     if total < num_classes:
