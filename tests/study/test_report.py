@@ -108,16 +108,16 @@ def test_the_answer_names_the_cheapest_recipe_within_noise_of_the_best_and_unequ
     lines = conclusion(layout, fit_all(layout, costed_rows(table)))
     at_50 = lines.index("- With 50 labels no recipe is named: cnn and cct are level within the seeds' noise "
                         "(89.0% vs 88.0%).")
-    assert lines[at_50 + 1] == ("  - Cheapest within noise of cnn at 50 labels: **cct**, 88.0% for 1 TFLOP of "
+    assert lines[at_50 + 1] == ("    - Cheapest within noise of cnn at 50 labels: **cct**, 88.0% for 1 TFLOP of "
                                 "training against cnn's 4 TFLOP.")
     assert ("- **Unequal compute** (measured) at 50, 100, 200 labels: cnn's cells had 4.0x cct's; the "
             "comparison above is at unequal cost: compare at equal compute with --budget-flops.") in lines
     table["cct"] = {n: [(0.11, 3.8e12, 1.0), (0.13, 3.8e12, 1.0)] for n in (50, 100, 200)}  # about as dear
-    assert "  - cnn cost 4 TFLOP of training; no recipe within noise of it cost less." in \
+    assert "    - cnn cost 4 TFLOP of training; no recipe within noise of it cost less." in \
         conclusion(layout, fit_all(layout, costed_rows(table)))
     table["cct"] = {n: [(0.30, 1e12, 1.0), (0.31, 1e12, 1.0)] for n in (50, 100, 200)}  # now clearly worse
     lines = conclusion(layout, fit_all(layout, costed_rows(table)))
-    assert "  - cnn cost 4 TFLOP of training; no recipe within noise of it cost less." in lines
+    assert "    - cnn cost 4 TFLOP of training; no recipe within noise of it cost less." in lines
 
 
 def test_under_training_comes_first_and_one_seed_claims_no_spread():
@@ -136,7 +136,7 @@ def test_under_training_comes_first_and_one_seed_claims_no_spread():
                         "--budget-epochs or equal compute (--budget-flops) before reading the lines below.")
     assert "- With 50 labels, use **cnn** (measured, one seed: no spread): it beats vit by 30.0 points (90.0% vs " \
            "60.0%)." in lines
-    assert "  - cnn cost 1 TFLOP of training; no recipe is called within noise of it: one seed measures no " \
+    assert "    - cnn cost 1 TFLOP of training; no recipe is called within noise of it: one seed measures no " \
            "spread." in lines
     assert not any("within the seed spread" in line for line in lines)
     markdown = render_markdown(layout, costed_rows(table), fits, image="curves.png")

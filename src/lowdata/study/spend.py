@@ -55,12 +55,12 @@ def cost_lines(n: int, results: list[tuple[str, dict[str, Any]]]) -> list[str]:
     cheaper = [(recipe, m) for recipe, m in close if m["train_flops"] < CHEAPER * first["train_flops"]]
     if cheaper:
         recipe, m = min(cheaper, key=lambda item: item[1]["train_flops"])
-        return [f"  - Cheapest within noise of {best} at {n:,} labels: **{recipe}**, {1 - m['error_mean']:.1%} "
+        return [f"    - Cheapest within noise of {best} at {n:,} labels: **{recipe}**, {1 - m['error_mean']:.1%} "
                 f"for {flops_text(m['train_flops'])} of training against {best}'s {flops_text(first['train_flops'])}."]
     if any(within_noise(first, m) is None for _, m in costed[1:]):
-        return [f"  - {best} cost {flops_text(first['train_flops'])} of training; no recipe is called within "
+        return [f"    - {best} cost {flops_text(first['train_flops'])} of training; no recipe is called within "
                 "noise of it: one seed measures no spread."]
-    return [f"  - {best} cost {flops_text(first['train_flops'])} of training; no recipe within noise of it cost less."]
+    return [f"    - {best} cost {flops_text(first['train_flops'])} of training; no recipe within noise of it cost less."]
 
 
 def unequal_compute(fits: dict[str, Any]) -> list[str]:
