@@ -90,6 +90,8 @@ def test_help_does_not_import_torch():
     help_text = subprocess.run([sys.executable, "-m", "lowdata", "train", "--help"], capture_output=True,
                                text=True, check=True).stdout
     assert "--labels-per-class" in help_text and "key=value" in help_text
+    flat = " ".join(help_text.split())  # the defaults, as the settings have them
+    assert "training epochs (default: 30)" in flat and "(default: resnet20)" in flat and "(default: None)" not in flat
 
 
 def test_augment_preview_writes_a_grid(capsys, tmp_path):

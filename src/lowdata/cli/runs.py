@@ -2,19 +2,22 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
 from lowdata.errors import UsageError
 
 TRAIN_FLAGS = {  # flag -> (setting, type, help)
-    "--data": ("data", str, "NAME[:PATH] (digits, fashion-mnist, cifar10, cifar100) or an image-folder path"),
+    "--data": ("data", str, "NAME[:PATH] (digits, fashion-mnist, cifar10, cifar100) or an image-folder path "
+                            "(required: there is no default)"),
     "--labels": ("labels", int, "total labelled examples, class-balanced (default: the whole training split)"),
     "--labels-per-class": ("labels_per_class", int, "labelled examples per class"),
     "--val-fraction": ("val_fraction", float, "share of the labelled budget held out for validation"),
     "--model": ("model", str, "a preset (see `lowdata models`) or any timm model name"),
     "--epochs": ("epochs", int, "training epochs"),
-    "--batch-size": ("batch_size", int, "images per step"),
+    "--batch-size": ("batch_size", int, "images per step (default: 128, halved on budgets too small for 4 steps "
+                                        "an epoch, to 8 at least)"),
     "--lr": ("lr", float, "peak learning rate (AdamW, cosine schedule with warm-up)"),
     "--augment": ("augment", str, "augmentation policy: none, basic, strong or 3aug (see augment-preview)"),
     "--repeated-aug": ("repeated_aug", int, "repeated augmentation: views of each drawn image per epoch (DeiT: 3)"),
@@ -36,7 +39,8 @@ TRAIN_FLAGS = {  # flag -> (setting, type, help)
     "--freeze-epochs": ("freeze_epochs", int, "fine-tuning: train only the head for this many epochs first"),
     "--layer-decay": ("layer_decay", float, "layer-wise learning-rate decay for fine-tuning (MAE: 0.65-0.75)"),
     "--seed": ("seed", int, "seed for the label subset, initialisation and augmentation"),
-    "--image-size": ("image_size", int, "resize every image to this size (image folders of mixed sizes)"),
+    "--image-size": ("image_size", int, "resize every image to this size (default: the data's own size; for folders "
+                                        "of mixed sizes, their median shorter side, at most 224)"),
     "--device": ("device", str, "auto, cpu or cuda[:N]"),
     "--out": ("out", str, "run directory (config, metrics, checkpoint, summary)"),
 }
@@ -50,10 +54,21 @@ PRETRAIN_FLAGS = {
     "--lr": ("lr", float, "peak learning rate (AdamW, betas 0.9/0.95, cosine with warm-up)"),
     "--mask-ratio": ("mae.mask_ratio", float, "MAE: share of patches hidden from the encoder (default 0.75)"),
     "--seed": ("seed", int, "seed for initialisation, masking and augmentation"),
-    "--image-size": ("image_size", int, "resize every image to this size (image folders of mixed sizes)"),
+    "--image-size": ("image_size", int, "resize every image to this size (default: the data's own size; for folders "
+                                        "of mixed sizes, their median shorter side, at most 224)"),
     "--device": ("device", str, "auto, cpu or cuda[:N]"),
     "--out": ("out", str, "run directory (config, metrics with k-NN accuracy, checkpoint, reconstructions.png)"),
 }
+
+
+def with_default(text: str, dest: str, config_class) -> str:
+    """A flag's help with its setting's default, unless the text already says it. (The flags default to None
+    so that a YAML file's value is not overridden by a flag not given; argparse's own default display would show
+    that None.)"""
+    default = next((f.default for f in dataclasses.fields(config_class) if f.name == dest), None)
+    if "default" in text or default in (None, dataclasses.MISSING):
+        return text
+    return f"{text} (default: {default})"
 
 
 def add_commands(commands) -> None:
@@ -69,8 +84,10 @@ def add_train(commands) -> None:
                                 description="Train one model on a class-balanced label budget and evaluate it "
                                             "on the test split. Settings: defaults < --config YAML < flags < "
                                             "key=value.")
+    from lowdata.config import TrainConfig
+
     for flag, (dest, kind, text) in TRAIN_FLAGS.items():
-        train.add_argument(flag, dest=dest, type=kind, default=None, help=text)
+        train.add_argument(flag, dest=dest, type=kind, default=None, help=with_default(text, dest, TrainConfig))
     train.add_argument("--config", help="YAML file of settings (the same names as key=value)")
     train.add_argument("--dist-token", dest="dist_token", action="store_const", const=True, default=None,
                        help="give the ViT DeiT's distillation token and head")
@@ -131,8 +148,10 @@ def add_pretrain(commands) -> None:
     pretrain = commands.add_parser("pretrain", help="self-supervised pretraining on every training image (MAE, DINO)",
                                    description="Pretrain an encoder on all training images without their labels; "
                                                "fine-tune it with `lowdata train ... --init OUT`.")
+    from lowdata.config import PretrainConfig
+
     for flag, (dest, kind, text) in PRETRAIN_FLAGS.items():
-        pretrain.add_argument(flag, dest=dest, type=kind, default=None, help=text)
+        pretrain.add_argument(flag, dest=dest, type=kind, default=None, help=with_default(text, dest, PretrainConfig))
     pretrain.add_argument("--config", help="YAML file of settings")
     pretrain.add_argument("--resume", action="store_true", help="continue the run in --out")
     pretrain.add_argument("--json", action="store_true", help="print the whole summary (summary.json) at the end")
