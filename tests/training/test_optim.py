@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from lowdata.models import create_model
-from lowdata.training.optim import build_optimizer, build_schedule
+from lowdata.training.optim import budget_batch, build_optimizer, build_schedule
 
 
 def test_no_weight_decay_on_norms_biases_and_position_embeddings():
@@ -58,3 +58,26 @@ def test_a_run_shorter_than_its_warmup_still_decays_and_says_so(capsys):
         rates.append(optimizer.param_groups[0]["lr"])
     assert "warm-up shortened from 30 to 2 steps" in capsys.readouterr().err
     assert max(rates) == pytest.approx(1e-3, rel=0.05) and rates[-1] < 0.2 * max(rates)
+
+
+@pytest.mark.parametrize("setting, images, expected", [
+    (128, 100, 25),    # one step an epoch at 128; four at 25
+    (128, 48, 12), (128, 20, 10), (128, 6, 6),  # never below 8 unless the budget is smaller still
+    (128, 300, 64), (128, 1_000, 128), (128, 50_000, 128),  # 1,000 labels keep their 8 steps an epoch
+    (16, 100, 16),     # a setting that already gives enough steps is the user's
+])
+def test_tiny_budgets_get_a_batch_that_makes_an_epoch_several_steps(setting, images, expected):
+    assert budget_batch(setting, images) == expected
+
+
+def test_a_run_on_a_tiny_budget_says_its_batch_and_steps(tmp_path, capsys):
+    from lowdata import train
+    from lowdata.study.plan import epochs_for_steps
+    from lowdata.config import TrainConfig
+
+    summary = train(data="digits", labels=100, epochs=3, threads=1, model="resnet20", out=str(tmp_path / "r"),
+                    val_fraction=0.0)
+    assert summary["batch_size"] == 25 and summary["steps_per_epoch"] == 4 and summary["steps"] == 12
+    assert "batch 25 instead of 128: 100 training images at 128 make 1 step(s) an epoch; 3 epochs are 12 steps" \
+        in capsys.readouterr().err
+    assert epochs_for_steps(120, 100, TrainConfig(val_fraction=0.0)) == 30  # the study counts the same steps

@@ -110,6 +110,7 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
                   "std": list(info.std), "depth": info.depth, "hflip": info.hflip},
         # the cell's budget and how well it fit its own labels: tells data-hungry from under-trained
         "params": count_params(model), "epochs": config.epochs, "steps": result["step"],
+        "batch_size": result.get("batch_size"), "steps_per_epoch": result.get("steps_per_epoch"),
         "train_acc": result.get("train_acc"), "seed": config.seed,
         **teacher_summary, "init": config.init, "init_report": init_report, "linear_probe": config.linear_probe,
         "layer_decay": config.layer_decay, "augment": policy.describe(), "augment_notes": policy.notes,

@@ -15,6 +15,7 @@ from lowdata.config import TrainConfig
 from lowdata.objectives import build_config as build
 from lowdata.errors import UsageError, shown
 from lowdata.study.recipes import Recipe
+from lowdata.training.optim import budget_batch
 
 MIN_SIZES = 3  # a curve a + b * n^-c has three parameters
 
@@ -186,7 +187,7 @@ def pick_references(recipes: list[Recipe], named: list[str]) -> dict[str, str]:
 def epochs_for_steps(steps: int, size: int, config: TrainConfig) -> int:
     """Epochs that give about `steps` optimiser updates on `size` labelled images (less the validation part)."""
     train_images = size - int(round(size * config.val_fraction))
-    batch = min(config.batch_size, train_images)
+    batch = budget_batch(config.batch_size, train_images)
     return max(1, round(steps / math.ceil(train_images / batch)))
 
 

@@ -25,7 +25,7 @@ from lowdata.training.distributed import Process
 from lowdata.training.divergence import DivergenceGuard
 from lowdata.training.ema import NoEma
 from lowdata.training.finetune import HeadFirst, hold_frozen_batch_norms
-from lowdata.training.optim import build_optimizer, build_schedule
+from lowdata.training.optim import MIN_STEPS, budget_batch, build_optimizer, build_schedule
 from lowdata.training.records import Clock, EpochTotals, MetricsLog, epoch_line, timed
 from lowdata.training.state import TrainingState, continue_epoch, inside_epoch, load_checkpoint, save_checkpoint
 
@@ -85,6 +85,7 @@ def fit(objective: Objective, data: LoopData, settings: LoopSettings, augment: P
             session.writer.close()
     extra = session.state.extra
     return {**last, **session.timings, "threads": ctx.cores.threads, "train_seconds": extra["train_seconds"],
+            "batch_size": session.batch_size * ctx.process.world_size, "steps_per_epoch": session.steps_per_epoch,
             **extra["counts"], "images_seen": extra["images_seen"],
             "images_per_second": extra["images_seen"] / max(extra["train_seconds"], 1e-9)}
 
@@ -97,9 +98,15 @@ def start_or_resume(objective: Objective, data: LoopData, settings: LoopSettings
     model, process = objective.model, ctx.process
     n = len(data.train_images)
     share = math.ceil(n / process.world_size)  # images per rank and epoch
-    batch_size = max(1, min(settings.batch_size, n) // process.world_size)
+    chosen = budget_batch(settings.batch_size, n)
+    batch_size = max(1, chosen // process.world_size)
     # a lone image left over joins the batch before it: BatchNorm cannot train on one image of 1x1 features
     steps_per_epoch = max(1, math.ceil(share / batch_size) - (share % batch_size == 1))
+    if chosen < min(settings.batch_size, n) and not ctx.resume:
+        console.say(f"batch {chosen} instead of {settings.batch_size}: {n:,} training images at "
+                    f"{settings.batch_size} make {math.ceil(n / settings.batch_size)} step(s) an epoch; "
+                    f"{settings.epochs} epochs are {settings.epochs * steps_per_epoch:,} steps (set batch_size "
+                    f"to at most {n // MIN_STEPS} to choose another)", kind="batch")
     optimizer = build_optimizer(model, settings.lr, settings.weight_decay, settings.layer_decay, settings.betas)
     if (extras := objective.trainable_extras()) is not None:  # trained beside the model, checkpointed with it
         optimizer.add_param_group({"params": list(extras.parameters())})

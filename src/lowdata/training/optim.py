@@ -33,3 +33,17 @@ def build_schedule(optimizer: torch.optim.Optimizer, total_steps: int, warmup_st
         warmup_steps = longest
     return CosineLRScheduler(optimizer, t_initial=max(total_steps - warmup_steps, 1), lr_min=min_lr,
                              warmup_t=warmup_steps, warmup_lr_init=min_lr, warmup_prefix=True, t_in_epochs=False)
+
+
+MIN_STEPS = 4  # an epoch of fewer updates makes "30 epochs" 30 steps on a tiny budget
+MIN_BATCH = 8  # BatchNorm's statistics need a few images
+
+
+def budget_batch(batch_size: int, images: int) -> int:
+    """The batch a run trains with: `batch_size`, halved while an epoch of `images` would have fewer than
+    MIN_STEPS updates (100 labels at batch 128: one step an epoch; at 25: four), never below MIN_BATCH. Budgets of
+    at least MIN_STEPS x batch_size images keep the setting."""
+    batch = min(batch_size, images)
+    while images < MIN_STEPS * batch and batch // 2 >= MIN_BATCH:
+        batch //= 2
+    return max(batch, 1)
