@@ -300,3 +300,12 @@ def test_the_summary_names_the_code_the_run_started_with(tmp_path, monkeypatch):
     monkeypatch.setattr(skeleton, "git_commit", lambda: next(answers))
     summary = train(data="digits", labels=50, epochs=1, out=str(tmp_path / "run"))
     assert summary["git_commit"] == "abc123+changes"
+
+
+def test_each_epoch_line_says_the_whole_runs_time_left():
+    from lowdata.training.records import epoch_line
+
+    metrics = {"epoch": 2, "train_loss": 1.5, "train_acc": 0.5, "images_per_second": 100.0, "epoch_seconds": 61.0}
+    line = epoch_line(metrics, 10, trained_seconds=120.0)  # 60 s an epoch so far, 8 epochs to go
+    assert line == ("lowdata: epoch 2/10: train_loss 1.5, train_acc 0.5, 100 img/s, 1.0 min, about 8.0 min left")
+    assert "left" not in epoch_line({**metrics, "epoch": 10}, 10, trained_seconds=600.0)

@@ -215,7 +215,7 @@ def end_of_epoch(session: Session, data: LoopData, settings: LoopSettings, evalu
     stopped = ctx.stop_after_epoch is not None and ctx.stop_after_epoch <= state.epoch < settings.epochs
     if process.is_main:
         s.metrics_log.append(last, s.writer)
-        console.epoch(epoch_line(last, settings.epochs))
+        console.epoch(epoch_line(last, settings.epochs, state.extra["train_seconds"]))
         if stopped or signalled or state.epoch == settings.epochs or s.clock.due():
             with timed(s.timings, "checkpoint_seconds"):
                 save_checkpoint(ctx.run_dir, s.model, s.optimizer, ema.to_save, state, ctx.config,

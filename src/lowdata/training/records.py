@@ -69,12 +69,16 @@ class Clock:
         self.since = time.monotonic()
 
 
-def epoch_line(metrics: dict[str, Any], epochs: int) -> str:
-    """One line per epoch, kept in logs (under nohup, in CI) as on a terminal."""
+def epoch_line(metrics: dict[str, Any], epochs: int, trained_seconds: float | None = None) -> str:
+    """One line per epoch, kept in logs (under nohup, in CI) as on a terminal; with the whole run's time left,
+    at the mean pace of the epochs so far (`trained_seconds`: their training time, evaluations not counted)."""
     shown = [f"{key} {metrics[key]:.4g}" for key in ("train_loss", "train_acc", "test_acc", "val_acc", "knn_acc")
              if isinstance(metrics.get(key), float)]
+    left = ""
+    if trained_seconds is not None and metrics["epoch"] < epochs:
+        left = f", about {trained_seconds / metrics['epoch'] * (epochs - metrics['epoch']) / 60:.1f} min left"
     return (f"lowdata: epoch {metrics['epoch']}/{epochs}: {', '.join(shown)}, "
-            f"{metrics['images_per_second']:.0f} img/s, {metrics['epoch_seconds'] / 60:.1f} min")
+            f"{metrics['images_per_second']:.0f} img/s, {metrics['epoch_seconds'] / 60:.1f} min{left}")
 
 
 class MetricsLog:
