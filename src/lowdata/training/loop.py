@@ -103,10 +103,10 @@ def start_or_resume(objective: Objective, data: LoopData, settings: LoopSettings
     # a lone image left over joins the batch before it: BatchNorm cannot train on one image of 1x1 features
     steps_per_epoch = max(1, math.ceil(share / batch_size) - (share % batch_size == 1))
     if chosen < min(settings.batch_size, n) and not ctx.resume:
-        console.say(f"batch {chosen} instead of {settings.batch_size}: {n:,} training images at "
-                    f"{settings.batch_size} make {math.ceil(n / settings.batch_size)} step(s) an epoch; "
-                    f"{settings.epochs} epochs are {settings.epochs * steps_per_epoch:,} steps (set batch_size "
-                    f"to at most {n // MIN_STEPS} to choose another)", kind="batch")
+        console.say(f"batch {chosen} instead of {settings.batch_size}: {n:,} training images make "
+                    f"{math.ceil(n / settings.batch_size)} step(s) an epoch at {settings.batch_size}, "
+                    f"{steps_per_epoch} at {chosen} ({settings.epochs} epoch(s): {settings.epochs * steps_per_epoch:,} "
+                    f"steps); a batch_size that gives {MIN_STEPS} steps an epoch is kept as set", kind="batch")
     optimizer = build_optimizer(model, settings.lr, settings.weight_decay, settings.layer_decay, settings.betas)
     if (extras := objective.trainable_extras()) is not None:  # trained beside the model, checkpointed with it
         optimizer.add_param_group({"params": list(extras.parameters())})
