@@ -40,3 +40,18 @@ def test_a_run_records_the_grid_it_chose_and_is_rebuilt_with_it(tmp_path, capsys
     assert main(["models", "--data", "digits"]) == 0
     listing = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:] if line.strip()}
     assert listing["vit-tiny"][3] == "4x4" and listing["cct-2/3x2"][3] == "4x4" and listing["resnet20"][3] == "-"
+
+
+def test_the_grid_a_preset_takes_at_another_size_is_said_once():
+    from lowdata.models import sized_model_args
+    from lowdata.models.factory import grid_note
+
+    sized = sized_model_args("cct-2/3x2", {}, (96, 96))
+    assert grid_note("cct-2/3x2", {}, sized, (96, 96)) == (
+        "model: cct-2/3x2 at 96x96 takes 4 conv-pool stages (about a 6x6 token grid, the nearest to its design's at "
+        "32 px); model_args.tokenizer_layers= chooses another")
+    assert grid_note("vit-tiny", {}, sized_model_args("vit-tiny", {}, (64, 48)), (64, 48)).startswith(
+        "model: vit-tiny at 48x64 takes patch 8")
+    assert grid_note("cct-2/3x2", {}, sized_model_args("cct-2/3x2", {}, (32, 32)), (32, 32)) is None  # the design
+    chosen = {"tokenizer_layers": 3}
+    assert grid_note("cct-2/3x2", chosen, sized_model_args("cct-2/3x2", chosen, (96, 96)), (96, 96)) is None

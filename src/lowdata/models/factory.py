@@ -79,6 +79,23 @@ def sized_model_args(name: str, model_args: dict[str, Any], img_size: tuple[int,
     return {**spec.sized_args(tuple(img_size)), **model_args}
 
 
+def grid_note(name: str, given: dict[str, Any], sized: dict[str, Any], img_size: tuple[int, int]) -> str | None:
+    """One line on the token grid a preset took for an image size other than its design's (32 px); None when
+    it kept the design size or the user chose the grid."""
+    from lowdata.models.vit import DESIGN_SIZE
+
+    added = {key: value for key, value in sized.items() if key not in given}
+    if not added or tuple(img_size) == (DESIGN_SIZE, DESIGN_SIZE):
+        return None
+    key, value = next(iter(added.items()))
+    reduction = 2 ** value if key == "tokenizer_layers" else value
+    what = f"{value} conv-pool stage{'s' if value > 1 else ''}" if key == "tokenizer_layers" else f"patch {value}"
+    height, width = img_size
+    return (f"model: {name} at {width}x{height} takes {what} (about a {-(-width // reduction)}x"
+            f"{-(-height // reduction)} token grid, the nearest to its design's at {DESIGN_SIZE} px); model_args.{key}= "
+            "chooses another")
+
+
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

@@ -29,6 +29,7 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
     from lowdata.data.budget import pool_subset
     from lowdata.metrics import classification_evaluator, per_class_accuracy
     from lowdata.models import count_params
+    from lowdata.models.factory import grid_note
     from lowdata.models.vit import use_fused_attention
     from lowdata.runs.cost import example_image, training_cost
     from lowdata.objectives import MethodData, build_objective
@@ -53,6 +54,7 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
                                config.seed)
     policy = build_policy(config.augment, info, **config.augment_args)
     # a resumed run keeps its saved model_args (one from before sized presets has no patch size recorded)
+    given_args = config.model_args
     config = run.config = resolved(config, None if run.resume else info.image_size)
     torch.manual_seed(config.seed)  # model initialisation (the same on every rank) and stochastic depth
     model = build_model(config, info)
@@ -76,6 +78,8 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
         evaluator = with_views(evaluator, info.hflip)
     data = LoopData(dataset.train_images[budget.labelled], dataset.train_labels[budget.labelled])
     notes = [data_note(info, budget, len(dataset.train_labels), len(pool), len(dataset.test_labels))]
+    if not run.resume and (grid := grid_note(config.model, given_args, config.model_args, info.image_size)):
+        notes.append(grid)
     if config.selection:
         classes = torch.bincount(dataset.train_labels[budget.labelled], minlength=info.num_classes)
         notes.append(f"labelled images chosen by {config.selection} on {config.selection_features} features "
