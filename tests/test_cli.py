@@ -182,3 +182,11 @@ def test_the_api_has_a_quiet_switch(tmp_path, capsys):
         lowdata.train(data="digits", labels=50, epochs=2, out=str(tmp_path / "run"))
     said = capsys.readouterr().err
     assert " epoch 1/2" not in said and "lowdata: data: digits" in said
+
+
+def test_eval_text_of_fewer_than_five_classes_has_no_top5():
+    from lowdata.cli.runs import evaluation_text
+
+    result = {"test_acc": 0.5, "test_top5_acc": None, "test_images": 4, "model": "m", "dataset": "photos",
+              "per_class_acc": {"cat": 0.5, "dog": 0.5}, "confusion": [[1, 1], [1, 1]]}
+    assert evaluation_text(result).splitlines()[0] == "test accuracy 50.0% on 4 images (m, photos)"

@@ -200,9 +200,9 @@ def evaluation_text(result: dict) -> str:
     """An evaluation as a person reads it: accuracy with the test count, top-5, each class, and the confusion
     matrix with its classes named (rows: the true class, columns: the predicted one)."""
     classes = list(result["per_class_acc"])
-    head = (f"test accuracy {result['test_acc']:.1%} on {result['test_images']:,} images, top-5 "
-            f"{result['test_top5_acc']:.1%} ({result['model']}, {result['dataset']}"
-            f"{', TTA' if result.get('tta') else ''})")
+    top5 = f", top-5 {result['test_top5_acc']:.1%}" if result.get("test_top5_acc") is not None else ""  # 5+ classes
+    head = (f"test accuracy {result['test_acc']:.1%} on {result['test_images']:,} images{top5} ({result['model']}, "
+            f"{result['dataset']}{', TTA' if result.get('tta') else ''})")
     width = max(5, *(len(name) for name in classes))
     lines = [head, "per class: " + ", ".join(f"{name} {acc:.1%}" for name, acc in result["per_class_acc"].items()),
              "confusion (rows: true class, columns: predicted):",
