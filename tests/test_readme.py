@@ -20,13 +20,7 @@ def code_blocks(language: str, text: str = README) -> list[str]:
 def readme_commands() -> list[list[str]]:
     """Each `lowdata ...` line of the README's bash blocks (continuations joined, comments dropped), but those
     with a `...` placeholder, which stand for the line above."""
-    commands = []
-    for block in code_blocks("bash"):
-        for line in block.replace("\\\n", " ").splitlines():
-            line = re.split(r"\s#\s", line)[0].strip()
-            if line.startswith("lowdata ") and "..." not in line:
-                commands.append(shlex.split(line)[1:])
-    return commands
+    return [argv for block in code_blocks("bash") for argv in readme_commands_of(block)]
 
 
 @pytest.fixture
@@ -118,3 +112,51 @@ def test_links_between_readme_and_docs_resolve():
                 broken.append(f"{page.relative_to(ROOT)} -> {target}")
     assert not broken
 
+
+
+def own_photos_block() -> str:
+    section = README[README.index("## One minute on your own images"):]
+    return code_blocks("bash", section)[0]
+
+
+def write_mixed_photos(root: Path, classes: tuple[str, ...], per_class: int) -> None:
+    """JPEG photos at two sizes (W x H 24x18 and 16x20), each class a colour a model can learn."""
+    from PIL import Image
+
+    generator = torch.Generator().manual_seed(0)
+    for index, name in enumerate(classes):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            size = (24, 18) if i % 2 else (16, 20)
+            colour = [40 + 80 * ((index + c) % 3) for c in range(3)]
+            pixels = torch.tensor(colour).view(1, 1, 3) + torch.randint(-30, 30, (size[1], size[0], 3),
+                                                                         generator=generator)
+            Image.fromarray(pixels.clamp(0, 255).to(torch.uint8).numpy()).save(root / name / f"{i}.jpg")
+
+
+@pytest.mark.slow
+def test_the_own_photos_commands_run_as_printed_on_photos_of_mixed_sizes(tmp_path, monkeypatch):
+    """The README's own-photos block for real (its epochs cut to 1), on a folder of two image sizes."""
+    pytest.importorskip("onnxruntime")
+    monkeypatch.chdir(tmp_path)
+    write_mixed_photos(tmp_path / "photos", ("cat", "dog", "fox"), 50)
+    write_mixed_photos(tmp_path / "new-photos", ("x",), 4)
+    write_mixed_photos(tmp_path, ("unlabelled",), 120)  # a flat folder of images
+    block = re.sub(r"--(budget-)?epochs \d+", r"--\1epochs 1", own_photos_block())
+    commands = readme_commands_of(block)
+    assert [argv[0] for argv in commands] == ["data", "select", "train", "train", "eval", "predict", "export",
+                                              "study"]
+    for argv in commands:
+        assert main(argv) == 0, argv
+    assert (tmp_path / "cct.onnx").is_file() and (tmp_path / "runs" / "study" / "report.html").is_file()
+    assert len((tmp_path / "predictions.csv").read_text().splitlines()) == 1 + 4
+    assert len((tmp_path / "to-label.csv").read_text().splitlines()) == 1 + 100
+
+
+def readme_commands_of(block: str) -> list[list[str]]:
+    commands = []
+    for line in block.replace("\\\n", " ").splitlines():
+        line = re.split(r"\s#\s", line)[0].strip()
+        if line.startswith("lowdata ") and "..." not in line:
+            commands.append(shlex.split(line)[1:])
+    return commands
