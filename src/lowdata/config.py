@@ -64,7 +64,11 @@ class RunConfig:
         return LoopSettings(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, min_lr=self.min_lr,
                             weight_decay=self.weight_decay, warmup_epochs=self.warmup_epochs,
                             clip_grad=self.clip_grad, eval_every=self.eval_every,
-                            checkpoint_minutes=self.checkpoint_minutes).replace(**changes)
+                            checkpoint_minutes=self.checkpoint_minutes,
+                            adapt_batch=self.adapts_batch()).replace(**changes)
+
+    def adapts_batch(self) -> bool:
+        return False
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ class LoopSettings:
     betas: tuple[float, float] = (0.9, 0.999)
     checkpoint_minutes: float = 1.0  # at most this long between checkpoints (0 = every epoch); the last always
     compile: bool = False  # torch.compile the trained model's forward and backward
+    adapt_batch: bool = False  # a tiny budget trains at a smaller batch (training/optim.py's budget_batch)
 
     def replace(self, **changes: Any) -> "LoopSettings":
         return dataclasses.replace(self, **changes)
@@ -131,6 +136,11 @@ class TrainConfig(RunConfig):
     def loop_settings(self, **changes: Any) -> LoopSettings:
         return super().loop_settings(repeated_aug=self.repeated_aug, freeze_epochs=self.freeze_epochs,
                                      layer_decay=self.layer_decay, compile=self.compile is True).replace(**changes)
+
+    def adapts_batch(self) -> bool:
+        """The default batch (128) shrinks on budgets too small for it (training/optim.py's budget_batch); a
+        batch_size set to anything else is kept as set."""
+        return self.batch_size == RunConfig.batch_size
 
 
 @dataclass(frozen=True)

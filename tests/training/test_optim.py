@@ -79,5 +79,8 @@ def test_a_run_on_a_tiny_budget_says_its_batch_and_steps(tmp_path, capsys):
                     val_fraction=0.0)
     assert summary["batch_size"] == 25 and summary["steps_per_epoch"] == 4 and summary["steps"] == 12
     assert ("batch 25 instead of 128: 100 training images make 1 step(s) an epoch at 128, 4 at 25 (3 epoch(s): 12 "
-            "steps); a batch_size that gives 4 steps an epoch is kept as set") in capsys.readouterr().err
+            "steps); a batch_size other than the default 128 is kept as set") in capsys.readouterr().err
+    kept = train(data="digits", labels=100, epochs=1, threads=1, model="resnet20", out=str(tmp_path / "set"),
+                 val_fraction=0.0, batch_size=64)
+    assert kept["batch_size"] == 64 and kept["steps_per_epoch"] == 2  # a batch the user chose is theirs
     assert epochs_for_steps(120, 100, TrainConfig(val_fraction=0.0)) == 30  # the study counts the same steps

@@ -187,7 +187,8 @@ def pick_references(recipes: list[Recipe], named: list[str]) -> dict[str, str]:
 def epochs_for_steps(steps: int, size: int, config: TrainConfig) -> int:
     """Epochs that give about `steps` optimiser updates on `size` labelled images (less the validation part)."""
     train_images = size - int(round(size * config.val_fraction))
-    batch = budget_batch(config.batch_size, train_images)
+    batch = budget_batch(config.batch_size, train_images) if config.adapts_batch() else min(config.batch_size,
+                                                                                             train_images)
     return max(1, round(steps / math.ceil(train_images / batch)))
 
 

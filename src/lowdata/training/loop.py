@@ -25,7 +25,7 @@ from lowdata.training.distributed import Process
 from lowdata.training.divergence import DivergenceGuard
 from lowdata.training.ema import NoEma
 from lowdata.training.finetune import HeadFirst, hold_frozen_batch_norms
-from lowdata.training.optim import MIN_STEPS, budget_batch, build_optimizer, build_schedule
+from lowdata.training.optim import budget_batch, build_optimizer, build_schedule
 from lowdata.training.records import Clock, EpochTotals, MetricsLog, epoch_line, timed
 from lowdata.training.state import TrainingState, continue_epoch, inside_epoch, load_checkpoint, save_checkpoint
 
@@ -98,7 +98,7 @@ def start_or_resume(objective: Objective, data: LoopData, settings: LoopSettings
     model, process = objective.model, ctx.process
     n = len(data.train_images)
     share = math.ceil(n / process.world_size)  # images per rank and epoch
-    chosen = budget_batch(settings.batch_size, n)
+    chosen = budget_batch(settings.batch_size, n) if settings.adapt_batch else min(settings.batch_size, n)
     batch_size = max(1, chosen // process.world_size)
     # a lone image left over joins the batch before it: BatchNorm cannot train on one image of 1x1 features
     steps_per_epoch = max(1, math.ceil(share / batch_size) - (share % batch_size == 1))
@@ -106,7 +106,7 @@ def start_or_resume(objective: Objective, data: LoopData, settings: LoopSettings
         console.say(f"batch {chosen} instead of {settings.batch_size}: {n:,} training images make "
                     f"{math.ceil(n / settings.batch_size)} step(s) an epoch at {settings.batch_size}, "
                     f"{steps_per_epoch} at {chosen} ({settings.epochs} epoch(s): {settings.epochs * steps_per_epoch:,} "
-                    f"steps); a batch_size that gives {MIN_STEPS} steps an epoch is kept as set", kind="batch")
+                    f"steps); a batch_size other than the default {settings.batch_size} is kept as set", kind="batch")
     optimizer = build_optimizer(model, settings.lr, settings.weight_decay, settings.layer_decay, settings.betas)
     if (extras := objective.trainable_extras()) is not None:  # trained beside the model, checkpointed with it
         optimizer.add_param_group({"params": list(extras.parameters())})
