@@ -238,7 +238,8 @@ def test_a_teacher_recipe_in_the_study_is_reused_not_retrained(tmp_path, tiny_re
 
 @pytest.mark.parametrize("entry, message", [
     ("x:\n  teacher: nobody\n  settings: {model: vit-tiny}\n", "names teacher 'nobody', which is not a recipe"),
-    ("x:\n  settings: {model: vit-tiny, init: runs/mae}\n", "use the recipe's `teacher:`"),
+    ("x:\n  settings: {model: vit-tiny, teacher: runs/cnn}\n", "use the recipe's `teacher:`"),
+    ("x:\n  pretrain: {epochs: 3}\n  settings: {model: vit-tiny, init: w.pth}\n", "sets init and one of start"),
     ("x:\n  pretrain: {epochz: 3}\n  settings: {model: vit-tiny}\n", "unknown setting 'epochz'"),
 ])
 def test_bad_shared_stage_recipes(tmp_path, entry, message):
@@ -564,3 +565,25 @@ def test_the_selection_axis_trains_each_recipe_per_strategy_and_reads_it_on_the_
     assert "## What the choice of labelled images is worth" in report and "| cnn+typiclust | cnn |" in report
     with pytest.raises(UsageError, match="--selection: unknown selection strategy 'typiclus'"):
         run_study(tmp_path / "bad", **{**tiny_study, "selection": ["typiclus"]})
+
+
+def test_the_imagenet_recipes_fine_tune_the_wheels_model_and_let_it_teach_over_the_pool():
+    from lowdata.data import load_dataset
+    from lowdata.study.check import check_units
+    from lowdata.study.plan import make_plan
+    from lowdata.study.recipes import load_recipes, pick
+
+    known = load_recipes()
+    names = ["cnn-imagenet", "cnn+imagenet-teacher", "vit+imagenet-teacher", "cct-2+imagenet-teacher"]
+    plan = make_plan("digits", [100, 200, 400], pick(known, names), [0], 1438, budget_epochs=1, base={},
+                     available=known)
+    cells = {c.id: c for c in plan.cells}
+    reference = cells["cnn-imagenet-n200-s0"].settings
+    assert reference["init"] == "efficientnet_lite0" and reference["pretrained"] and reference["image_size"] == 128
+    for student in names[1:]:
+        taught = cells[f"{student}-n200-s0"]
+        assert taught.needs == {"teacher": "cells/cnn-imagenet-n200-s0"}  # the fine-tuned model of the same labels
+        assert taught.settings["pool"] == "all" and taught.settings["distill"] == {"mode": "soft",
+                                                                                   "teacher_cache": True}
+        assert "image_size" not in taught.settings  # the student keeps the data's size; the teacher resizes
+    check_units(plan, load_dataset("digits"))  # every unit's settings and model build offline

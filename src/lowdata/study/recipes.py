@@ -63,11 +63,16 @@ def parse_recipes(raw: dict[str, Any], source: Path) -> dict[str, Recipe]:
         if owned:
             raise UsageError(f"{where} sets {owned}, which the study sets per cell; remove them from the recipe")
         build(TrainConfig, settings)  # unknown or mistyped settings fail here, naming the key
-        stage_owned = sorted({"teacher", "guide", "init"} & set(settings)) + \
+        stage_owned = sorted({"teacher", "guide"} & set(settings)) + \
             (["guidance.guide"] if "guide" in (settings.get("guidance") or {}) else [])
         if stage_owned:
-            raise UsageError(f"{where} sets {stage_owned} in its settings; in a study use the recipe's `teacher:`, "
-                             "`guide:` or `start:` (a recipe name) or `pretrain:` (pretraining settings) instead")
+            raise UsageError(f"{where} sets {stage_owned} in its settings; in a study use the recipe's `teacher:` or "
+                             "`guide:` (a recipe name) instead")
+        # init in the settings: weights every cell starts from (a file, a timm name, a hub id: someone else's
+        # pretraining); a recipe's own runs are `start:`, `pretrain:` or `source:`
+        if "init" in settings and any(entry.get(key) is not None for key in ("start", "pretrain", "source")):
+            raise UsageError(f"{where} sets init and one of start, pretrain and source; a cell starts from one of "
+                             "them")
         pretrain = entry.get("pretrain")
         if pretrain is not None:
             from lowdata.config import PretrainConfig
