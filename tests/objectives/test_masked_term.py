@@ -61,3 +61,29 @@ def test_models_it_cannot_mask_are_refused_in_one_line(tmp_path):
     with pytest.raises(UsageError, match="masked.images='both' reads the pool: give --pool all"):
         train(out=str(tmp_path / "b"), data="digits", labels=50, epochs=1, model="vit-tiny", masked={"weight": 1})
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_token_dropping_resumes_bit_for_bit_and_refuses_drloc(tmp_path, monkeypatch, signal_at_step):
+    """PatchDropout (timm's, model_args.patch_drop_rate): half the patch tokens in training steps, all at
+    evaluation; its draws come from the checkpointed torch stream, so a run stopped mid-epoch resumes exactly."""
+    settings = dict(data="digits", labels=100, epochs=2, batch_size=25, threads=1, seed=0, model="vit-tiny",
+                    model_args={"depth": 1, "patch_drop_rate": 0.5})
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    train(out=str(straight), **settings)
+    signal_at_step(6)
+    with pytest.raises(stopping.Stopped):
+        train(out=str(stopped), **settings)
+    monkeypatch.undo()
+    train(out=str(stopped), resume=True)
+    a, b = (load_file(str(run / "checkpoint" / "model.safetensors")) for run in (straight, stopped))
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    from lowdata.models import create_model
+
+    model = create_model("vit-tiny", 10, 3, (32, 32), depth=1, patch_drop_rate=0.5)
+    seen = []
+    model.blocks.register_forward_hook(lambda module, inputs, output: seen.append(output.shape[1]))
+    model.train()(torch.zeros(2, 3, 32, 32))
+    model.eval()(torch.zeros(2, 3, 32, 32))
+    assert seen == [1 + 32, 1 + 64]  # the class token and half the 8x8 patches in training, all at evaluation
+    with pytest.raises(UsageError, match="model_args.patch_drop_rate drops tokens"):
+        train(out=str(tmp_path / "d"), **{**settings, "drloc": {"images": "labelled"}})

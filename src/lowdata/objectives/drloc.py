@@ -64,6 +64,9 @@ def final_grid(model: nn.Module) -> tuple[nn.Module, bool, int]:
     """The module whose output (a ViT's final norm: tokens) or input (a CNN's global pooling: a map) is the
     model's final grid, whether it is a map, and the grid's width."""
     if hasattr(model, "patch_embed") and isinstance(getattr(model, "norm", None), nn.Module):
+        if getattr(getattr(model, "patch_drop", None), "prob", 0.0):
+            raise UsageError("dense relative localisation reads every position of the final grid; "
+                             "model_args.patch_drop_rate drops tokens in training steps: use one of the two")
         return model.norm, False, model.embed_dim
     pool = getattr(model, "global_pool", None)
     if isinstance(pool, nn.Module) and hasattr(model, "num_features"):
