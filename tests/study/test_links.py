@@ -52,7 +52,7 @@ def test_a_linked_recipe_outside_the_study_is_a_shared_stage_with_its_own_links(
     (LINKED + "loop-a:\n  settings: {model: resnet20}\n  start: loop-b\nloop-b:\n  settings: {model: resnet20}\n"
      "  teacher: loop-a\n", "in a circle"),
     (LINKED + "x:\n  settings: {model: cct-2/3x2}\n  guide: nobody\n", "names guide 'nobody', which is not a recipe"),
-    (LINKED + "x:\n  settings: {model: vit-tiny, guide: runs/cnn}\n", "use the recipe's `teacher:`, `guide:`"),
+    (LINKED + "x:\n  settings: {model: vit-tiny, guide: runs/cnn}\n", "use the recipe's `teacher:` or `guide:`"),
     (LINKED + "x:\n  settings: {model: vit-tiny}\n  start: student\n  pretrain: {epochs: 1}\n",
      "more than one of pretrain, source and start"),
 ])
