@@ -248,10 +248,24 @@ def test_timms_transform_from_the_saved_config_preprocesses_as_lowdata_does(run,
     assert (timm_input - ours[0]).abs().mean() < 0.05 * (1 / loaded.info.std[0])
 
 
+KINDS = {"resnet20": "export", "resnet56": "export", "resnet18-cifar": "export", "vit-mini": "timm", "vit-tiny": "timm",
+         "vit-small": "timm", "vit-tiny-simple": "timm", "vit-tiny-convstem": "export", "vit-tiny-sl": "export",
+         "cct-2/3x2": "export", "cct-7/3x1": "export"}  # the README's table of what loads where
+
+
+def test_the_cnn_cct_and_vit_load_without_lowdata_timm_or_torch_export(tmp_path):
+    loads_without_lowdata(["resnet20", "cct-2/3x2", "vit-tiny"], tmp_path)
+
+
+@pytest.mark.slow
 def test_every_preset_loads_without_lowdata_timm_or_torch_export(tmp_path):
-    """Each registered preset in a process that never imports lowdata: timm's own architectures (the plain ViTs)
-    from the timm folder with timm alone, the presets with lowdata's parts from a torch.export program (the
-    README's table of what loads where)."""
+    assert sorted(KINDS) == sorted(MODELS.names())
+    loads_without_lowdata(MODELS.names(), tmp_path)
+
+
+def loads_without_lowdata(names: list[str], tmp_path) -> None:
+    """Each preset in a process that never imports lowdata: timm's own architectures (the plain ViTs) from the
+    timm folder with timm alone, the presets with lowdata's parts from a torch.export program."""
     import subprocess
     import sys
 
@@ -262,7 +276,7 @@ def test_every_preset_loads_without_lowdata_timm_or_torch_export(tmp_path):
     x = torch.randn(2, 3, 32, 32)
     torch.save(x, tmp_path / "x.pt")
     expected, kinds = {}, {}
-    for index, name in enumerate(MODELS.names()):
+    for index, name in enumerate(names):
         torch.manual_seed(index)
         model = create_model(name, num_classes=2, in_chans=3, img_size=(32, 32)).eval()
         write_checked("timm", model, Info(), tmp_path / f"m{index}")
@@ -286,8 +300,6 @@ for index, kind in enumerate({list(kinds.values())!r}):
 assert not any(name.startswith("lowdata") for name in sys.modules)
 """
     subprocess.run([sys.executable, "-c", script], check=True)
-    for index, name in enumerate(MODELS.names()):
+    for index, name in enumerate(names):
         assert torch.allclose(torch.load(tmp_path / f"y{index}.pt"), expected[index], atol=1e-4), name
-    assert kinds == {"resnet20": "export", "resnet56": "export", "resnet18-cifar": "export", "vit-mini": "timm",
-                     "vit-tiny": "timm", "vit-small": "timm", "vit-tiny-simple": "timm", "vit-tiny-convstem": "export",
-                     "vit-tiny-sl": "export", "cct-2/3x2": "export", "cct-7/3x1": "export"}
+    assert kinds == {name: KINDS[name] for name in names}
