@@ -2,6 +2,7 @@
 
     python benchmarks/model_speed.py                                    # the small-data presets
     python benchmarks/model_speed.py --models vit-tiny,cct-2/3x2 --threads 1
+    python benchmarks/model_speed.py --models vit-tiny,vit-tiny@patch_drop_rate=0.5   # a preset with model_args
 
 One JSON line: per model, the median images/s of full training steps (forward, backward, AdamW) on a batch
 at CIFAR size, under the precision and attention kernel `lowdata train` picks on this machine, in rounds that
@@ -57,6 +58,15 @@ def timed_rate(step, images_per_step: int, device: torch.device, seconds: float)
     return images_per_step * count / (time.perf_counter() - started)
 
 
+def preset_and_args(spec: str) -> tuple[str, dict]:
+    """`vit-tiny@patch_drop_rate=0.5@depth=6` -> ("vit-tiny", {"patch_drop_rate": 0.5, "depth": 6}): a preset
+    with the model_args a run would pass (values read as YAML)."""
+    import yaml
+
+    preset, *pairs = spec.split("@")
+    return preset, {key: yaml.safe_load(value) for key, _, value in (pair.partition("=") for pair in pairs)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="vit-tiny,vit-tiny-convstem,vit-tiny-sl,cct-2/3x2,cct-7/3x1")
@@ -78,7 +88,9 @@ def main() -> None:
     steps = {}
     for name in names:
         torch.manual_seed(0)
-        model = create_model(name, num_classes=10, in_chans=3, img_size=(args.image_size, args.image_size)).to(device)
+        preset, model_args = preset_and_args(name)
+        model = create_model(preset, num_classes=10, in_chans=3, img_size=(args.image_size, args.image_size),
+                             **model_args).to(device)
         use_fused_attention(model, precision.fused_attention(device))
         steps[name] = (model, torch.optim.AdamW(model.parameters(), lr=1e-3))
 
