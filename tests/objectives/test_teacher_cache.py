@@ -35,10 +35,13 @@ def test_the_cached_teacher_gives_the_live_teachers_loss_on_the_same_fixed_view(
     assert torch.allclose(live.logs["pool_loss"], cached.logs["pool_loss"], atol=1e-5)
 
 
-def test_rows_are_shared_by_image_and_a_changed_teacher_reads_none(tmp_path):
+def test_rows_are_shared_by_image_and_a_changed_teacher_reads_none(tmp_path, capsys):
     dataset, teacher, normalize = setup()
     cpu, first = torch.device("cpu"), dataset.train_images[:30]
     logits, _ = cached_teacher_logits(teacher, first, normalize, cpu, torch.no_grad, tmp_path)
+    assert "teacher cache: computing the teacher's outputs on 30 images once (0 read from" in capsys.readouterr().err
+    cached_teacher_logits(teacher, first, normalize, cpu, torch.no_grad, tmp_path)
+    assert "teacher cache" not in capsys.readouterr().err  # nothing to compute: nothing said
     again, said = cached_teacher_logits(teacher, dataset.train_images[10:50], normalize, cpu, torch.no_grad, tmp_path)
     assert (said["teacher_cache_read"], said["teacher_cache_computed"]) == (20, 20)
     assert torch.equal(again[:20], logits[10:30])

@@ -90,6 +90,9 @@ def cached_teacher_logits(teacher: nn.Module, images: torch.Tensor, normalize: n
                           ) -> tuple[torch.Tensor, dict[str, object]]:
     """The teacher's float32 logits (P, K) for the uint8 `images` (P, C, H, W), read from the cache where it has
     them and computed (and added to it) where not; and what the summary says of it."""
+    from tqdm import tqdm
+
+    from lowdata import console
     from lowdata.io import cache_root
 
     fingerprint = teacher_fingerprint(teacher, normalize.mean, normalize.std)
@@ -97,7 +100,11 @@ def cached_teacher_logits(teacher: nn.Module, images: torch.Tensor, normalize: n
     rows = read_rows(path, fingerprint)
     keys = image_keys(images)
     missing = [i for i, key in enumerate(keys) if key not in rows]
-    for start in range(0, len(missing), BATCH):
+    if missing:  # a frozen teacher's pass over a whole pool takes minutes on a CPU: said, with a bar
+        console.say(f"teacher cache: computing the teacher's outputs on {len(missing):,} images once "
+                    f"({len(keys) - len(missing):,} read from {path.parent})", kind="teacher-cache")
+    batches = range(0, len(missing), BATCH)
+    for start in tqdm(batches, desc="teacher outputs", unit="batch", disable=True if console.is_quiet() else None):
         index = torch.tensor(missing[start:start + BATCH])
         with autocast():
             logits = teacher(normalize(images[index].to(device))).float().cpu()
