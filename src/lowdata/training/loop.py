@@ -98,15 +98,7 @@ def start_or_resume(objective: Objective, data: LoopData, settings: LoopSettings
     model, process = objective.model, ctx.process
     n = len(data.train_images)
     share = math.ceil(n / process.world_size)  # images per rank and epoch
-    chosen = budget_batch(settings.batch_size, n) if settings.adapt_batch else min(settings.batch_size, n)
-    batch_size = max(1, chosen // process.world_size)
-    # a lone image left over joins the batch before it: BatchNorm cannot train on one image of 1x1 features
-    steps_per_epoch = max(1, math.ceil(share / batch_size) - (share % batch_size == 1))
-    if chosen < min(settings.batch_size, n) and not ctx.resume:
-        console.say(f"batch {chosen} instead of {settings.batch_size}: {n:,} training images make "
-                    f"{math.ceil(n / settings.batch_size)} step(s) an epoch at {settings.batch_size}, "
-                    f"{steps_per_epoch} at {chosen} ({settings.epochs} epoch(s): {settings.epochs * steps_per_epoch:,} "
-                    f"steps); a batch_size other than the default {settings.batch_size} is kept as set", kind="batch")
+    batch_size, steps_per_epoch = epoch_steps(settings, n, process.world_size, say=not ctx.resume)
     optimizer = build_optimizer(model, settings.lr, settings.weight_decay, settings.layer_decay, settings.betas)
     if (extras := objective.trainable_extras()) is not None:  # trained beside the model, checkpointed with it
         optimizer.add_param_group({"params": list(extras.parameters())})
@@ -238,6 +230,21 @@ def data_fingerprint(data: LoopData, more: list[torch.Tensor]) -> str:
         digest.update(str((tuple(tensor.shape), str(tensor.dtype))).encode())
         digest.update(tensor.contiguous().numpy().tobytes())
     return digest.hexdigest()
+
+
+def epoch_steps(settings: LoopSettings, n: int, world_size: int, say: bool) -> tuple[int, int]:
+    """This rank's batch and the steps of an epoch of `n` images; the default batch shrinks on a tiny budget
+    (optim.budget_batch), said in one line (`say`: not again on resume)."""
+    chosen = budget_batch(settings.batch_size, n) if settings.adapt_batch else min(settings.batch_size, n)
+    share, batch_size = math.ceil(n / world_size), max(1, chosen // world_size)
+    # a lone image left over joins the batch before it: BatchNorm cannot train on one image of 1x1 features
+    steps_per_epoch = max(1, math.ceil(share / batch_size) - (share % batch_size == 1))
+    if chosen < min(settings.batch_size, n) and say:
+        console.say(f"batch {chosen} instead of {settings.batch_size}: {n:,} training images make "
+                    f"{math.ceil(n / settings.batch_size)} step(s) an epoch at {settings.batch_size}, "
+                    f"{steps_per_epoch} at {chosen} ({settings.epochs} epoch(s): {settings.epochs * steps_per_epoch:,} "
+                    f"steps); a batch_size other than the default {settings.batch_size} is kept as set", kind="batch")
+    return batch_size, steps_per_epoch
 
 
 def optimizer_step(objective: Objective, model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
