@@ -92,6 +92,10 @@ def test_a_folder_gives_paths_and_label_studio_tasks(tmp_path, image_folder_writ
     summary = select_images(str(loose), 3, str(tmp_path / "loose.csv"), "probcover", classes=2)
     rows = list(csv.DictReader(open(tmp_path / "loose.csv")))
     assert summary["candidates"] == 6 and [Path(row["image"]).parent for row in rows] == [loose] * 3
+    nested = tmp_path / "nested"  # the same images one folder down (unlabelled/batch1/*): still unlabelled
+    nested.mkdir()
+    loose.rename(nested / "batch1")
+    assert select_images(str(nested), 3, str(tmp_path / "nested.csv"), "probcover", classes=2)["candidates"] == 6
     (tmp_path / "mine.csv").write_text("my notes\n")
     with pytest.raises(UsageError, match="lowdata did not write it"):
         select_images(str(folder), 5, str(tmp_path / "mine.csv"), "random")

@@ -77,7 +77,11 @@ def candidates(data: str, image_size: int | None, split_seed: int):
     from lowdata.data.imagefolder import decode_all, unlabelled_files
     from lowdata.data.types import Dataset, make_info
 
-    files = unlabelled_files(Path(os.path.expanduser(data))) if os.path.isdir(os.path.expanduser(data)) else None
+    root = Path(os.path.expanduser(data))
+    files = unlabelled_files(root) if root.is_dir() else None
+    folders = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")] if root.is_dir() else []
+    if files is None and len(folders) == 1:  # one folder of images is not a class layout: its images, unlabelled
+        files = unlabelled_files(folders[0])
     if files is None:
         return load_dataset(data, image_size, split_seed), training_paths(data, split_seed)
     images = decode_all(files, image_size)
