@@ -64,11 +64,7 @@ class RunConfig:
         return LoopSettings(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, min_lr=self.min_lr,
                             weight_decay=self.weight_decay, warmup_epochs=self.warmup_epochs,
                             clip_grad=self.clip_grad, eval_every=self.eval_every,
-                            checkpoint_minutes=self.checkpoint_minutes,
-                            adapt_batch=self.adapts_batch()).replace(**changes)
-
-    def adapts_batch(self) -> bool:
-        return False
+                            checkpoint_minutes=self.checkpoint_minutes).replace(**changes)
 
 
 @dataclass(frozen=True)
@@ -135,7 +131,8 @@ class TrainConfig(RunConfig):
 
     def loop_settings(self, **changes: Any) -> LoopSettings:
         return super().loop_settings(repeated_aug=self.repeated_aug, freeze_epochs=self.freeze_epochs,
-                                     layer_decay=self.layer_decay, compile=self.compile is True).replace(**changes)
+                                     layer_decay=self.layer_decay, compile=self.compile is True,
+                                     adapt_batch=self.adapts_batch()).replace(**changes)
 
     def adapts_batch(self) -> bool:
         """The default batch (128) shrinks on budgets too small for it (training/optim.py's budget_batch); a
