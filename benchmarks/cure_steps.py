@@ -14,7 +14,9 @@ at the same batch size: the teacher's forward pass on the labelled and pool imag
 picks; with no_grad in the default layout, and frozen as a run has it: inference mode, the layout the probe of
 models/frozen.py picks), the guide's feature maps, the EMA teacher's update and forward pass,
 the pool's strong augmentation, and the student's forward and backward on twice the images against once.
-`pooled_cached` is `pooled` with the teacher's pool outputs read from its cache (distill.teacher_cache).
+`pooled_cached` is `pooled` with the teacher's pool outputs read from its cache (distill.teacher_cache);
+`pooled_cached_split` the same with the labelled loss's backward pass before the pool's forward
+(distill.split_backward).
 `drloc` and `masked` add the label-free terms on the labelled images (masked modelling needs a patch ViT:
 `--student vit-tiny-simple --variants drloc,masked`). The
 teacher run is trained first (1 epoch) and not timed. Speeds depend on the CPU: the line names its capability.
@@ -64,6 +66,9 @@ def variants(teacher: Path) -> dict[str, dict]:
             # the same, the teacher's pool outputs cached (computed in the first run, read in the others)
             "pooled_cached": dict(teacher=str(teacher), distill={"mode": "hard", "teacher_cache": True}, pool="all",
                                   pool_ratio=1.0),
+            # the cached step with the labelled images' backward pass before the pool's forward (issue 48)
+            "pooled_cached_split": dict(teacher=str(teacher), pool="all", pool_ratio=1.0,
+                                        distill={"mode": "hard", "teacher_cache": True, "split_backward": True}),
             "guided": dict(guide=str(teacher), guide_on="labelled"),
             "ema": dict(pool="all", pool_teacher="ema", pool_ratio=1.0),
             "drloc": dict(drloc={"images": "labelled"}),  # the label-free terms on the labelled images

@@ -130,3 +130,58 @@ def test_self_training_rounds_pass_the_teaching_on_and_resume(tmp_path, teacher)
         train(out=str(out), **settings)
     with pytest.raises(UsageError, match="self-training starts from a teacher"):
         train(out=str(tmp_path / "x"), rounds=2, **{**POOLED, "distill": None, "pool": None})
+
+
+def split_and_joint(mode: str, cached: bool):
+    """Two identical Distill objectives over digits' pool, one with split_backward; their gradients after a step."""
+    from lowdata.augment import Normalize
+    from lowdata.data import load_dataset
+    from lowdata.models import create_model
+    from lowdata.objectives.pool import pool_feed
+
+    dataset = load_dataset("digits")
+    info, cpu = dataset.info, torch.device("cpu")
+    torch.manual_seed(0)
+    student = create_model("vit-tiny", 10, 1, (8, 8), depth=1, patch_size=2)  # no batch norm: equal gradients
+    teacher = create_model("resnet20", 10, 1, (8, 8)).eval()
+    pool = dataset.train_images[100:300]
+    logits = teacher(Normalize(info)(pool)).detach() if cached else None
+    images, labels = Normalize(info)(dataset.train_images[:32]), dataset.train_labels[:32]
+    results = []
+    for split in (False, True):
+        model = create_model("vit-tiny", 10, 1, (8, 8), depth=1, patch_size=2)
+        model.load_state_dict(student.state_dict())
+        objective = Distill(model, teacher, mode, 0.5, 2.0, pool_weight=1.5, split_backward=split,
+                            feed=pool_feed("strong", 1.0, info, pool, cpu), pool_logits=logits).train()
+        objective.use_batch_size(32)
+        objective.use_streams({"pool": torch.Generator().manual_seed(7)})
+        passes = []
+        out = objective.step(images, labels, lambda loss: (passes.append(loss.requires_grad), loss.backward()))
+        results.append((out, [p.grad.clone() for p in model.parameters()], passes))
+    return results
+
+
+@pytest.mark.parametrize("mode,cached", [("hard", False), ("soft", True)])
+def test_the_split_step_takes_two_backward_passes_to_the_joint_steps_gradients(mode, cached):
+    (joint, joint_grads, joint_passes), (split, split_grads, split_passes) = split_and_joint(mode, cached)
+    assert joint_passes == [True] and split_passes == [True, True]
+    assert split.loss.item() == pytest.approx(joint.loss.item(), rel=1e-5)
+    assert split.logs["pool_loss"].item() == pytest.approx(joint.logs["pool_loss"].item(), rel=1e-5)
+    assert split.counts == joint.counts == {"pool_images_read": 32}
+    assert not split.loss.requires_grad and split.model_input is None
+    for a, b in zip(joint_grads, split_grads):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert max(g.abs().max().item() for g in split_grads) > 0
+
+
+def test_a_split_run_trains_as_the_joint_run_does_and_refuses_terms(tmp_path, teacher):
+    joint = dict(POOLED, teacher=teacher, distill={"mode": "soft"}, precision="fp32")  # bf16 rounds each pass
+    split = dict(joint, distill={"mode": "soft", "split_backward": True})
+    a, b = train(**joint, out=str(tmp_path / "joint")), train(**split, out=str(tmp_path / "split"))
+    assert b["split_backward"] is True and "split_backward" not in a
+    joint_w = load_file(tmp_path / "joint" / "checkpoint" / "model.safetensors")
+    split_w = load_file(tmp_path / "split" / "checkpoint" / "model.safetensors")
+    assert max((joint_w[k].float() - split_w[k].float()).abs().max().item() for k in joint_w) < 1e-3
+    assert abs(a["test_acc"] - b["test_acc"]) < 0.02
+    with pytest.raises(UsageError, match="split_backward"):
+        train(**dict(split, drloc={"images": "labelled"}), out=str(tmp_path / "terms"))

@@ -40,6 +40,16 @@ class Objective(nn.Module):
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> StepOutput:  # pragma: no cover
         raise NotImplementedError
 
+    def step(self, images: torch.Tensor, labels: torch.Tensor,
+             backward: Callable[[torch.Tensor], None]) -> StepOutput:
+        """One training step: its loss handed to `backward` (the loop's: scaled, outside autocast). By default the
+        whole loss at once. A method whose loss has parts that share no graph (a pooled step's labelled and pool
+        images, taken apart) may hand each part to `backward` in turn, so the first part's activations are freed
+        before the next part is built; its StepOutput's `loss` is then the parts' detached sum."""
+        out = self(images, labels)
+        backward(out.loss)
+        return out
+
     def use_batch_size(self, batch_size: int) -> None:
         """The loop's images per step on this rank, told once before the first step (a method that adds its own
         images to each step, as the pool does, sizes its share by it). Nothing by default."""

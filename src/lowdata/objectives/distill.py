@@ -16,7 +16,10 @@ With the unlabelled pool (`pool=(student view, teacher view)` each step; FixMatc
     loss += pool_weight * mean over pool images of [teacher confident] * distillation(student, teacher)
 
 the teacher reading its weak view, the student its strong one, in the same forward pass as the labelled
-images (one batch, so batch-norm statistics see both). Pool images have no labels, and take none: only the
+images (one batch, so batch-norm statistics see both). With `split_backward`, the labelled images' loss is
+taken back before the pool's forward pass is built (two passes, one optimiser step: the same gradients for a
+model without batch norm, less memory held at once, faster where benchmarks/split_backward.py says so; a
+batch-norm student then normalises each half by its own statistics). Pool images have no labels, and take none: only the
 teacher speaks about them, through the distillation head when the student has a distillation token.
 """
 from __future__ import annotations
@@ -46,6 +49,8 @@ class DistillSettings:
     pool_augment: str = setting("strong", POOL_AUGMENT)
     teacher_cache: bool = setting(False, "the pool's teacher outputs on one fixed view of each image, computed once "
                                          "and cached (objectives/teacher_cache.py), not a forward pass per step")
+    split_backward: bool = setting(False, "with a pool: the labelled images' backward pass before the pool's forward "
+                                          "(two passes, one optimiser step) instead of one pass over both")
 
 
 class Distill(ReadsPool, Objective):
@@ -54,8 +59,9 @@ class Distill(ReadsPool, Objective):
     def __init__(self, model: nn.Module, teacher: nn.Module, mode: str = "hard", alpha: float = 0.5,
                  tau: float = 1.0, label_smoothing: float = 0.0, pool_threshold: float = 0.0,
                  pool_weight: float = 1.0, feed: PoolFeed | None = None,
-                 pool_logits: torch.Tensor | None = None) -> None:
+                 pool_logits: torch.Tensor | None = None, split_backward: bool = False) -> None:
         super().__init__()
+        self.split_backward = split_backward and feed is not None
         self.pool_logits = pool_logits  # the teacher's cached outputs for each pool image, or None: live
         # the unlabelled pool this objective reads on each training step (its own stream, its own share)
         self.feed, self.streams = feed, ("pool",) if feed is not None else ()
@@ -92,16 +98,40 @@ class Distill(ReadsPool, Objective):
         """`pool`: (student view, teacher view) of unlabelled images; in training drawn from the feed."""
         counts, cached = {}, None
         if pool is None and self.feed is not None:
-            with torch.autocast(images.device.type, enabled=False):  # the views at full precision, as the images
-                if self.pool_logits is None:
-                    pool = self.feed.draw(self.pool_per_step, self.pool_stream, images.device)
-                else:
-                    index = self.feed.pick(self.pool_per_step, self.pool_stream)
-                    pool = (self.feed.student_views(index, self.pool_stream, images.device), None)
-                    cached = self.pool_logits[index.to(self.pool_logits.device)]
-            counts = {"pool_images_read": self.pool_per_step}
+            pool, cached, counts = self.draw_pool(images.device)
         out = self.loss(images, targets, pool, cached)
         out.counts = counts
+        return out
+
+    def draw_pool(self, device: torch.device) -> tuple[tuple, torch.Tensor | None, dict[str, int]]:
+        """This step's pool images: (student view, teacher view or None), the cached teacher outputs or None."""
+        cached = None
+        with torch.autocast(device.type, enabled=False):  # the views at full precision, as the images
+            if self.pool_logits is None:
+                pool = self.feed.draw(self.pool_per_step, self.pool_stream, device)
+            else:
+                index = self.feed.pick(self.pool_per_step, self.pool_stream)
+                pool = (self.feed.student_views(index, self.pool_stream, device), None)
+                cached = self.pool_logits[index.to(self.pool_logits.device)]
+        return pool, cached, {"pool_images_read": self.pool_per_step}
+
+    def step(self, images: torch.Tensor, targets: torch.Tensor, backward) -> StepOutput:
+        """With `split_backward`: the labelled loss's backward pass, then the pool's forward and backward (the
+        pool drawn first, as the joint step draws it); else one pass over both (Objective.step)."""
+        if not self.split_backward or self.mode == "none":
+            return super().step(images, targets, backward)
+        pool, cached, counts = self.draw_pool(images.device)
+        out = self.loss(images, targets, None)
+        backward(out.loss)  # the labelled images' activations are freed here
+        outputs = self.model(pool[0])
+        student = (outputs[1] if isinstance(outputs, tuple) else outputs).float()
+        with torch.no_grad():
+            teacher = cached.float() if cached is not None else self.teacher(pool[1]).float()
+        pool_loss, kept = self.pool_term(student, teacher)
+        backward(self.pool_weight * pool_loss)
+        out.loss = out.loss.detach() + self.pool_weight * pool_loss.detach()
+        out.logs.update(pool_loss=pool_loss.detach(), pool_kept=kept)
+        out.counts, out.model_input = counts, None  # terms ride on the joint step only (WithTerms refuses this)
         return out
 
     def loss(self, images: torch.Tensor, targets: torch.Tensor, pool: tuple[torch.Tensor, torch.Tensor] | None,
@@ -175,10 +205,12 @@ def build_distill(config, settings: DistillSettings, model: nn.Module, data, dev
                            f"; not saved ({cache_summary['teacher_cache']} is not lowdata's, or not writable)"))
     try:
         objective = Distill(model, teacher, settings.mode, settings.alpha, settings.tau, config.label_smoothing,
-                            settings.pool_threshold, settings.pool_weight, feed, pool_logits)
+                            settings.pool_threshold, settings.pool_weight, feed, pool_logits,
+                            settings.split_backward)
     except ValueError as err:
         raise UsageError(str(err)) from None
-    return objective, {**teacher_summary, **cache_summary, "distill": settings.mode}
+    split = {"split_backward": True} if objective.split_backward else {}
+    return objective, {**teacher_summary, **cache_summary, "distill": settings.mode, **split}
 
 
 def load_teacher(config, data, device: torch.device, autocast) -> tuple[nn.Module, dict]:

@@ -241,6 +241,9 @@ def carry_terms(objective: Objective, summary: dict[str, Any], config: Any, mode
         raise UsageError(f"the terms {', '.join(config.sections.keys() & set(TERMS.names()))} ride on a method whose "
                          f"model reads the step's images (supervised, distill, ema-teacher), not "
                          f"{type(objective).__name__}")
+    if getattr(objective, "split_backward", False):
+        raise UsageError("auxiliary terms read the step's labelled and pool images in one pass: drop "
+                         "distill.split_backward=true, or the terms")
     for term in terms:
         summary = {**summary, **term.summary()}
     return WithTerms(objective, terms), summary

@@ -250,12 +250,15 @@ def epoch_steps(settings: LoopSettings, n: int, world_size: int, say: bool) -> t
 def optimizer_step(objective: Objective, model: nn.Module, images: torch.Tensor, targets: torch.Tensor,
                    autocast: Callable, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
                    clip_grad: float | None):
-    """One update: the objective's loss under autocast, (scaled) backward, clipping, the optimiser's step."""
-    with autocast(), record_function("lowdata.forward"):
-        out = objective(images, targets)
+    """One update: the objective's loss under autocast, (scaled) backward of each part the objective hands over
+    (Objective.step), clipping, the optimiser's step."""
+    def backward(loss: torch.Tensor) -> None:
+        with torch.autocast(images.device.type, enabled=False), record_function("lowdata.backward"):
+            scaler.scale(loss).backward()
+
     optimizer.zero_grad(set_to_none=True)
-    with record_function("lowdata.backward"):
-        scaler.scale(out.loss).backward()
+    with autocast(), record_function("lowdata.forward"):
+        out = objective.step(images, targets, backward)
     with record_function("lowdata.optimizer"):
         if clip_grad:
             scaler.unscale_(optimizer)
