@@ -65,7 +65,11 @@ def test_a_settings_file_over_a_megabyte_is_refused_unread(tmp_path):
         load_yaml(big)
 
 
-def test_unknown_method_settings_are_refused_with_a_suggestion(tmp_path, capsys):
+def test_unknown_method_settings_are_refused_with_a_suggestion(tmp_path, capsys, monkeypatch):
+    from lowdata import flat_settings
+
+    # the old spelling's note is said once a process: whichever test meets it first would see two lines
+    monkeypatch.setattr(flat_settings, "_noted", {"method_args.KEY", "method_args.anything"})
     assert main(["train", "--data", "digits", "--epochs", "1", "--out", str(tmp_path / "run"), "labels=30",
                  "method_args.treshold=0.9", "objective=ema-teacher"]) == 2
     err = refused(capsys)
