@@ -142,3 +142,25 @@ def test_train_can_take_its_budget_by_a_strategy(tmp_path):
     assert summary["test_acc"] >= 0
     with pytest.raises(UsageError, match="set val_fraction=0 with it"):
         train(out=str(tmp_path / "v"), data="digits", labels=30, epochs=1, selection="kmeans", val_fraction=0.2)
+
+
+def test_train_reads_selection_features_from_a_weights_file_with_its_model(tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    from lowdata import train
+    from lowdata.data import load_dataset
+    from lowdata.models import create_model
+    from lowdata.selection.select import chosen_budget
+
+    torch.manual_seed(3)
+    weights = tmp_path / "features.safetensors"
+    save_file(create_model("resnet20", 10, 1, (8, 8)).state_dict(), str(weights))
+    select_images("digits", 30, str(tmp_path / "k.csv"), "kmeans", features=str(weights), model="resnet20", seed=2)
+    listed = sorted(int(row["image"]) for row in csv.DictReader(open(tmp_path / "k.csv")))
+    dataset = load_dataset("digits")
+    assert chosen_budget(dataset, 30, "kmeans", str(weights), 2, "resnet20").labelled.tolist() == listed
+    assert chosen_budget(dataset, 30, "kmeans", "pca", 2).labelled.tolist() != listed  # the features decide
+    train(out=str(tmp_path / "run"), data="digits", labels=30, epochs=1, seed=2, selection="kmeans",
+          selection_features=str(weights), selection_model="resnet20")
+    assert f"labelled images chosen by kmeans on {weights} features" in capsys.readouterr().err
+

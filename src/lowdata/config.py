@@ -99,6 +99,7 @@ class TrainConfig(RunConfig):
     selection: str | None = None  # choose the budget's images by a `lowdata select` strategy (typiclust,
     # probcover, kmeans, random) over `selection_features` instead of class-balanced at random
     selection_features: str = "pca"  # pca (raw pixels) or a run / weights / timm name, as --init takes
+    selection_model: str | None = None  # the architecture of a selection_features weights file (select's --model)
     classes: str | None = None  # only these classes, comma-separated (e.g. a transfer target); None = all
     # model
     init: str | None = None  # start from: a lowdata run, a weights file, a Hugging Face ViT folder, a timm name

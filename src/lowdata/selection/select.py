@@ -128,15 +128,16 @@ def said(summary: dict[str, Any]) -> str:
 
 
 
-def chosen_budget(dataset, count: int, strategy: str, features: str, seed: int):
+def chosen_budget(dataset, count: int, strategy: str, features: str, seed: int, model: str | None = None):
     """The labelled budget of `count` training images chosen by `strategy` over `features` (labels unread until
-    chosen), the rest the pool: what `train selection=...` trains on in place of a class-balanced random draw."""
+    chosen; `model`: the architecture of a weights file), the rest the pool: what `train selection=...` trains on
+    in place of a class-balanced random draw."""
     from lowdata.data import Budget
     from lowdata.selection.strategies import STRATEGIES
 
     if strategy not in STRATEGIES.names():
         raise UsageError(STRATEGIES.unknown_message(strategy))
-    vectors, _ = read_features(features, dataset.train_images, dataset.info, seed, None, False, False)
+    vectors, _ = read_features(features, dataset.train_images, dataset.info, seed, model, False, False)
     chosen = choose(strategy, vectors, np.zeros(len(vectors), bool), count, seed, dataset.info.num_classes).index
     labelled = torch.as_tensor(np.sort(chosen), dtype=torch.long)
     rest = np.ones(len(vectors), bool)
