@@ -221,7 +221,7 @@ def load_teacher(config, data, device: torch.device, autocast) -> tuple[nn.Modul
     """The configured teacher, frozen on `device` in its faster memory layout (models/frozen.py), and what the
     summary says of it (its test accuracy, its layout)."""
     from lowdata.augment import Normalize
-    from lowdata.device import pick_precision
+    from lowdata.device import inference_autocast
     from lowdata.metrics import evaluate
     from lowdata.models.frozen import freeze
 
@@ -231,8 +231,9 @@ def load_teacher(config, data, device: torch.device, autocast) -> tuple[nn.Modul
     teacher = freeze(teacher, (info.channels, *info.image_size), device, autocast)
     if data.planning:  # counted, not run
         return teacher, {}
-    fp32 = pick_precision("fp32", device).autocast(device)  # as the teacher's own run reports its accuracy
-    result = evaluate(teacher, data.test_images, data.test_labels, Normalize(info).to(device), device, fp32)
+    # evaluated as the teacher's own run reports its accuracy (fp32)
+    result = evaluate(teacher, data.test_images, data.test_labels, Normalize(info).to(device), device,
+                      inference_autocast(device))
     side = teacher.input_size or tuple(info.image_size)
     return teacher, {"teacher": config.teacher, "teacher_model": name, "teacher_test_acc": result["acc"],
                      "teacher_input_size": f"{side[1]}x{side[0]}", "teacher_weights_matched": names,

@@ -41,7 +41,7 @@ def load_run(run: str | Path, device: str | None = None, tta: bool | None = None
     from lowdata.config import TrainConfig
     from lowdata.objectives import build_config as build
     from lowdata.data.datasets import DatasetInfo
-    from lowdata.device import pick_device, pick_precision
+    from lowdata.device import inference_autocast, pick_device
     from lowdata.models.loading import load_trained_model
     from lowdata.rundir import read_config, read_summary, timm_copy_problem
 
@@ -56,9 +56,7 @@ def load_run(run: str | Path, device: str | None = None, tta: bool | None = None
                        spec.get("depth"))
     config = build(TrainConfig, read_config(run_dir))
     chosen = pick_device(device or config.device)
-    # inference in fp32 whatever the run trained in: predict, eval and every export then give the same
-    # probabilities (bf16 autocast moved them by up to 0.004 and flipped 1 top-1 in 250 against the ONNX file)
-    autocast = pick_precision("fp32", chosen).autocast(chosen)
+    autocast = inference_autocast(chosen)  # fp32 whatever the run trained in: predict, eval and exports agree
     model, _ = load_trained_model(run_dir, info.num_classes, info.channels, info.image_size, what="run")
     problem = timm_copy_problem(run_dir, model.state_dict())
     if problem:  # the checkpoint is what lowdata uses; the copy is what timm users load

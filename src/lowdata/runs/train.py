@@ -27,7 +27,7 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
     from lowdata.augment import Normalize, build_policy
     from lowdata.data import load_dataset, select_budget
     from lowdata.data.budget import pool_subset
-    from lowdata.device import pick_precision
+    from lowdata.device import inference_autocast
     from lowdata.metrics import classification_evaluator, per_class_accuracy
     from lowdata.models import count_params
     from lowdata.models.factory import grid_note
@@ -74,10 +74,9 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
     eval_sets = {"test": (dataset.test_images, dataset.test_labels)}
     if len(budget.val):
         eval_sets["val"] = (dataset.train_images[budget.val], dataset.train_labels[budget.val])
-    # evaluated in fp32 whatever the run trains in, as `lowdata eval`, predict and the exports run (runs/load.py):
-    # the summary's accuracy is the one those give (bf16 moved a test accuracy by an image in 359)
-    fp32 = pick_precision("fp32", run.device).autocast(run.device)
-    evaluator = classification_evaluator(eval_sets, Normalize(info).to(run.device), run.device, fp32)
+    # evaluated as `lowdata eval` evaluates (fp32): the summary's accuracy is the one it gives
+    evaluator = classification_evaluator(eval_sets, Normalize(info).to(run.device), run.device,
+                                         inference_autocast(run.device))
     if config.tta:  # the model evaluated on logits averaged over fixed views (augment/tta.py)
         evaluator = with_views(evaluator, info.hflip)
     data = LoopData(dataset.train_images[budget.labelled], dataset.train_labels[budget.labelled])
