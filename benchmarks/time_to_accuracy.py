@@ -2,6 +2,7 @@
 
     python benchmarks/time_to_accuracy.py                          # cnn and cct-2+priors at 1,000 CIFAR-10 labels
     python benchmarks/time_to_accuracy.py --recipes cnn,cct-2,vit-simple --targets 40,45,50 --epochs 60
+    python benchmarks/time_to_accuracy.py --recipes cnn,cct-2+priors@model_args.patch_drop_rate=0.5   # a lever
 
 One JSON line per recipe, the CNN measured in the same run: the training minutes (evaluations not counted) and
 training FLOPs until the accuracy on a fixed, seeded 2,000-image subset of the test split, evaluated every
@@ -29,14 +30,22 @@ def fixed_test_subset(dataset, count: int = TEST_IMAGES, seed: int = 0):
     return dataset.test_images[order], dataset.test_labels[order]
 
 
-def recipe_settings(name: str) -> dict:
+def recipe_settings(spec: str) -> dict:
+    """`cct-2+priors@model_args.patch_drop_rate=0.5@lr=1e-3` -> the recipe's settings with those key=value
+    settings on top (a dotted key fills a mapping, as on the command line): a lever timed on a recipe."""
+    from lowdata.config import parse_assignment
     from lowdata.study.recipes import load_recipes, pick
 
+    name, *assignments = spec.split("@")
     (recipe,) = pick(load_recipes(), [name])
     if recipe.links() or recipe.pretrain or recipe.source:
         raise SystemExit(f"{name} needs another run (teacher, guide, start, pretraining or source); "
                          "time a self-contained recipe")
-    return dict(recipe.settings)
+    settings = dict(recipe.settings)
+    for key, value in map(parse_assignment, assignments):
+        top, _, sub = key.partition(".")
+        settings[top] = {**(settings.get(top) or {}), sub: value} if sub else value
+    return settings
 
 
 def minutes_to_targets(run_dir: Path, targets: list[float], train_flops: float | None) -> dict:
@@ -75,7 +84,7 @@ def main() -> None:
     targets = [float(value) for value in args.targets.split(",")]
     with tempfile.TemporaryDirectory() as scratch:
         for name in args.recipes.split(","):
-            out = Path(scratch) / name.replace("/", "_")
+            out = Path(scratch) / name.replace("/", "_").replace("@", "_")
             summary = lowdata.train(data=data, data_classes=list(dataset.info.classes), labels=args.labels,
                                     epochs=args.epochs, eval_every=args.eval_every, seed=args.seed,
                                     threads=args.threads, out=str(out), **recipe_settings(name))
