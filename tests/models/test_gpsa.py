@@ -93,3 +93,12 @@ def test_position_tables_move_between_a_vit_and_a_convit():
     state, report = adapt(vit.state_dict(), convit)
     assert torch.equal(state["pos_embed"], vit.pos_embed.detach()[:, 1:])
     assert report == ["position embeddings resampled from a 8x8 grid to 8x8, prefix tokens 1 -> 0"]
+
+
+@pytest.mark.parametrize("preset", ["cct-2/3x2", "vit-tiny"])
+def test_token_dropping_is_refused_when_it_is_built_not_at_the_first_step(preset):
+    """Gated positional attention is a table over the whole grid: with tokens dropped it has no row for them."""
+    with pytest.raises(UsageError, match="patch_drop_rate drops tokens, and gated positional attention"):
+        create_model(preset, 2, 3, (32, 32), depth=1, gpsa_blocks=1, patch_drop_rate=0.5)
+    kept = create_model(preset, 2, 3, (32, 32), depth=1, patch_drop_rate=0.5)
+    assert kept.patch_drop.prob == 0.5

@@ -82,6 +82,9 @@ def build_vit(num_classes: int, in_chans: int, img_size: tuple[int, int], drop_p
                                  ("pos_embed", pos_embed, POS_EMBEDS)):
         if value not in choices:
             raise UsageError(f"model_args.{name}={shown(value)} is unknown; choose from {', '.join(choices)}")
+    if gpsa_blocks and settings.get("patch_drop_rate"):
+        raise UsageError("model_args.patch_drop_rate drops tokens, and gated positional attention (gpsa_blocks) "
+                         "attends over the whole token grid: use one of the two")
     if gpsa_blocks and tokenizer == "patch" and attention == "plain" and pool != "seq" and not distilled:
         from lowdata.models.gpsa import build_convit
 
