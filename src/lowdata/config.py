@@ -85,6 +85,8 @@ class LoopSettings:
     checkpoint_minutes: float = 1.0  # at most this long between checkpoints (0 = every epoch); the last always
     compile: bool = False  # torch.compile the trained model's forward and backward
     adapt_batch: bool = False  # a tiny budget trains at a smaller batch (training/optim.py's budget_batch)
+    low_res_size: int | None = None  # the height of the images in the first `low_res_epochs` epochs' steps
+    low_res_epochs: int = 0
 
     def replace(self, **changes: Any) -> "LoopSettings":
         return dataclasses.replace(self, **changes)
@@ -126,6 +128,8 @@ class TrainConfig(RunConfig):
     ema_decay: float = 0.0  # 0 = no EMA of weights
     patch_whitening: bool = False  # the first convolution's filters start as the labelled images' whitened patch
     # directions (airbench; models/whitening.py)
+    low_res_size: int | None = None  # progressive resolution: the first low_res_fraction of the epochs train on
+    low_res_fraction: float = 0.5  # images resized to this height (models/resolution.py); evaluation at full size
     tta: bool = False  # evaluate (and eval, predict) on logits averaged over shifted and mirrored views (airbench)
     compile: bool | str = "auto"  # torch.compile the model: true, false, or auto (where this machine measured it
     # faster for the same setup and the run repays the compile; runs/compiling.py). Saved resolved to true/false
@@ -133,7 +137,13 @@ class TrainConfig(RunConfig):
     def loop_settings(self, **changes: Any) -> LoopSettings:
         return super().loop_settings(repeated_aug=self.repeated_aug, freeze_epochs=self.freeze_epochs,
                                      layer_decay=self.layer_decay, compile=self.compile is True,
-                                     adapt_batch=self.adapts_batch()).replace(**changes)
+                                     adapt_batch=self.adapts_batch(), low_res_size=self.low_res_size,
+                                     low_res_epochs=self.low_res_epochs()).replace(**changes)
+
+    def low_res_epochs(self) -> int:
+        """At least the first epoch and never the last (FixRes: the last ones at full size); 0 without low_res_size
+        or with a single epoch (then refused, models/resolution.py)."""
+        return min(max(round(self.low_res_fraction * self.epochs), 1), self.epochs - 1) if self.low_res_size else 0
 
     def adapts_batch(self) -> bool:
         """The default batch (128) shrinks on budgets too small for it (training/optim.py's budget_batch); a
@@ -172,6 +182,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "label_smoothing": (0, 1, True, False), "pool_ratio": (0, None, False, True), "rounds": (1, None, True, True),
     "repeated_aug": (1, None, True, True), "ema_decay": (0, 1, True, False), "knn_memory": (1, None, True, True),
     "knn_k": (1, None, True, True), "teacher_size": (1, None, True, True),
+    "low_res_size": (1, None, True, True), "low_res_fraction": (0, 1, False, True),
 }
 
 

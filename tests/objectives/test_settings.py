@@ -18,9 +18,10 @@ def test_train_config_keeps_only_what_every_run_reads():
     fields = field_names(TrainConfig)
     assert not set(MOVED) & set(fields)
     # issue 45: a weights-file teacher's own resolution, beside teacher_model; issue 46: a budget chosen by a
-    # selection strategy, beside labels, over features of a run or of a weights file and its architecture
-    added = ("teacher_size", "selection", "selection_features", "selection_model")
-    assert set(added) <= set(fields) and len(fields) == 57 - len(MOVED) + len(added) == 48
+    # selection strategy, beside labels, over features of a run or of a weights file and its architecture; issue
+    # 48: progressive resolution, the loop's (every method's) early epochs at a lower resolution
+    added = ("teacher_size", "selection", "selection_features", "selection_model", "low_res_size", "low_res_fraction")
+    assert set(added) <= set(fields) and len(fields) == 57 - len(MOVED) + len(added) == 50
     assert {"pool", "pool_ratio", "teacher", "label_smoothing", "objective"} <= set(fields)
 
 

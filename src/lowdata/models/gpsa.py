@@ -10,7 +10,8 @@ r_ij = (dx, dy, dx² + dy²) between tokens i and j. `local_init` starts each he
 convolution and training may leave it. timm's `GPSA` module (timm.models.convit) is the reference: this class
 has its parameters under the same names (a checkpoint loads into timm's ConViT blocks), and differs in two ways
 that do not change what it computes: the positional attention is computed once per forward pass, for one image
-(it does not depend on the batch; timm computes it for every image), and the grid may be rectangular. It reads
+(it does not depend on the batch; timm computes it for every image), and the grid may be rectangular (and a
+square one smaller, for training at a lower resolution). It reads
 grid tokens only: a model with a class token or other prefix tokens cannot take it.
 """
 from __future__ import annotations
@@ -47,11 +48,19 @@ class GatedPositionalAttention(GPSA):
 
     def positional_attention(self, tokens: int) -> torch.Tensor:
         """softmax(pos_proj(r_ij)) over j, (1, heads, N, N): the same for every image of the batch."""
-        if tokens != self.rel_indices.shape[1]:
-            raise ValueError(f"gated positional attention was built for a {self.grid[0]}x{self.grid[1]} token grid "
-                             f"({self.rel_indices.shape[1]} tokens), got {tokens} tokens")
-        rel = self.rel_indices.to(device=self.pos_proj.weight.device, dtype=self.pos_proj.weight.dtype)
+        rel = self.offsets(tokens).to(device=self.pos_proj.weight.device, dtype=self.pos_proj.weight.dtype)
         return self.pos_proj(rel).permute(0, 3, 1, 2).softmax(dim=-1)
+
+    def offsets(self, tokens: int) -> torch.Tensor:
+        """The offsets of the grid it was built for, or of a smaller square grid of `tokens` (its square images
+        at a lower resolution, models/resolution.py): pos_proj is a function of the offsets, any grid's."""
+        if tokens == self.rel_indices.shape[1]:
+            return self.rel_indices
+        side = math.isqrt(tokens)
+        if side * side != tokens or self.grid[0] != self.grid[1]:
+            raise ValueError(f"gated positional attention was built for a {self.grid[0]}x{self.grid[1]} token grid "
+                             f"({self.rel_indices.shape[1]} tokens) and takes other square grids, not {tokens} tokens")
+        return relative_indices((side, side))
 
     def get_attention(self, x: torch.Tensor) -> torch.Tensor:
         batch, tokens, dim = x.shape

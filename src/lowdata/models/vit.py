@@ -265,7 +265,9 @@ def pooled_features(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     embed = getattr(model, "patch_embed", None)
     if embed is None or tuple(images.shape[-2:]) == tuple(embed.img_size):
         return model.forward_head(model.forward_features(images), pre_logits=True)
-    if not isinstance(model, VisionTransformer) or any(hasattr(m, "rel_indices") for m in model.modules()):
+    gated = any(hasattr(m, "rel_indices") for m in model.modules())  # offsets for square grids only
+    square = images.shape[-1] == images.shape[-2] and embed.img_size[0] == embed.img_size[1]
+    if not isinstance(model, VisionTransformer) or (gated and not square):
         height, width = embed.img_size
         raise UsageError(f"this model takes only its own {width}x{height} images (gated positional attention is "
                          f"built for its token grid), not {images.shape[-1]}x{images.shape[-2]} crops: set "

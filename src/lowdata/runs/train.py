@@ -31,9 +31,10 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
     from lowdata.metrics import classification_evaluator, per_class_accuracy
     from lowdata.models import count_params
     from lowdata.models.factory import grid_note
+    from lowdata.models.resolution import check_low_res
     from lowdata.models.vit import use_fused_attention
     from lowdata.runs.cost import example_image, training_cost
-    from lowdata.objectives import MethodData, build_objective
+    from lowdata.objectives import TERMS, MethodData, build_objective
     from lowdata.training.loop import LoopData
 
     config = run.config
@@ -71,6 +72,9 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
     # with a teacher and distill=none, DeiT's pass-through: the label loss alone, the teacher still reported
     objective, teacher_summary = build_objective(config.objective, config, model, method_data, run.device,
                                                  run.autocast)
+    if config.low_res_size:  # refused before a step is taken
+        check_low_res(model, config.low_res_size, info.image_size, [name for name in config.sections if name in TERMS],
+                      config.low_res_epochs())
     eval_sets = {"test": (dataset.test_images, dataset.test_labels)}
     if len(budget.val):
         eval_sets["val"] = (dataset.train_images[budget.val], dataset.train_labels[budget.val])
@@ -87,6 +91,9 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
         classes = torch.bincount(dataset.train_labels[budget.labelled], minlength=info.num_classes)
         notes.append(f"labelled images chosen by {config.selection} on {config.selection_features} features "
                      f"(per class: {min(classes.tolist())} to {max(classes.tolist())})")
+    if config.low_res_size:
+        notes.append(f"progressive resolution: epochs 1-{config.low_res_epochs()} train on images {config.low_res_size} "
+                     f"px high, the rest and every evaluation at {info.image_size[0]} px")
     notes += [f"augment: {note}" for note in policy.notes] + [f"init: {line}" for line in init_report]
     feed = getattr(objective, "feed", None)
     if feed:
@@ -124,6 +131,7 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
         "repeated_aug": config.repeated_aug, "pool_images": len(pool), "rounds": config.rounds, "tta": config.tta,
         "pool_images_read": result.get("pool_images_read", 0),  # draws from the pool, repeats included
         "compile": config.compile, "compile_reason": compile_reason,
+        "low_res": {"size": config.low_res_size, "epochs": config.low_res_epochs()} if config.low_res_size else None,
         **training_cost(cost_parts, result, run.device),
     })
 

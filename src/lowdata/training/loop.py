@@ -19,6 +19,7 @@ from lowdata.augment import Policy
 from lowdata.config import LoopSettings
 from lowdata.data.sampling import epoch_order
 from lowdata.errors import UsageError
+from lowdata.models.resolution import LowResolution
 from lowdata.objectives.base import Objective
 from lowdata.training.context import RunContext
 from lowdata.training.distributed import Process
@@ -137,7 +138,10 @@ def one_epoch(session: Session, data: LoopData, settings: LoopSettings, augment:
 
     s, model, state, process = session, session.model, session.state, ctx.process
     s.head_first.update(epoch)  # DDP, built again each epoch, reduces the gradients of what trains (head first)
-    wrapped = process.wrap(model, ctx.device)  # the forward pass goes through DDP and the compiler; `model` is saved
+    # the forward pass goes through DDP and the compiler (and, in a progressive schedule's first epochs, a resize
+    # to a lower resolution: models/resolution.py); `model` is what is saved
+    trained = LowResolution(model, settings.low_res_size) if epoch < settings.low_res_epochs else model
+    wrapped = process.wrap(trained, ctx.device)
     s.objective.model = torch.compile(wrapped) if settings.compile else wrapped
     model.train()
     hold_frozen_batch_norms(model)
