@@ -16,7 +16,7 @@ models/frozen.py picks), the guide's feature maps, the EMA teacher's update and 
 the pool's strong augmentation, and the student's forward and backward on twice the images against once.
 `pooled_cached` is `pooled` with the teacher's pool outputs read from its cache (distill.teacher_cache);
 `pooled_cached_split` the same with the labelled loss's backward pass before the pool's forward
-(distill.split_backward).
+(distill.split_backward); `pooled_cached_half` that with one pool image per two labelled images (pool_ratio 0.5).
 `drloc` and `masked` add the label-free terms on the labelled images (masked modelling needs a patch ViT:
 `--student vit-tiny-simple --variants drloc,masked`). The
 teacher run is trained first (1 epoch) and not timed. Speeds depend on the CPU: the line names its capability.
@@ -69,6 +69,9 @@ def variants(teacher: Path) -> dict[str, dict]:
             # the cached step with the labelled images' backward pass before the pool's forward (issue 48)
             "pooled_cached_split": dict(teacher=str(teacher), pool="all", pool_ratio=1.0,
                                         distill={"mode": "hard", "teacher_cache": True, "split_backward": True}),
+            # and with one pool image per two labelled images (pool_ratio 0.5): the student's work is 1.5x
+            "pooled_cached_half": dict(teacher=str(teacher), pool="all", pool_ratio=0.5,
+                                       distill={"mode": "hard", "teacher_cache": True, "split_backward": True}),
             "guided": dict(guide=str(teacher), guide_on="labelled"),
             "ema": dict(pool="all", pool_teacher="ema", pool_ratio=1.0),
             "drloc": dict(drloc={"images": "labelled"}),  # the label-free terms on the labelled images
