@@ -48,18 +48,20 @@ def recipe_settings(spec: str) -> dict:
     return settings
 
 
-def minutes_to_targets(run_dir: Path, targets: list[float], train_flops: float | None) -> dict:
-    """From metrics.jsonl: cumulative training minutes (and FLOPs, pro rata per epoch) at the first evaluation
-    that reached each target."""
+def minutes_to_targets(run_dir: Path, targets: list[float], train_flops: float | None,
+                       low_res: dict | None = None) -> dict:
+    """From metrics.jsonl: cumulative training minutes (and FLOPs, pro rata per epoch, an early epoch at a lower
+    resolution counted at its `low_res` share) at the first evaluation that reached each target."""
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    epochs, seconds, reached = len(lines), 0.0, {}
-    for line in lines:
-        seconds += line["epoch_seconds"]
+    weights = [low_res["flops_ratio"] if low_res and line["epoch"] <= low_res["epochs"] else 1.0 for line in lines]
+    seconds, work, reached = 0.0, 0.0, {}
+    for line, weight in zip(lines, weights):
+        seconds, work = seconds + line["epoch_seconds"], work + weight
         accuracy = line.get("test_acc")
         for target in targets:
             if accuracy is not None and accuracy >= target / 100 and target not in reached:
                 reached[target] = {"minutes": round(seconds / 60, 2), "epoch": line["epoch"],
-                                   "flops": train_flops * line["epoch"] / epochs if train_flops else None}
+                                   "flops": train_flops * work / sum(weights) if train_flops else None}
     return {f"{target:g}": reached.get(target) for target in targets}
 
 
@@ -90,7 +92,7 @@ def main() -> None:
                                     threads=args.threads, out=str(out), **recipe_settings(name))
             print(json.dumps({"recipe": name, "labels": args.labels, "epochs": args.epochs,
                               "test_images": len(test_labels), "targets": minutes_to_targets(
-                                  out, targets, summary.get("train_flops")),
+                                  out, targets, summary.get("train_flops"), summary.get("low_res")),
                               "final_acc": summary["test_acc"], "train_minutes": round(summary["train_seconds"] / 60, 2),
                               "threads": summary["threads"], "precision": summary["precision"],
                               "cpu_capability": torch.backends.cpu.get_cpu_capability()}), flush=True)

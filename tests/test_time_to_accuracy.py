@@ -36,3 +36,11 @@ def test_minutes_count_training_seconds_up_to_the_first_evaluation_that_reached(
     assert reached["40"] == {"minutes": 2.0, "epoch": 2, "flops": 2e12}
     assert reached["45"] == {"minutes": 3.0, "epoch": 4, "flops": 4e12}
     assert reached["50"] is None
+
+
+def test_early_epochs_at_a_lower_resolution_count_at_their_share_of_the_flops(bench, tmp_path):
+    lines = [{"epoch": epoch, "epoch_seconds": 30.0, "test_acc": 0.3 + 0.1 * epoch} for epoch in (1, 2, 3, 4)]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    reached = bench.minutes_to_targets(tmp_path, [40, 60], 3e12, {"size": 16, "epochs": 2, "flops_ratio": 0.25})
+    assert reached["40"]["flops"] == pytest.approx(3e12 * 0.25 / 2.5)  # epoch 1 of weights .25 .25 1 1
+    assert reached["60"]["flops"] == pytest.approx(3e12 * 1.5 / 2.5) and reached["60"]["minutes"] == 1.5

@@ -40,17 +40,17 @@ def test_a_cct_with_gated_attention_computes_what_one_built_for_the_smaller_grid
 def test_the_first_epochs_train_small_then_full_size(tmp_path):
     seen = []
     model_hook = torch.nn.modules.module.register_module_forward_pre_hook(
-        lambda module, args: seen.append(args[0].shape[-1]) if type(module).__name__ == "ConvTokenizer" else None)
+        lambda module, args: seen.append(args[0].shape[-1])
+        if type(module).__name__ == "ConvTokenizer" and torch.is_grad_enabled() else None)  # training steps only
     try:
         summary = train(data="digits", labels=100, epochs=4, batch_size=50, threads=1, model="cct-2/3x2",
                         model_args={"depth": 1, "gpsa_blocks": 1}, low_res_size=4, low_res_fraction=0.5,
                         out=str(tmp_path / "run"))
     finally:
         model_hook.remove()
-    first = seen.index(4)  # before it: the cost count's example image, at full size
-    assert seen[first:first + 4] == [4] * 4  # two epochs of two steps
-    assert seen.count(4) == 4 and len(seen) > first + 4 + 4 and set(seen[first + 4:]) == {8}  # evaluations too
-    assert summary["low_res"] == {"size": 4, "epochs": 2}
+    assert seen[:8] == [4] * 4 + [8] * 4 and set(seen[8:]) <= {8}  # two epochs of two steps at each size
+    low_res = summary["low_res"]
+    assert (low_res["size"], low_res["epochs"]) == (4, 2) and 0.2 < low_res["flops_ratio"] < 0.25  # attention: N²
 
 
 def test_a_run_stopped_in_its_small_epochs_resumes_bit_for_bit(tmp_path, monkeypatch, signal_at_step):
@@ -65,6 +65,15 @@ def test_a_run_stopped_in_its_small_epochs_resumes_bit_for_bit(tmp_path, monkeyp
     train(out=str(stopped), resume=True)
     a, b = (load_file(str(run / "checkpoint" / "model.safetensors")) for run in (straight, stopped))
     assert all(torch.equal(a[key], b[key]) for key in a)
+
+
+def test_the_runs_flops_count_its_early_epochs_at_their_size(tmp_path):
+    settings = dict(data="digits", labels=100, epochs=2, batch_size=50, threads=1, model="resnet20")
+    full = train(out=str(tmp_path / "full"), **settings)
+    low = train(out=str(tmp_path / "low"), low_res_size=4, **settings)
+    ratio = low["low_res"]["flops_ratio"]
+    assert 0.25 <= ratio < 0.3  # a quarter of the pixels; the head's FLOPs do not shrink
+    assert low["train_flops"] == pytest.approx(full["train_flops"] * (0.5 + 0.5 * ratio), rel=1e-3)
 
 
 @pytest.mark.parametrize("settings, message", [

@@ -35,6 +35,14 @@ class LowResolution(nn.Module):
         return self.model.head(pooled_features(self.model, small))
 
 
+def flops_ratio(model: nn.Module, size: int, example: torch.Tensor) -> float:
+    """The model's FLOPs on `example` read at `size` over those at its own size (a run's cost counts its early
+    epochs at this share: runs/cost.py)."""
+    from lowdata.models.flops import flops_of
+
+    return flops_of(lambda: LowResolution(model, size)(example), model) / flops_of(lambda: model(example), model)
+
+
 def check_low_res(model: nn.Module, size: int, image_size: tuple[int, int], terms: list[str], epochs: int) -> None:
     """Refuse, before the run starts, what `LowResolution` cannot train (`epochs`: how many it would): one line
     each."""

@@ -31,7 +31,7 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
     from lowdata.metrics import classification_evaluator, per_class_accuracy
     from lowdata.models import count_params
     from lowdata.models.factory import grid_note
-    from lowdata.models.resolution import check_low_res
+    from lowdata.models.resolution import check_low_res, flops_ratio
     from lowdata.models.vit import use_fused_attention
     from lowdata.runs.cost import example_image, training_cost
     from lowdata.objectives import TERMS, MethodData, build_objective
@@ -105,6 +105,9 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
         notes.append(f"compile: {compile_reason}")
     run.write_config(notes)
     cost_parts = objective.cost_parts(example_image(info, run.device))  # counted before any compile
+    # the early epochs' share of the model's FLOPs, counted before any compile
+    low_res = (config.low_res_epochs() / config.epochs,
+               flops_ratio(model, config.low_res_size, example_image(info, run.device))) if config.low_res_size else None
     ema = build_ema(model, config.ema_decay)
     result = run.fit(objective, data, evaluator, policy, ema, stop_after_epoch)
     if result is None:
@@ -131,8 +134,9 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
         "repeated_aug": config.repeated_aug, "pool_images": len(pool), "rounds": config.rounds, "tta": config.tta,
         "pool_images_read": result.get("pool_images_read", 0),  # draws from the pool, repeats included
         "compile": config.compile, "compile_reason": compile_reason,
-        "low_res": {"size": config.low_res_size, "epochs": config.low_res_epochs()} if config.low_res_size else None,
-        **training_cost(cost_parts, result, run.device),
+        "low_res": {"size": config.low_res_size, "epochs": config.low_res_epochs(), "flops_ratio": round(low_res[1], 4)}
+        if low_res else None,
+        **training_cost(cost_parts, result, run.device, low_res),
     })
 
 
