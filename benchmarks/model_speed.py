@@ -3,6 +3,7 @@
     python benchmarks/model_speed.py                                    # the small-data presets
     python benchmarks/model_speed.py --models vit-tiny,cct-2/3x2 --threads 1
     python benchmarks/model_speed.py --models vit-tiny,vit-tiny@patch_drop_rate=0.5   # a preset with model_args
+    python benchmarks/model_speed.py --models cct-2/3x2,cct-2/3x2@low_res=24   # an early step of low_res_size=24
 
 One JSON line: per model, the median images/s of full training steps (forward, backward, AdamW) on a batch
 at CIFAR size, under the precision and attention kernel `lowdata train` picks on this machine, in rounds that
@@ -78,6 +79,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from lowdata.models import create_model
+    from lowdata.models.resolution import LowResolution
     from lowdata.models.vit import use_fused_attention
 
     device, precision = step_setup(args.threads)
@@ -89,9 +91,12 @@ def main() -> None:
     for name in names:
         torch.manual_seed(0)
         preset, model_args = preset_and_args(name)
+        low_res = model_args.pop("low_res", None)  # the step of progressive resolution's early epochs
         model = create_model(preset, num_classes=10, in_chans=3, img_size=(args.image_size, args.image_size),
                              **model_args).to(device)
         use_fused_attention(model, precision.fused_attention(device))
+        if low_res:  # the batch resized inside the step, as the run's loop has it (models/resolution.py)
+            model = LowResolution(model, low_res)
         steps[name] = (model, torch.optim.AdamW(model.parameters(), lr=1e-3))
 
     rates: dict[str, list[float]] = {name: [] for name in names}
