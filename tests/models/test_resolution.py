@@ -26,7 +26,8 @@ def test_a_cct_with_gated_attention_computes_what_one_built_for_the_smaller_grid
     holding the same weights: the gated attention's offsets are those of the 6x6 grid."""
     settings = dict(depth=2, gpsa_blocks=1, pos_embed="none")
     torch.manual_seed(0)
-    built, small = create_model("cct-2/3x2", 10, 3, (32, 32), **settings), create_model("cct-2/3x2", 10, 3, (24, 24), **settings)
+    built = create_model("cct-2/3x2", 10, 3, (32, 32), **settings)
+    small = create_model("cct-2/3x2", 10, 3, (24, 24), **settings)
     small.load_state_dict(built.state_dict())
     images = torch.randn(3, 3, 32, 32)
     expected = small.eval()(shrink(images, 24))

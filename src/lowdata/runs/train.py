@@ -73,8 +73,8 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
     objective, teacher_summary = build_objective(config.objective, config, model, method_data, run.device,
                                                  run.autocast)
     if config.low_res_size:  # refused before a step is taken
-        check_low_res(model, config.low_res_size, info.image_size, [name for name in config.sections if name in TERMS],
-                      config.low_res_epochs())
+        terms = [name for name in config.sections if name in TERMS]
+        check_low_res(model, config.low_res_size, info.image_size, terms, config.low_res_epochs())
     eval_sets = {"test": (dataset.test_images, dataset.test_labels)}
     if len(budget.val):
         eval_sets["val"] = (dataset.train_images[budget.val], dataset.train_labels[budget.val])
@@ -92,8 +92,8 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
         notes.append(f"labelled images chosen by {config.selection} on {config.selection_features} features "
                      f"(per class: {min(classes.tolist())} to {max(classes.tolist())})")
     if config.low_res_size:
-        notes.append(f"progressive resolution: epochs 1-{config.low_res_epochs()} train on images {config.low_res_size} "
-                     f"px high, the rest and every evaluation at {info.image_size[0]} px")
+        notes.append(f"progressive resolution: epochs 1-{config.low_res_epochs()} train on images "
+                     f"{config.low_res_size} px high, the rest and every evaluation at {info.image_size[0]} px")
     notes += [f"augment: {note}" for note in policy.notes] + [f"init: {line}" for line in init_report]
     feed = getattr(objective, "feed", None)
     if feed:
@@ -105,9 +105,10 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
         notes.append(f"compile: {compile_reason}")
     run.write_config(notes)
     cost_parts = objective.cost_parts(example_image(info, run.device))  # counted before any compile
-    # the early epochs' share of the model's FLOPs, counted before any compile
-    low_res = (config.low_res_epochs() / config.epochs,
-               flops_ratio(model, config.low_res_size, example_image(info, run.device))) if config.low_res_size else None
+    low_res = None  # (the share of the epochs at a lower resolution, the model's FLOPs there over full size's)
+    if config.low_res_size:
+        low_res = (config.low_res_epochs() / config.epochs,
+                   flops_ratio(model, config.low_res_size, example_image(info, run.device)))
     ema = build_ema(model, config.ema_decay)
     result = run.fit(objective, data, evaluator, policy, ema, stop_after_epoch)
     if result is None:
@@ -134,8 +135,8 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
         "repeated_aug": config.repeated_aug, "pool_images": len(pool), "rounds": config.rounds, "tta": config.tta,
         "pool_images_read": result.get("pool_images_read", 0),  # draws from the pool, repeats included
         "compile": config.compile, "compile_reason": compile_reason,
-        "low_res": {"size": config.low_res_size, "epochs": config.low_res_epochs(), "flops_ratio": round(low_res[1], 4)}
-        if low_res else None,
+        "low_res": None if low_res is None else {"size": config.low_res_size, "epochs": config.low_res_epochs(),
+                                                 "flops_ratio": round(low_res[1], 4)},
         **training_cost(cost_parts, result, run.device, low_res),
     })
 
