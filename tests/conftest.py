@@ -102,3 +102,24 @@ def signal_at_step(monkeypatch):
         monkeypatch.setattr(loop, "optimizer_step", step_then_signal)
 
     return arm
+
+
+@pytest.fixture
+def straight_and_resumed(tmp_path, monkeypatch, signal_at_step):
+    """Call it with a step and a run's settings: the weights of the run trained straight through, and of the same
+    run stopped by SIGTERM after that step and resumed (`tmp_path/straight`, `tmp_path/stopped`)."""
+    def train_both(step: int, **settings) -> tuple[dict, dict]:
+        from safetensors.torch import load_file
+
+        from lowdata import stopping, train
+
+        straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+        train(out=str(straight), **settings)
+        signal_at_step(step)
+        with pytest.raises(stopping.Stopped):
+            train(out=str(stopped), **settings)
+        monkeypatch.undo()
+        train(out=str(stopped), resume=True)
+        return tuple(load_file(str(run / "checkpoint" / "model.safetensors")) for run in (straight, stopped))
+
+    return train_both

@@ -2,9 +2,8 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
-from lowdata import stopping, train
+from lowdata import train
 from lowdata.errors import UsageError
 from lowdata.models import create_model
 from lowdata.models.gpsa import GatedPositionalAttention, relative_indices
@@ -54,17 +53,9 @@ def test_the_first_epochs_train_small_then_full_size(tmp_path):
     assert (low_res["size"], low_res["epochs"]) == (4, 2) and 0.2 < low_res["flops_ratio"] < 0.25  # attention: N²
 
 
-def test_a_run_stopped_in_its_small_epochs_resumes_bit_for_bit(tmp_path, monkeypatch, signal_at_step):
-    settings = dict(data="digits", labels=100, epochs=3, batch_size=25, threads=1, seed=0, model="resnet20",
-                    low_res_size=4, low_res_fraction=0.67)
-    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
-    train(out=str(straight), **settings)
-    signal_at_step(6)  # in the second epoch, still small
-    with pytest.raises(stopping.Stopped):
-        train(out=str(stopped), **settings)
-    monkeypatch.undo()
-    train(out=str(stopped), resume=True)
-    a, b = (load_file(str(run / "checkpoint" / "model.safetensors")) for run in (straight, stopped))
+def test_a_run_stopped_in_its_small_epochs_resumes_bit_for_bit(straight_and_resumed):
+    a, b = straight_and_resumed(6, data="digits", labels=100, epochs=3, batch_size=25, threads=1, seed=0,
+                                model="resnet20", low_res_size=4, low_res_fraction=0.67)  # step 6: epoch 2, small
     assert all(torch.equal(a[key], b[key]) for key in a)
 
 

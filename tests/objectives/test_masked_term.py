@@ -63,19 +63,12 @@ def test_models_it_cannot_mask_are_refused_in_one_line(tmp_path):
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
-def test_token_dropping_resumes_bit_for_bit_and_refuses_drloc(tmp_path, monkeypatch, signal_at_step):
+def test_token_dropping_resumes_bit_for_bit_and_refuses_drloc(tmp_path, straight_and_resumed):
     """PatchDropout (timm's, model_args.patch_drop_rate): half the patch tokens in training steps, all at
     evaluation; its draws come from the checkpointed torch stream, so a run stopped mid-epoch resumes exactly."""
     settings = dict(data="digits", labels=100, epochs=2, batch_size=25, threads=1, seed=0, model="vit-tiny",
                     model_args={"depth": 1, "patch_drop_rate": 0.5})
-    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
-    train(out=str(straight), **settings)
-    signal_at_step(6)
-    with pytest.raises(stopping.Stopped):
-        train(out=str(stopped), **settings)
-    monkeypatch.undo()
-    train(out=str(stopped), resume=True)
-    a, b = (load_file(str(run / "checkpoint" / "model.safetensors")) for run in (straight, stopped))
+    a, b = straight_and_resumed(6, **settings)
     assert all(torch.equal(a[key], b[key]) for key in a)
     from lowdata.models import create_model
 
