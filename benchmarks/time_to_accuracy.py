@@ -33,7 +33,7 @@ def fixed_test_subset(dataset, count: int = TEST_IMAGES, seed: int = 0):
 def recipe_settings(spec: str) -> dict:
     """`cct-2+priors@model_args.patch_drop_rate=0.5@lr=1e-3` -> the recipe's settings with those key=value
     settings on top (a dotted key fills a mapping, as on the command line): a lever timed on a recipe."""
-    from lowdata.config import parse_assignment
+    from lowdata.config import given_values
     from lowdata.study.recipes import load_recipes, pick
 
     name, *assignments = spec.split("@")
@@ -41,11 +41,7 @@ def recipe_settings(spec: str) -> dict:
     if recipe.links() or recipe.pretrain or recipe.source:
         raise SystemExit(f"{name} needs another run (teacher, guide, start, pretraining or source); "
                          "time a self-contained recipe")
-    settings = dict(recipe.settings)
-    for key, value in map(parse_assignment, assignments):
-        top, _, sub = key.partition(".")
-        settings[top] = {**(settings.get(top) or {}), sub: value} if sub else value
-    return settings
+    return given_values(overrides=dict(recipe.settings), assignments=assignments)
 
 
 def minutes_to_targets(run_dir: Path, targets: list[float], train_flops: float | None,
