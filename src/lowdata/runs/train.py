@@ -104,11 +104,11 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
     if compile_reason != compiling.UNMEASURED:  # the common case needs no line
         notes.append(f"compile: {compile_reason}")
     run.write_config(notes)
-    cost_parts = objective.cost_parts(example_image(info, run.device))  # counted before any compile
+    example = example_image(info, run.device)
+    cost_parts = objective.cost_parts(example)  # counted before any compile
     low_res = None  # (the share of the epochs at a lower resolution, the model's FLOPs there over full size's)
     if config.low_res_size:
-        low_res = (config.low_res_epochs() / config.epochs,
-                   flops_ratio(model, config.low_res_size, example_image(info, run.device)))
+        low_res = (config.low_res_epochs() / config.epochs, flops_ratio(model, config.low_res_size, example))
     ema = build_ema(model, config.ema_decay)
     result = run.fit(objective, data, evaluator, policy, ema, stop_after_epoch)
     if result is None:
