@@ -85,3 +85,18 @@ def test_the_built_in_semi_supervised_recipes_start_from_their_labels_only_cells
     assert "objective=ema-teacher (start: cnn)" in out
     column = max(len(name) for name in known) + 2  # every name fits its column, descriptions wrap beside it
     assert all(line.startswith(" " * column) or line[column - 2:column] == "  " for line in out.splitlines())
+
+
+def test_the_every_lever_recipes_start_from_their_whitened_runs_and_carry_drloc_on_the_pool():
+    known = load_recipes()
+    plan = make_plan("digits", [30, 60, 120], pick(known, ["cnn+ema+drloc", "cct-2+priors+ema+drloc"]), [0], 1438,
+                     budget_epochs=1, available=known)
+    cells = {c.id: c for c in plan.cells}
+    stages = {s.id: s for s in plan.stages}
+    assert cells["cct-2+priors+ema+drloc-n60-s0"].needs == {"init": "stages/cct-2+priors+white-n60-s0"}
+    assert cells["cnn+ema+drloc-n30-s0"].needs == {"init": "stages/cnn+white-n30-s0"}
+    assert stages["cct-2+priors+white-n60-s0"].settings["patch_whitening"] is True
+    for cell in plan.cells:  # the EMA stage reads the pool and carries the term on both kinds of image
+        assert (cell.settings["objective"], cell.settings["pool"]) == ("ema-teacher", "all")
+        assert cell.settings["drloc"] == {"images": "both"}
+    assert cells["cct-2+priors+ema+drloc-n30-s0"].settings["model_args"] == {"gpsa_blocks": 1, "pos_embed": "sincos"}
