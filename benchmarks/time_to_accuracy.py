@@ -9,7 +9,11 @@ training FLOPs until the accuracy on a fixed, seeded 2,000-image subset of the t
 `--eval-every` epochs, first reached each target (null: never within the schedule), the final accuracy, the
 threads and the CPU capability. A recipe trains its whole schedule (`--epochs`, the README's 60 at 1,000
 labels): its cosine schedule is part of the recipe, so "time to 50 %" is read on the schedule a user would run.
-Recipes that need another run (a teacher, a guide, a start, a pretraining) are refused: this times one run.
+A recipe that continues another's run (`start:`, e.g. `cct-2+priors+ema+drloc` after its whitened labels-only run)
+trains that run first and is timed over both: the minutes and FLOPs add up, and a target counts as reached at the
+first evaluation of either run that reached it (the first run's model is what a user holds by then). A lever
+(`@key=value`) applies to the named recipe's run. Recipes that need a teacher, a guide, a pretraining or a source
+run are refused (a cached teacher's pass over the pool is not one of the runs' epochs).
 """
 from __future__ import annotations
 
@@ -30,34 +34,44 @@ def fixed_test_subset(dataset, count: int = TEST_IMAGES, seed: int = 0):
     return dataset.test_images[order], dataset.test_labels[order]
 
 
-def recipe_settings(spec: str) -> dict:
-    """`cct-2+priors@model_args.patch_drop_rate=0.5@lr=1e-3` -> the recipe's settings with those key=value
-    settings on top (a dotted key fills a mapping, as on the command line): a lever timed on a recipe."""
+def recipe_chain(spec: str) -> list[tuple[str, dict]]:
+    """`cct-2+priors@model_args.patch_drop_rate=0.5@lr=1e-3` -> [(name, settings)] of the runs it trains, first to
+    last: each `start:` recipe before the recipe that continues from it, and the key=value settings on the last
+    (a dotted key fills a mapping, as on the command line): a lever timed on a recipe."""
     from lowdata.config import given_values
     from lowdata.study.recipes import load_recipes, pick
 
     name, *assignments = spec.split("@")
-    (recipe,) = pick(load_recipes(), [name])
-    if recipe.links() or recipe.pretrain or recipe.source:
-        raise SystemExit(f"{name} needs another run (teacher, guide, start, pretraining or source); "
-                         "time a self-contained recipe")
-    return given_values(overrides=dict(recipe.settings), assignments=assignments)
+    known, chain = load_recipes(), []
+    while name is not None:
+        (recipe,) = pick(known, [name])
+        if recipe.teacher or recipe.guide or recipe.pretrain or recipe.source:
+            raise SystemExit(f"{name} needs another kind of run (teacher, guide, pretraining or source); time a "
+                             "recipe whose runs are its own or its start: recipe's")
+        chain.insert(0, (name, dict(recipe.settings)))
+        name = recipe.start
+    last_name, last_settings = chain[-1]
+    chain[-1] = (last_name, given_values(overrides=last_settings, assignments=assignments))
+    return chain
 
 
-def minutes_to_targets(run_dir: Path, targets: list[float], train_flops: float | None,
-                       low_res: dict | None = None) -> dict:
-    """From metrics.jsonl: cumulative training minutes (and FLOPs, pro rata per epoch, an early epoch at a lower
-    resolution counted at its `low_res` share) at the first evaluation that reached each target."""
-    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    weights = [low_res["flops_ratio"] if low_res and line["epoch"] <= low_res["epochs"] else 1.0 for line in lines]
+def minutes_to_targets(runs: list[tuple[Path, float | None, dict | None]], targets: list[float]) -> dict:
+    """From each run's metrics.jsonl, the runs (run_dir, train_flops, low_res) one after the other: cumulative
+    training minutes (and FLOPs, pro rata per epoch, an early epoch at a lower resolution counted at its `low_res`
+    share) at the first evaluation that reached each target."""
     seconds, work, reached = 0.0, 0.0, {}
-    for line, weight in zip(lines, weights):
-        seconds, work = seconds + line["epoch_seconds"], work + weight
-        accuracy = line.get("test_acc")
-        for target in targets:
-            if accuracy is not None and accuracy >= target / 100 and target not in reached:
-                reached[target] = {"minutes": round(seconds / 60, 2), "epoch": line["epoch"],
-                                   "flops": train_flops * work / sum(weights) if train_flops else None}
+    for run_dir, train_flops, low_res in runs:
+        lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        weights = [low_res["flops_ratio"] if low_res and line["epoch"] <= low_res["epochs"] else 1.0
+                   for line in lines]
+        for line, weight in zip(lines, weights):
+            seconds += line["epoch_seconds"]
+            work = None if work is None or not train_flops else work + train_flops * weight / sum(weights)
+            accuracy = line.get("test_acc")
+            for target in targets:
+                if accuracy is not None and accuracy >= target / 100 and target not in reached:
+                    reached[target] = {"minutes": round(seconds / 60, 2), "epoch": line["epoch"],
+                                       "run": run_dir.name, "flops": work}
     return {f"{target:g}": reached.get(target) for target in targets}
 
 
@@ -81,18 +95,23 @@ def main() -> None:
     data = (dataset.train_images, dataset.train_labels, test_images, test_labels)
     targets = [float(value) for value in args.targets.split(",")]
     with tempfile.TemporaryDirectory() as scratch:
-        for name in args.recipes.split(","):
-            out = Path(scratch) / name.replace("/", "_").replace("@", "_")
-            summary = lowdata.train(data=data, data_classes=list(dataset.info.classes), labels=args.labels,
-                                    epochs=args.epochs, eval_every=args.eval_every, seed=args.seed,
-                                    threads=args.threads, out=str(out), **recipe_settings(name))
-            print(json.dumps({"recipe": name, "labels": args.labels, "epochs": args.epochs,
-                              "test_images": len(test_labels), "targets": minutes_to_targets(
-                                  out, targets, summary.get("train_flops"), summary.get("low_res")),
-                              "final_acc": summary["test_acc"], "train_minutes": round(summary["train_seconds"] / 60, 2),
-                              "threads": summary["threads"], "precision": summary["precision"],
+        for spec in args.recipes.split(","):
+            runs, summaries, init = [], [], None
+            for index, (name, settings) in enumerate(recipe_chain(spec)):
+                out = Path(scratch) / f"{spec}-{index}-{name}".replace("/", "_").replace("@", "_")
+                summary = lowdata.train(data=data, data_classes=list(dataset.info.classes), labels=args.labels,
+                                        epochs=args.epochs, eval_every=args.eval_every, seed=args.seed,
+                                        threads=args.threads, out=str(out), **settings,
+                                        **({"init": str(init)} if init else {}))
+                runs.append((out, summary.get("train_flops"), summary.get("low_res")))
+                summaries.append(summary)
+                init = out
+            print(json.dumps({"recipe": spec, "runs": [out.name for out, _, _ in runs], "labels": args.labels,
+                              "epochs": args.epochs, "test_images": len(test_labels),
+                              "targets": minutes_to_targets(runs, targets), "final_acc": summaries[-1]["test_acc"],
+                              "train_minutes": round(sum(s["train_seconds"] for s in summaries) / 60, 2),
+                              "threads": summaries[-1]["threads"], "precision": summaries[-1]["precision"],
                               "cpu_capability": torch.backends.cpu.get_cpu_capability()}), flush=True)
-
 
 if __name__ == "__main__":
     main()
