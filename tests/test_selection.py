@@ -144,7 +144,7 @@ def test_train_can_take_its_budget_by_a_strategy(tmp_path):
         train(out=str(tmp_path / "v"), data="digits", labels=30, epochs=1, selection="kmeans", val_fraction=0.2)
 
 
-def test_train_reads_selection_features_from_a_weights_file_with_its_model(tmp_path, capsys):
+def test_train_reads_selection_features_from_a_weights_file_with_its_model(tmp_path, capsys, monkeypatch):
     from safetensors.torch import save_file
 
     from lowdata import train
@@ -160,7 +160,44 @@ def test_train_reads_selection_features_from_a_weights_file_with_its_model(tmp_p
     dataset = load_dataset("digits")
     assert chosen_budget(dataset, 30, "kmeans", str(weights), 2, "resnet20").labelled.tolist() == listed
     assert chosen_budget(dataset, 30, "kmeans", "pca", 2).labelled.tolist() != listed  # the features decide
+    import lowdata.selection.select as select_module
+
+    chosen = []  # the budgets train took, as chosen_budget returned them
+    real = select_module.chosen_budget
+    monkeypatch.setattr(select_module, "chosen_budget", lambda *a, **k: chosen.append(real(*a, **k)) or chosen[-1])
     train(out=str(tmp_path / "run"), data="digits", labels=30, epochs=1, seed=2, selection="kmeans",
-          selection_features=str(weights), selection_model="resnet20")
-    assert f"labelled images chosen by kmeans on {weights} features" in capsys.readouterr().err
+          selection_features=str(weights), selection_model="resnet20", selection_size=16)
+    resized = chosen_budget(dataset, 30, "kmeans", str(weights), 2, "resnet20", size=16).labelled
+    assert resized.tolist() != listed  # the features read at 16 px are other features
+    assert chosen[0].labelled.tolist() == resized.tolist()
+    err = capsys.readouterr().err
+    assert f"labelled images chosen by kmeans on {weights} features read at 16 px" in err
+
+
+def test_features_are_read_at_the_given_size_and_once(tmp_path):
+    from lowdata.data import load_dataset
+    from lowdata.augment import Normalize
+    from lowdata.models import create_model
+    from lowdata.objectives.teacher_cache import teacher_fingerprint
+    from lowdata.selection.features import PreLogits, model_outputs
+
+    torch.manual_seed(0)
+    dataset = load_dataset("digits")
+    images, info = dataset.train_images[:40], dataset.info
+    network = create_model("resnet20", 10, 1, (8, 8)).eval()
+    normalize = Normalize(info)
+    with torch.no_grad():
+        by_hand = torch.nn.functional.interpolate(normalize(images), size=(20, 20), mode="bilinear",
+                                                  align_corners=False, antialias=True)
+        expected = network.forward_head(network.forward_features(by_hand), pre_logits=True)
+    vectors = model_outputs(network, images, info, size=20)
+    torch.testing.assert_close(torch.from_numpy(vectors), expected, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(model_outputs(network, images, info), vectors, atol=1e-3)  # 8 px: other features
+
+    def refused(*args):
+        raise AssertionError("the features were computed again")
+    network.forward_features = refused
+    np.testing.assert_array_equal(model_outputs(network, images, info, size=20), vectors)  # from the cache
+    as_teacher = teacher_fingerprint(network, normalize.mean, normalize.std)
+    assert teacher_fingerprint(PreLogits(network), normalize.mean, normalize.std) != as_teacher
 

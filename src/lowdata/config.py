@@ -102,6 +102,8 @@ class TrainConfig(RunConfig):
     # probcover, kmeans, random) over `selection_features` instead of class-balanced at random
     selection_features: str = "pca"  # pca (raw pixels) or a run / weights / timm name, as --init takes
     selection_model: str | None = None  # the architecture of a selection_features weights file (select's --model)
+    selection_size: int | None = None  # the side the features' model reads the images at (resized; 128 for an
+    # ImageNet model on 32-px images: its features at 32 px are near chance); None: the images' own
     classes: str | None = None  # only these classes, comma-separated (e.g. a transfer target); None = all
     # model
     init: str | None = None  # start from: a lowdata run, a weights file, a Hugging Face ViT folder, a timm name
@@ -182,6 +184,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
     "label_smoothing": (0, 1, True, False), "pool_ratio": (0, None, False, True), "rounds": (1, None, True, True),
     "repeated_aug": (1, None, True, True), "ema_decay": (0, 1, True, False), "knn_memory": (1, None, True, True),
     "knn_k": (1, None, True, True), "teacher_size": (1, None, True, True),
+    "selection_size": (1, None, True, True),
     "low_res_size": (1, None, True, True), "low_res_fraction": (0, 1, False, True),
 }
 

@@ -27,7 +27,8 @@ BATCH = 256
 
 
 def teacher_fingerprint(teacher: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> str:
-    """SHA-256 of the teacher's weights (names, shapes, bytes), its input size and the normalisation."""
+    """SHA-256 of the teacher's weights (names, shapes, bytes), its input size, what it outputs where not logits
+    (`output_kind`) and the normalisation."""
     digest = hashlib.sha256()
     for name, value in teacher.state_dict().items():
         digest.update(name.encode())
@@ -35,6 +36,8 @@ def teacher_fingerprint(teacher: nn.Module, mean: torch.Tensor, std: torch.Tenso
         digest.update(value.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
                       if value.numel() else b"")
     digest.update(str(getattr(teacher, "input_size", None)).encode())
+    if getattr(teacher, "output_kind", "logits") != "logits":  # e.g. a network's features, apart from its logits
+        digest.update(teacher.output_kind.encode())
     digest.update(mean.cpu().numpy().tobytes() + std.cpu().numpy().tobytes())
     return digest.hexdigest()
 
@@ -86,10 +89,11 @@ def write_rows(path: Path, fingerprint: str, rows: dict[str, torch.Tensor]) -> b
 
 
 def cached_teacher_logits(teacher: nn.Module, images: torch.Tensor, normalize: nn.Module, device: torch.device,
-                          autocast: Callable[[], object], root: Path | None = None
+                          autocast: Callable[[], object], root: Path | None = None, name: str = "teacher"
                           ) -> tuple[torch.Tensor, dict[str, object]]:
     """The teacher's float32 logits (P, K) for the uint8 `images` (P, C, H, W), read from the cache where it has
-    them and computed (and added to it) where not; and what the summary says of it."""
+    them and computed (and added to it) where not; and what the summary says of it. `name` says whose outputs
+    they are in the progress line (selection reads a feature network's outputs through the same cache)."""
     from tqdm import tqdm
 
     from lowdata import console
@@ -101,10 +105,10 @@ def cached_teacher_logits(teacher: nn.Module, images: torch.Tensor, normalize: n
     keys = image_keys(images)
     missing = [i for i, key in enumerate(keys) if key not in rows]
     if missing:  # a frozen teacher's pass over a whole pool takes minutes on a CPU: said, with a bar
-        console.say(f"teacher cache: computing the teacher's outputs on {len(missing):,} images once "
+        console.say(f"{name} cache: computing the {name}'s outputs on {len(missing):,} images once "
                     f"({len(keys) - len(missing):,} read from {path.parent})", kind="teacher-cache")
     batches = range(0, len(missing), BATCH)
-    for start in tqdm(batches, desc="teacher outputs", unit="batch", disable=True if console.is_quiet() else None):
+    for start in tqdm(batches, desc=f"{name} outputs", unit="batch", disable=True if console.is_quiet() else None):
         index = torch.tensor(missing[start:start + BATCH])
         with autocast():
             logits = teacher(normalize(images[index].to(device))).float().cpu()

@@ -53,7 +53,7 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
         if config.val_fraction:
             raise UsageError("selection= chooses the labelled images themselves; set val_fraction=0 with it")
         budget = chosen_budget(dataset, len(budget.labelled), config.selection, config.selection_features,
-                               config.seed, config.selection_model)
+                               config.seed, config.selection_model, config.selection_size)
     policy = build_policy(config.augment, info, **config.augment_args)
     # a resumed run keeps its saved model_args (one from before sized presets has no patch size recorded)
     given_args = config.model_args
@@ -88,9 +88,9 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
     if not run.resume and (grid := grid_note(config.model, given_args, config.model_args, info.image_size)):
         notes.append(grid)
     if config.selection:
-        classes = torch.bincount(dataset.train_labels[budget.labelled], minlength=info.num_classes)
-        notes.append(f"labelled images chosen by {config.selection} on {config.selection_features} features "
-                     f"(per class: {min(classes.tolist())} to {max(classes.tolist())})")
+        from lowdata.selection.select import selection_note
+
+        notes.append(selection_note(config, info, dataset.train_labels[budget.labelled]))
     if config.low_res_size:
         notes.append(f"progressive resolution: epochs 1-{config.low_res_epochs()} train on images "
                      f"{config.low_res_size} px high, the rest and every evaluation at {info.image_size[0]} px")

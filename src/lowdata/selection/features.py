@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 PCA_DIMENSIONS = 50
@@ -38,18 +39,42 @@ def feature_model(source: str, info, model_name: str | None, pretrained: bool = 
     return model.eval(), report
 
 
+class PreLogits(nn.Module):
+    """A network whose output is its pooled pre-logit features (timm's `forward_head(pre_logits=True)`), reading
+    each batch resized to `input_size` (bilinear, antialiased) where given: an ImageNet model reads 32-px images
+    poorly (EfficientNet-Lite0 on CIFAR-10: k-NN accuracy of its features 12 % at 32 px, 64 % at 128 px)."""
+
+    output_kind = "pre-logits"  # its cached outputs are kept apart from the same network's logits
+
+    def __init__(self, network: nn.Module, input_size: tuple[int, int] | None = None) -> None:
+        super().__init__()
+        self.network, self.input_size = network, input_size
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.input_size is not None and tuple(images.shape[-2:]) != self.input_size:
+            images = F.interpolate(images, size=self.input_size, mode="bilinear", align_corners=False,
+                                   antialias=True)
+        return self.network.forward_head(self.network.forward_features(images), pre_logits=True)
+
+
 @torch.no_grad()
-def model_outputs(model: nn.Module, images: torch.Tensor, info, logits: bool = False) -> np.ndarray:
-    """Pooled pre-logit features (timm's `forward_head(pre_logits=True)`) or, with `logits`, class
-    probabilities, of the uint8 images, normalised as the data's training images are."""
+def model_outputs(model: nn.Module, images: torch.Tensor, info, logits: bool = False,
+                  size: int | None = None) -> np.ndarray:
+    """Pooled pre-logit features or, with `logits`, class probabilities, of the uint8 images, normalised as the
+    data's training images are; features read at `size` px high (the aspect kept) where given. Features come
+    through the teacher-output cache (keyed by the weights, the size and each image's bytes): a study's cells
+    choose their budgets from one pass over the pool, not one each."""
+    from contextlib import nullcontext
+
     from lowdata.augment import Normalize
+    from lowdata.objectives.teacher_cache import cached_teacher_logits
 
     normalize = Normalize(info)
-    outputs = []
-    for start in range(0, len(images), BATCH):
-        x = normalize(images[start:start + BATCH])
-        if logits:
-            outputs.append(model(x).float().softmax(dim=1))
-        else:
-            outputs.append(model.forward_head(model.forward_features(x), pre_logits=True).float())
-    return torch.cat(outputs).numpy()
+    if not logits:
+        height, width = images.shape[-2:]
+        shape = None if size is None else (size, round(width * size / height))
+        vectors, _ = cached_teacher_logits(PreLogits(model, shape), images, normalize, torch.device("cpu"),
+                                           nullcontext, name="feature network")
+        return vectors.numpy()
+    return torch.cat([model(normalize(images[start:start + BATCH])).float().softmax(dim=1)
+                      for start in range(0, len(images), BATCH)]).numpy()

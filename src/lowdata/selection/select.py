@@ -91,13 +91,13 @@ def candidates(data: str, image_size: int | None, split_seed: int):
 
 
 def read_features(features: str, images: torch.Tensor, info, seed: int, model: str | None, pretrained: bool,
-                  probabilities: bool) -> tuple[np.ndarray, list[str]]:
+                  probabilities: bool, size: int | None = None) -> tuple[np.ndarray, list[str]]:
     from lowdata.selection.features import feature_model, model_outputs, pixel_pca
 
     if features == "pca":
         return pixel_pca(images, seed), []
     network, report = feature_model(features, info, model, pretrained)
-    return model_outputs(network, images, info, logits=probabilities), report
+    return model_outputs(network, images, info, logits=probabilities, size=size), report
 
 
 def write_list(path: Path, names: list[str], scores: np.ndarray, strategy: str, output_format: str) -> None:
@@ -128,18 +128,32 @@ def said(summary: dict[str, Any]) -> str:
 
 
 
-def chosen_budget(dataset, count: int, strategy: str, features: str, seed: int, model: str | None = None):
+def chosen_budget(dataset, count: int, strategy: str, features: str, seed: int, model: str | None = None,
+                  size: int | None = None):
     """The labelled budget of `count` training images chosen by `strategy` over `features` (labels unread until
-    chosen; `model`: the architecture of a weights file), the rest the pool: what `train selection=...` trains on
-    in place of a class-balanced random draw."""
+    chosen; `model`: the architecture of a weights file; `size`: the side its model reads the images at), the rest
+    the pool: what `train selection=...` trains on in place of a class-balanced random draw."""
     from lowdata.data import Budget
     from lowdata.selection.strategies import STRATEGIES
 
     if strategy not in STRATEGIES.names():
         raise UsageError(STRATEGIES.unknown_message(strategy))
-    vectors, _ = read_features(features, dataset.train_images, dataset.info, seed, model, False, False)
+    vectors, _ = read_features(features, dataset.train_images, dataset.info, seed, model, False, False, size)
     chosen = choose(strategy, vectors, np.zeros(len(vectors), bool), count, seed, dataset.info.num_classes).index
     labelled = torch.as_tensor(np.sort(chosen), dtype=torch.long)
     rest = np.ones(len(vectors), bool)
     rest[chosen] = False
     return Budget(labelled, torch.zeros(0, dtype=torch.long), torch.as_tensor(np.flatnonzero(rest), dtype=torch.long))
+
+
+def selection_note(config, info, labels: torch.Tensor) -> str:
+    """The run's line on its chosen budget: strategy, features, the size they were read at, images per class."""
+    classes = torch.bincount(labels, minlength=info.num_classes).tolist()
+    read_at = f" read at {config.selection_size} px" if config.selection_size else ""
+    if not config.selection_size and config.selection_features != "pca" and max(info.image_size) < 64 \
+            and not Path(config.selection_features).is_dir():  # someone else's model, most likely seen at 224 px
+        read_at = (f" read at {max(info.image_size)} px (an ImageNet model reads images this small poorly: "
+                   "selection_size=128)")
+    return (f"labelled images chosen by {config.selection} on {config.selection_features} features{read_at} "
+            f"(per class: {min(classes)} to {max(classes)})")
+
