@@ -16,7 +16,8 @@ models/frozen.py picks), the guide's feature maps, the EMA teacher's update and 
 the pool's strong augmentation, and the student's forward and backward on twice the images against once.
 `pooled_cached` is `pooled` with the teacher's pool outputs read from its cache (distill.teacher_cache);
 `pooled_cached_split` the same with the labelled loss's backward pass before the pool's forward
-(distill.split_backward); `pooled_cached_half` that with one pool image per two labelled images (pool_ratio 0.5).
+(distill.split_backward); `pooled_cached_half` that with one pool image per two labelled images (pool_ratio 0.5),
+`pooled_cached_quarter` per four (0.25).
 `drloc` and `masked` add the label-free terms on the labelled images (masked modelling needs a patch ViT:
 `--student vit-tiny-simple --variants drloc,masked`). The
 teacher run is trained first (1 epoch) and not timed. Speeds depend on the CPU: the line names its capability.
@@ -72,6 +73,8 @@ def variants(teacher: Path) -> dict[str, dict]:
             # and with one pool image per two labelled images (pool_ratio 0.5): the student's work is 1.5x
             "pooled_cached_half": dict(teacher=str(teacher), pool="all", pool_ratio=0.5,
                                        distill={"mode": "hard", "teacher_cache": True, "split_backward": True}),
+            "pooled_cached_quarter": dict(teacher=str(teacher), pool="all", pool_ratio=0.25,
+                                          distill={"mode": "hard", "teacher_cache": True, "split_backward": True}),
             "guided": dict(guide=str(teacher), guide_on="labelled"),
             "ema": dict(pool="all", pool_teacher="ema", pool_ratio=1.0),
             "drloc": dict(drloc={"images": "labelled"}),  # the label-free terms on the labelled images
