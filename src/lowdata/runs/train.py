@@ -53,7 +53,7 @@ def train_kind(run: Run, stop_after_epoch: int | None) -> dict[str, Any] | None:
         if config.val_fraction:
             raise UsageError("selection= chooses the labelled images themselves; set val_fraction=0 with it")
         budget = chosen_budget(dataset, len(budget.labelled), config.selection, config.selection_features,
-                               config.seed, config.selection_model, config.selection_size)
+                               config.seed, config.selection_model, config.selection_size, run.autocast)
     policy = build_policy(config.augment, info, **config.augment_args)
     # a resumed run keeps its saved model_args (one from before sized presets has no patch size recorded)
     given_args = config.model_args

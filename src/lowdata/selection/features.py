@@ -3,6 +3,9 @@
 the margin strategy, a trained run's class probabilities."""
 from __future__ import annotations
 
+from contextlib import nullcontext
+from typing import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -58,14 +61,13 @@ class PreLogits(nn.Module):
 
 
 @torch.no_grad()
-def model_outputs(model: nn.Module, images: torch.Tensor, info, logits: bool = False,
-                  size: int | None = None) -> np.ndarray:
+def model_outputs(model: nn.Module, images: torch.Tensor, info, logits: bool = False, size: int | None = None,
+                  autocast: Callable[[], object] = nullcontext) -> np.ndarray:
     """Pooled pre-logit features or, with `logits`, class probabilities, of the uint8 images, normalised as the
-    data's training images are; features read at `size` px high (the aspect kept) where given. Features come
-    through the teacher-output cache (keyed by the weights, the size and each image's bytes): a study's cells
-    choose their budgets from one pass over the pool, not one each."""
-    from contextlib import nullcontext
-
+    data's training images are; features read at `size` px high (the aspect kept) where given, under `autocast`
+    (a run's precision; fp32 by default). Features come through the teacher-output cache (keyed by the weights,
+    the size and each image's bytes, as a teacher's outputs under its run's precision): a study's cells choose
+    their budgets from one pass over the pool, not one each."""
     from lowdata.augment import Normalize
     from lowdata.objectives.teacher_cache import cached_teacher_logits
 
@@ -74,7 +76,7 @@ def model_outputs(model: nn.Module, images: torch.Tensor, info, logits: bool = F
         height, width = images.shape[-2:]
         shape = None if size is None else (size, round(width * size / height))
         vectors, _ = cached_teacher_logits(PreLogits(model, shape), images, normalize, torch.device("cpu"),
-                                           nullcontext, name="feature network")
+                                           autocast, name="feature network")
         return vectors.numpy()
     return torch.cat([model(normalize(images[start:start + BATCH])).float().softmax(dim=1)
                       for start in range(0, len(images), BATCH)]).numpy()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -91,13 +92,14 @@ def candidates(data: str, image_size: int | None, split_seed: int):
 
 
 def read_features(features: str, images: torch.Tensor, info, seed: int, model: str | None, pretrained: bool,
-                  probabilities: bool, size: int | None = None) -> tuple[np.ndarray, list[str]]:
+                  probabilities: bool, size: int | None = None, autocast: Callable[[], object] = nullcontext
+                  ) -> tuple[np.ndarray, list[str]]:
     from lowdata.selection.features import feature_model, model_outputs, pixel_pca
 
     if features == "pca":
         return pixel_pca(images, seed), []
     network, report = feature_model(features, info, model, pretrained)
-    return model_outputs(network, images, info, logits=probabilities, size=size), report
+    return model_outputs(network, images, info, logits=probabilities, size=size, autocast=autocast), report
 
 
 def write_list(path: Path, names: list[str], scores: np.ndarray, strategy: str, output_format: str) -> None:
@@ -129,16 +131,18 @@ def said(summary: dict[str, Any]) -> str:
 
 
 def chosen_budget(dataset, count: int, strategy: str, features: str, seed: int, model: str | None = None,
-                  size: int | None = None):
+                  size: int | None = None, autocast: Callable[[], object] = nullcontext):
     """The labelled budget of `count` training images chosen by `strategy` over `features` (labels unread until
-    chosen; `model`: the architecture of a weights file; `size`: the side its model reads the images at), the rest
-    the pool: what `train selection=...` trains on in place of a class-balanced random draw."""
+    chosen; `model`: the architecture of a weights file; `size`: the side its model reads the images at, under the
+    run's `autocast`), the rest the pool: what `train selection=...` trains on in place of a class-balanced random
+    draw."""
     from lowdata.data import Budget
     from lowdata.selection.strategies import STRATEGIES
 
     if strategy not in STRATEGIES.names():
         raise UsageError(STRATEGIES.unknown_message(strategy))
-    vectors, _ = read_features(features, dataset.train_images, dataset.info, seed, model, False, False, size)
+    vectors, _ = read_features(features, dataset.train_images, dataset.info, seed, model, False, False, size,
+                               autocast)
     chosen = choose(strategy, vectors, np.zeros(len(vectors), bool), count, seed, dataset.info.num_classes).index
     labelled = torch.as_tensor(np.sort(chosen), dtype=torch.long)
     rest = np.ones(len(vectors), bool)
