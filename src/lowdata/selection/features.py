@@ -45,7 +45,8 @@ def feature_model(source: str, info, model_name: str | None, pretrained: bool = 
 class PreLogits(nn.Module):
     """A network whose output is its pooled pre-logit features (timm's `forward_head(pre_logits=True)`), reading
     each batch resized to `input_size` (bilinear, antialiased) where given: an ImageNet model reads 32-px images
-    poorly (EfficientNet-Lite0 on CIFAR-10: k-NN accuracy of its features 12 % at 32 px, 64 % at 128 px)."""
+    poorly (EfficientNet-Lite0 on CIFAR-10: k-NN accuracy of its features 12 % at 32 px, 62 % at 128 px:
+    benchmarks/selection_features.py)."""
 
     output_kind = "pre-logits"  # its cached outputs are kept apart from the same network's logits
 
