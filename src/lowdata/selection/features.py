@@ -8,8 +8,9 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from lowdata.models.frozen import Frozen, Layout
 
 PCA_DIMENSIONS = 50
 BATCH = 256
@@ -42,23 +43,21 @@ def feature_model(source: str, info, model_name: str | None, pretrained: bool = 
     return model.eval(), report
 
 
-class PreLogits(nn.Module):
-    """A network whose output is its pooled pre-logit features (timm's `forward_head(pre_logits=True)`), reading
-    each batch resized to `input_size` (bilinear, antialiased) where given: an ImageNet model reads 32-px images
-    poorly (EfficientNet-Lite0 on CIFAR-10: k-NN accuracy of its features 12 % at 32 px, 62 % at 128 px:
+class PreLogits(Frozen):
+    """A frozen network whose output is its pooled pre-logit features (timm's `forward_head(pre_logits=True)`),
+    read at `input_size` where given (Frozen's own view: an ImageNet model reads 32-px images poorly —
+    EfficientNet-Lite0 on CIFAR-10: k-NN accuracy of its features 12 % at 32 px, 62 % at 128 px:
     benchmarks/selection_features.py)."""
 
     output_kind = "pre-logits"  # its cached outputs are kept apart from the same network's logits
 
     def __init__(self, network: nn.Module, input_size: tuple[int, int] | None = None) -> None:
-        super().__init__()
-        self.network, self.input_size = network, input_size
+        super().__init__(network, Layout("contiguous", "selection features"), input_size)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.input_size is not None and tuple(images.shape[-2:]) != self.input_size:
-            images = F.interpolate(images, size=self.input_size, mode="bilinear", align_corners=False,
-                                   antialias=True)
-        return self.network.forward_head(self.network.forward_features(images), pre_logits=True)
+        with torch.inference_mode():
+            view = self.own_view(images)
+            return self.network.forward_head(self.network.forward_features(view), pre_logits=True).clone()
 
 
 @torch.no_grad()
