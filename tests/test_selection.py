@@ -1,5 +1,6 @@
 """`lowdata select`: TypiClust's and ProbCover's choices on constructed points, seeds, labelled images never
 chosen, the Label Studio file, the memory a 50,000-image pool takes."""
+import copy
 import csv
 import json
 from pathlib import Path
@@ -186,6 +187,9 @@ def test_features_are_read_at_the_given_size_and_once(tmp_path):
     images, info = dataset.train_images[:40], dataset.info
     network = create_model("resnet20", 10, 1, (8, 8)).eval()
     normalize = Normalize(info)
+    as_teacher = teacher_fingerprint(network, normalize.mean, normalize.std)
+    other_head = copy.deepcopy(network)  # the same features, another head drawn at random for the classes
+    torch.nn.init.normal_(other_head.get_classifier().weight)
     with torch.no_grad():
         by_hand = torch.nn.functional.interpolate(normalize(images), size=(20, 20), mode="bilinear",
                                                   align_corners=False, antialias=True)
@@ -198,6 +202,7 @@ def test_features_are_read_at_the_given_size_and_once(tmp_path):
         raise AssertionError("the features were computed again")
     network.forward_features = refused
     np.testing.assert_array_equal(model_outputs(network, images, info, size=20), vectors)  # from the cache
-    as_teacher = teacher_fingerprint(network, normalize.mean, normalize.std)
+    other_head.forward_features = refused  # a run whose head was drawn otherwise reads the same cached pass
+    np.testing.assert_array_equal(model_outputs(other_head, images, info, size=20), vectors)
     assert teacher_fingerprint(PreLogits(network), normalize.mean, normalize.std) != as_teacher
 

@@ -44,14 +44,17 @@ def feature_model(source: str, info, model_name: str | None, pretrained: bool = 
 
 
 class PreLogits(Frozen):
-    """A frozen network whose output is its pooled pre-logit features (timm's `forward_head(pre_logits=True)`),
-    read at `input_size` where given (Frozen's own view: an ImageNet model reads 32-px images poorly —
-    EfficientNet-Lite0 on CIFAR-10: k-NN accuracy of its features 12 % at 32 px, 62 % at 128 px:
-    benchmarks/selection_features.py)."""
+    """A frozen network, its classifier taken off, whose output is its pooled pre-logit features (timm's
+    `forward_head(pre_logits=True)`), read at `input_size` where given (Frozen's own view: an ImageNet model
+    reads 32-px images poorly — EfficientNet-Lite0 on CIFAR-10: k-NN accuracy of its features 12 % at 32 px,
+    62 % at 128 px: benchmarks/selection_features.py)."""
 
     output_kind = "pre-logits"  # its cached outputs are kept apart from the same network's logits
 
     def __init__(self, network: nn.Module, input_size: tuple[int, int] | None = None) -> None:
+        # the classifier goes (timm's reset_classifier(0)): the features do not read it, and a head drawn at
+        # random for the data's classes would give each run its own cache key and its own pass over the pool
+        network.reset_classifier(0)
         super().__init__(network, Layout("contiguous", "selection features"), input_size)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
