@@ -68,10 +68,9 @@ def model_outputs(model: nn.Module, images: torch.Tensor, info, logits: bool = F
                   autocast: Callable[[], object] = nullcontext) -> np.ndarray:
     """Pooled pre-logit features or, with `logits`, class probabilities, of the uint8 images, normalised as the
     data's training images are; features read at `size` px high (the aspect kept) where given, under `autocast`
-    (a run's precision; fp32 by default). Features come through the teacher-output cache (keyed by the weights
-    less the classifier, the size and each image's bytes, as a teacher's outputs under its run's precision), taking
-    `model`'s classifier off (PreLogits): a study's cells choose
-    their budgets from one pass over the pool, not one each."""
+    (a run's precision; fp32 by default). Features come through the teacher-output cache, keyed by the weights
+    less the classifier (PreLogits takes `model`'s off), the size and each image's bytes, as a teacher's outputs
+    under its run's precision: a study's cells choose their budgets from one pass over the pool, not one each."""
     from lowdata.augment import Normalize
     from lowdata.objectives.teacher_cache import cached_teacher_logits
 
